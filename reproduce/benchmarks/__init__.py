@@ -1,0 +1,1 @@
+"""Benchmark protocols: one module per protocol (questions -> judge requests -> verdicts -> scores)."""

@@ -1,0 +1,265 @@
+"""AlpacaEval 2 protocol (annotator ``weighted_alpaca_eval_gpt4_turbo``), scored with alpaca_eval's own metrics.
+
+One judge game per instruction. The reference output is ``output_1`` and the model's ``output_2``; before
+the judge sees them the pair is swapped by alpaca_eval's deterministic coin (seeded on the switch-column
+name, the instruction and the annotator seed 0). The judge answers one token, ``m`` (first shown output
+better) or ``M``; the preference is ``2 - p(m)`` from the top log-probs, mapped back through the swap, so
+in every record ``preference`` 1 means the reference won and 2 means the model won.
+
+The game key says which order the judge saw: ``"unswitched"`` or ``"switched"``. Identical outputs are
+not judged (``build_requests`` returns no game): the official annotator sets them to 1.5, and so does
+:func:`make_record`.
+
+Records follow the alpaca_eval ``annotations.json`` schema (``instruction``, ``output_1``/``generator_1`` =
+reference, ``output_2``/``generator_2`` = model, ``preference``, ``raw_completion``, ``annotator``) plus
+``question_id`` (the instruction's position in the official 805-item file) and ``is_switched_outputs``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from reproduce.benchmarks.templates import ALPACA_ANNOTATOR, alpaca_eval_prompt, optional_for_tiny
+from reproduce.io import DataError, read_json, read_jsonl
+from reproduce.judges.base import JudgeReply, JudgeRequest
+
+# alpaca_eval's pairwise annotators seed the order coin with seed 0 and the column "is_switched_outputs";
+# checked against every row of the real annotation files in tests/test_alpaca_eval2.py.
+SWITCH_SEED = 0
+SWITCH_COLUMN = "is_switched_outputs"
+GAMES = ("unswitched", "switched")
+NUMERATOR, DENOMINATORS = "m", ("m", "M")
+
+# Length control needs df_gamed.csv from the Hugging Face dataset tatsu-lab/alpaca_eval. We do not know
+# (and will not guess) a commit hash of that dataset, so a download happens only at a revision the user
+# pins (option ``lc_revision`` or $REPRODUCE_ALPACA_EVAL_HF_REVISION); an unpinned "main" is never used.
+LC_REPO = "tatsu-lab/alpaca_eval"
+LC_FILES = ("df_gamed.csv", "instruction_difficulty.csv")
+DEFAULT_DECODING = {"temperature": 1.0, "max_tokens": 1, "logprobs": True, "top_logprobs": 5}
+REQUIRED = ("instruction", "output_1", "output_2", "generator_1", "generator_2", "preference")
+
+
+def load_templates(bench: dict, mirror=None) -> dict | None:
+    """The annotator's chat prompt from the installed alpaca-eval wheel (None for a tiny bench without it)."""
+    return optional_for_tiny(bench, alpaca_eval_prompt)
+
+
+def is_switched(instruction: str, seed: int = SWITCH_SEED) -> bool:
+    """alpaca_eval's order coin: True when the model's output is shown first (as ``m``)."""
+    from alpaca_eval.utils import random_seeded_choice
+
+    return random_seeded_choice(seed=SWITCH_COLUMN + instruction + str(seed), choices=[False, True])
+
+
+def _decoding(bench: dict) -> dict:
+    judging = bench.get("judging") or {}
+    out = {k: judging.get(k, v) for k, v in DEFAULT_DECODING.items()}
+    if not out["logprobs"]:  # the preference is read from log-probs; without them nothing can be parsed
+        raise DataError(f"{bench.get('_file', 'alpaca_eval2')}: judging.logprobs must be true for AlpacaEval 2")
+    return out
+
+
+def _reference(question: dict, reference: dict | None) -> tuple[str, str]:
+    """(reference output, its generator): the given reference answer, else the question's own reference."""
+    if reference is not None:
+        return reference["turns"][0], reference.get("model", "reference")
+    if question.get("reference"):
+        return question["reference"][0], question.get("reference_generator") or "reference"
+    raise DataError(f"alpaca_eval2: question {question['question_id']!r} has no reference output")
+
+
+def build_requests(question: dict, answer: dict, reference: dict | None, bench: dict,
+                   templates: dict | None) -> list[tuple[str, JudgeRequest]]:
+    """The single judge game of one instruction, in the order alpaca_eval's coin picks."""
+    instruction = question["turns"][0]
+    ref_text, _ = _reference(question, reference)
+    model_text = answer["turns"][0]
+    if ref_text == model_text:
+        return []  # official rule: identical outputs are a draw (1.5), never sent to the judge
+    switched = is_switched(instruction)
+    first, second = (model_text, ref_text) if switched else (ref_text, model_text)
+    messages = None
+    if templates is not None:
+        import pandas as pd
+        from alpaca_eval.utils import make_prompts, prompt_to_chatml
+
+        # alpaca_eval's own formatting (first-occurrence replacement) and ChatML -> messages conversion
+        row = pd.DataFrame([{"instruction": instruction, "output_1": first, "output_2": second}])
+        prompt = make_prompts(row, templates["prompt_template"])[0][0]
+        messages = tuple(prompt_to_chatml(prompt))
+    fields = {"kind": "preference", "question": instruction, "answer_a": first, "answer_b": second}
+    game = "switched" if switched else "unswitched"
+    return [(game, JudgeRequest(messages=messages, decoding=_decoding(bench), fields=fields))]
+
+
+def preference_from_logprobs(top_logprobs: dict[str, float] | None) -> float | None:
+    """``2 - p(m)`` with p(m) normalised over {m, M}; a missing token has log-prob -inf, both missing -> None."""
+    if not top_logprobs:
+        return None
+    found = {t: lp for t, lp in top_logprobs.items() if t in DENOMINATORS}
+    if not found:
+        return None
+    lp_m = found.get(NUMERATOR, -math.inf)
+    lps = [found.get(t, -math.inf) for t in DENOMINATORS]
+    top = max(lps)
+    log_denominator = top + math.log(sum(math.exp(lp - top) for lp in lps))
+    return 2 - math.exp(lp_m - log_denominator)
+
+
+def parse(game: str, reply: JudgeReply) -> Any | None:
+    """Preference in the official orientation (1 = reference wins, 2 = model wins), or None."""
+    if game not in GAMES:
+        raise ValueError(f"alpaca_eval2: unknown game '{game}'")
+    pref = preference_from_logprobs(reply.top_logprobs)
+    if pref is None or math.isnan(pref):
+        return None
+    # same arithmetic as alpaca_eval's un-switch (3 - x), so the floats agree bit for bit
+    return 3 - pref if game == "switched" else pref
+
+
+def _reply_dict(reply) -> dict | None:
+    if reply is None:
+        return None
+    return reply.to_dict() if hasattr(reply, "to_dict") else dict(reply)
+
+
+def make_record(question, answer, reference, bench, judge_name: str, verdicts: dict, replies: dict) -> dict:
+    """alpaca_eval annotation row of one instruction (preference None when the judge gave no verdict)."""
+    ref_text, ref_gen = _reference(question, reference)
+    model_text = answer["turns"][0]
+    switched = is_switched(question["turns"][0])
+    if ref_text == model_text:
+        preference, raw = 1.5, None
+    else:
+        game = "switched" if switched else "unswitched"
+        preference = verdicts.get(game)
+        reply = _reply_dict(replies.get(game))
+        raw = None if reply is None else {"text": reply.get("text"), "top_logprobs": reply.get("top_logprobs")}
+    return {"question_id": str(question["question_id"]), "instruction": question["turns"][0],
+            "dataset": question.get("category"), "output_1": ref_text, "generator_1": ref_gen,
+            "output_2": model_text, "generator_2": answer["model"], "annotator": judge_name,
+            "annotator_config": ALPACA_ANNOTATOR, "is_switched_outputs": switched,
+            "preference": preference, "raw_completion": raw}
+
+
+def read_judgments(path, fmt: str = "native") -> list[dict]:
+    """Native records (JSON list or JSONL), or an official ``annotations.json`` (fmt "alpaca_eval")."""
+    path = Path(path)
+    if fmt == "native":
+        rows = read_jsonl(path) if path.suffix == ".jsonl" else read_json(path)
+    elif fmt == "alpaca_eval":
+        rows = read_json(path)
+    else:
+        raise DataError(f"{path}: unknown judgment format '{fmt}' (native, alpaca_eval)")
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a JSON list of annotations")
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: record {i} is not an object")
+        missing = [k for k in REQUIRED if k not in row]
+        if missing:
+            raise DataError(f"{path}: record {i} lacks {', '.join(missing)}")
+        pref = row["preference"]
+        if pref is not None and not isinstance(pref, (int, float)):
+            try:
+                pref = float(pref)
+            except ValueError:
+                raise DataError(f"{path}: record {i} has a non-numeric preference {pref!r}") from None
+        if pref is not None and (math.isnan(pref) or not (pref == 0 or 1 <= pref <= 2)):
+            if not math.isnan(pref):
+                raise DataError(f"{path}: record {i} has preference {pref} outside [1, 2]")
+            pref = None
+        rec = dict(row)
+        rec["preference"] = pref
+        # official files are in the order of the 805 instructions: position = question id
+        rec.setdefault("question_id", str(i))
+        out.append(rec)
+    return out
+
+
+def _lc_files(options: dict) -> tuple[dict | None, str | None]:
+    """Local paths of the length-control files, or (None, reason)."""
+    lc_dir = options.get("lc_dir") or os.environ.get("REPRODUCE_ALPACA_EVAL_LC_DIR")
+    if lc_dir:
+        paths = {f: Path(lc_dir) / f for f in LC_FILES}
+        if paths["df_gamed.csv"].exists():
+            return {f: p for f, p in paths.items() if p.exists()}, None
+        return None, f"df_gamed.csv not found in {lc_dir}"
+    revision = options.get("lc_revision") or os.environ.get("REPRODUCE_ALPACA_EVAL_HF_REVISION")
+    if not revision:
+        return None, ("length control needs df_gamed.csv from the Hugging Face dataset tatsu-lab/alpaca_eval: "
+                      "set lc_dir / $REPRODUCE_ALPACA_EVAL_LC_DIR, or pin a dataset revision with lc_revision / "
+                      "$REPRODUCE_ALPACA_EVAL_HF_REVISION")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return {f: Path(hf_hub_download(repo_id=LC_REPO, filename=f, repo_type="dataset", revision=revision))
+                for f in LC_FILES}, None
+    except Exception as e:  # network / hub errors: report, never invent a number
+        return None, f"download of the length-control files at revision {revision} failed ({e})"
+
+
+def _length_controlled(df, options: dict) -> tuple[float | None, float | None, str | None]:
+    """alpaca_eval's own GLM (length_controlled_v1), fed the local files instead of its hub download."""
+    files, reason = _lc_files(options)
+    if files is None:
+        return None, None, reason
+    if not all(str(q).isdigit() for q in df["question_id"]):
+        return None, None, "length control needs question ids that are positions in the 805 instructions"
+    from alpaca_eval.metrics import glm_winrate
+
+    def local_download(*args, filename=None, **kwargs):
+        if filename not in files:
+            raise FileNotFoundError(filename)
+        return str(files[filename])
+
+    frame = df.copy()
+    frame.index = [int(q) for q in frame["question_id"]]  # the GLM looks instructions up by this index
+    with mock.patch.object(glm_winrate, "hf_hub_download", local_download):
+        m = glm_winrate.get_length_controlled_winrate(frame, save_weights_dir=None,
+                                                      is_add_glm_preference_inplace=False)
+    se = m.get("lc_standard_error")
+    return float(m["length_controlled_winrate"]), (None if se is None else float(se)), None
+
+
+def score(records: list[dict], bench: dict | None = None, **options) -> dict:
+    """Win rate, standard error, counts (alpaca_eval.metrics.get_winrate), avg_length and the LC win rate.
+
+    options: ``lc_dir`` (folder with df_gamed.csv), ``lc_revision`` (pinned hub revision to download),
+    ``length_controlled`` (False to skip).
+    """
+    import pandas as pd
+    from alpaca_eval.metrics import get_winrate
+
+    if not records:
+        raise DataError("alpaca_eval2: no records to score")
+    models = {r["generator_2"] for r in records}
+    if len(models) != 1:
+        raise DataError(f"alpaca_eval2: records of several models {sorted(models)}; score one model at a time")
+    df = pd.DataFrame(records)
+    df["preference"] = df["preference"].astype(float)  # None -> NaN, which alpaca_eval drops
+    n_failed = int(df["preference"].isna().sum())
+    valid = df[df["preference"].notna()]
+    if valid.empty:
+        raise DataError("alpaca_eval2: every record failed; nothing to score")
+    m = get_winrate(valid)
+    out = {"win_rate": float(m["win_rate"]), "standard_error": float(m["standard_error"]),
+           "n_wins": int(m["n_wins"]), "n_wins_base": int(m["n_wins_base"]), "n_draws": int(m["n_draws"]),
+           "n_total": int(m["n_total"]), "discrete_win_rate": float(m["discrete_win_rate"]),
+           # alpaca_eval's avg_length: mean character length of the model's outputs, truncated to int
+           "avg_length": int(df["output_2"].str.len().mean()), "n_failed": n_failed}
+    want_lc = options.get("length_controlled", ((bench or {}).get("judging") or {}).get("length_controlled", True))
+    if want_lc:
+        lc, lc_se, reason = _length_controlled(df, options)
+    else:
+        lc, lc_se, reason = None, None, "length control disabled (judging.length_controlled: false)"
+    out["length_controlled_winrate"] = lc
+    out["lc_standard_error"] = lc_se
+    if reason:
+        out["length_controlled_reason"] = reason
+    return out

@@ -1,0 +1,276 @@
+"""MT-Bench protocol: FastChat's single-answer grading per turn, optionally pairwise games against a baseline.
+
+Judge prompts come from FastChat's ``judge_prompts.jsonl``. Categories math, reasoning and coding use the
+reference-guided ("math") prompts with the GPT-4 reference answers; turn 2 is judged with the
+multi-turn prompts, which show the whole two-turn conversation.
+
+Games of one question:
+    ``single-t1``, ``single-t2``            one rating 1..10 per turn
+    ``pair-t1-g1``, ``pair-t1-g2``, ...     when judging.modes includes "pairwise": game 1 shows the model as
+                                            assistant A and the baseline as B, game 2 swaps them
+
+Native record of one question (designed for this project, close to FastChat's judgment rows)::
+
+    {"question_id", "model", "judge", "category",
+     "single":   [{"turn": 1, "prompt": "single-v1", "score": 8.0 | None, "judgment": text}, ...],
+     "pairwise": [{"turn": 1, "prompt": "pair-v2", "baseline": name,
+                   "g1_winner": "model_1" | "model_2" | "tie" | None, "g2_winner": ...,
+                   "g1_judgment": text, "g2_judgment": text}, ...]}
+
+``model_1`` is always the model being evaluated and ``model_2`` the baseline (FastChat's
+pairwise-baseline convention); a winner of None is a game without a verdict.
+
+Scoring follows FastChat's show_result: ``score`` is the mean of all valid ratings (both turns pooled),
+``score_turn1``/``score_turn2`` the per-turn means; a pairwise row with a failed game is dropped, a row is a
+win only when both games name the model, a loss only when both name the baseline, otherwise a tie.
+Win rates are reported in percent: win_rate = 100 W / (W + L + T), win_rate_adjusted = 100 (W + T/2) / n.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+from reproduce.benchmarks.questions import fetch_file
+from reproduce.benchmarks.templates import mt_bench_prompts, optional_for_tiny
+from reproduce.io import DataError, read_json, read_jsonl
+from reproduce.judges.base import JudgeReply, JudgeRequest
+
+NEED_REF_CATS = ("math", "reasoning", "coding", "arena-hard-200")  # FastChat's reference-guided categories
+ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
+ONE_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
+DEFAULT_DECODING = {"temperature": 0.0, "max_tokens": 2048}
+WINNERS = ("model_1", "model_2", "tie")
+
+
+def load_templates(bench: dict, mirror=None) -> dict | None:
+    """FastChat judge prompts by name (None for a tiny bench without the file)."""
+    return optional_for_tiny(bench, lambda: mt_bench_prompts(fetch_file(bench["questions"]["files"]["judge_prompts"],
+                                                                        mirror)))
+
+
+def _decoding(bench: dict) -> dict:
+    judging = bench.get("judging") or {}
+    out = {k: judging.get(k, v) for k, v in DEFAULT_DECODING.items()}
+    if judging.get("logprobs"):
+        out.update(logprobs=True, top_logprobs=judging.get("top_logprobs", 0))
+    return out
+
+
+def _turns(question: dict, answer: dict) -> list[int]:
+    """Turns to judge: 1, and 2 only for two-turn questions (FastChat skips multi-turn otherwise)."""
+    if len(answer["turns"]) < len(question["turns"]):
+        raise DataError(f"mt_bench: answer to {question['question_id']!r} has {len(answer['turns'])} turns, "
+                        f"the question {len(question['turns'])}")
+    return [1, 2] if len(question["turns"]) == 2 else [1]
+
+
+def _prompt_name(kind: str, ref_based: bool, turn: int) -> str:
+    base = {("single", False): "single-v1", ("single", True): "single-math-v1",
+            ("pair", False): "pair-v2", ("pair", True): "pair-math-v1"}[(kind, ref_based)]
+    return base + ("-multi-turn" if turn == 2 else "")
+
+
+def _ref_based(question: dict) -> bool:
+    return question.get("category") in NEED_REF_CATS
+
+
+def _messages(templates: dict | None, name: str, args: dict) -> tuple | None:
+    if templates is None:
+        return None
+    if name not in templates:
+        raise DataError(f"mt_bench: judge prompt '{name}' missing from judge_prompts.jsonl")
+    t = templates[name]
+    return ({"role": "system", "content": t["system_prompt"]},
+            {"role": "user", "content": t["prompt_template"].format(**args)})
+
+
+def build_requests(question: dict, answer: dict, reference: dict | None, bench: dict,
+                   templates: dict | None) -> list[tuple[str, JudgeRequest]]:
+    """Single grading per turn and, with judging.modes including "pairwise", both-order games per turn."""
+    modes = ((bench.get("judging") or {}).get("modes")) or ["single"]
+    q, a = question["turns"], answer["turns"]
+    ref_based = _ref_based(question)
+    refs = question.get("reference") or []
+    if ref_based and templates is not None and len(refs) < len(q):
+        raise DataError(f"mt_bench: question {question['question_id']!r} ({question.get('category')}) "
+                        "needs reference answers for every turn")
+    ref_args = {f"ref_answer_{i + 1}": r for i, r in enumerate(refs)} if ref_based else {}
+    decoding = _decoding(bench)
+    out = []
+    for turn in _turns(question, answer):
+        ref_field = {"reference": refs[turn - 1]} if ref_based and len(refs) >= turn else {}
+        if "single" in modes:
+            name = _prompt_name("single", ref_based, turn)
+            args = ({"question": q[0], "answer": a[0]} if turn == 1 else
+                    {"question_1": q[0], "question_2": q[1], "answer_1": a[0], "answer_2": a[1]})
+            fields = {"kind": "rating", "question": q[turn - 1], "answer": a[turn - 1], "turn": turn, **ref_field}
+            out.append((f"single-t{turn}", JudgeRequest(_messages(templates, name, {**args, **ref_args}),
+                                                        decoding, fields)))
+        if "pairwise" in modes:
+            if reference is None:
+                raise DataError(f"mt_bench: pairwise mode needs a baseline answer for {question['question_id']!r}")
+            b = reference["turns"]
+            name = _prompt_name("pair", ref_based, turn)
+            for game, (x, y) in (("g1", (a, b)), ("g2", (b, a))):
+                args = ({"question": q[0], "answer_a": x[0], "answer_b": y[0]} if turn == 1 else
+                        {"question_1": q[0], "question_2": q[1], "answer_a_1": x[0], "answer_b_1": y[0],
+                         "answer_a_2": x[1], "answer_b_2": y[1]})
+                fields = {"kind": "pair", "question": q[turn - 1], "answer_a": x[turn - 1],
+                          "answer_b": y[turn - 1], "verdicts": "abc", "turn": turn, **ref_field}
+                out.append((f"pair-t{turn}-{game}", JudgeRequest(_messages(templates, name, {**args, **ref_args}),
+                                                                 decoding, fields)))
+    return out
+
+
+def parse_rating(text: str | None) -> float | None:
+    """FastChat's rating: first ``[[x]]``, else first ``[x]``; None when absent or outside 1..10."""
+    if not text:
+        return None
+    match = ONE_SCORE.search(text) or ONE_SCORE_BACKUP.search(text)
+    if not match:
+        return None
+    value = float(ast.literal_eval(match.group(1)))
+    return value if 1 <= value <= 10 else None
+
+
+def parse_pair(text: str | None) -> str | None:
+    """FastChat's pairwise verdict, checked in its order: ``[[A]]``, ``[[B]]``, ``[[C]]`` (tie)."""
+    if not text:
+        return None
+    for token, verdict in (("[[A]]", "A"), ("[[B]]", "B"), ("[[C]]", "tie")):
+        if token in text:
+            return verdict
+    return None
+
+
+def parse(game: str, reply: JudgeReply) -> Any | None:
+    """A rating (single games) or "A"/"B"/"tie" (pairwise games); None when nothing valid parses."""
+    if game.startswith("single-t"):
+        return parse_rating(reply.text)
+    if game.startswith("pair-t"):
+        return parse_pair(reply.text)
+    raise ValueError(f"mt_bench: unknown game '{game}'")
+
+
+def _text(reply) -> str | None:
+    if reply is None:
+        return None
+    return reply.get("text") if isinstance(reply, dict) else getattr(reply, "text", None)
+
+
+def make_record(question, answer, reference, bench, judge_name: str, verdicts: dict, replies: dict) -> dict:
+    """Native record of one question (layout in the module docstring)."""
+    modes = ((bench.get("judging") or {}).get("modes")) or ["single"]
+    ref_based = _ref_based(question)
+    single, pairwise = [], []
+    for turn in _turns(question, answer):
+        if "single" in modes:
+            key = f"single-t{turn}"
+            single.append({"turn": turn, "prompt": _prompt_name("single", ref_based, turn),
+                           "score": verdicts.get(key), "judgment": _text(replies.get(key))})
+        if "pairwise" in modes:
+            # game 1 shows the model as A, game 2 shows the baseline as A
+            g1 = {"A": "model_1", "B": "model_2", "tie": "tie"}.get(verdicts.get(f"pair-t{turn}-g1"))
+            g2 = {"A": "model_2", "B": "model_1", "tie": "tie"}.get(verdicts.get(f"pair-t{turn}-g2"))
+            pairwise.append({"turn": turn, "prompt": _prompt_name("pair", ref_based, turn),
+                             "baseline": (reference or {}).get("model"), "g1_winner": g1, "g2_winner": g2,
+                             "g1_judgment": _text(replies.get(f"pair-t{turn}-g1")),
+                             "g2_judgment": _text(replies.get(f"pair-t{turn}-g2"))})
+    return {"question_id": str(question["question_id"]), "model": answer["model"], "judge": judge_name,
+            "category": question.get("category"), "single": single, "pairwise": pairwise}
+
+
+def _from_fastchat(path: Path, rows: list[dict]) -> list[dict]:
+    """Group FastChat single / pairwise judgment rows into native records (order of first appearance)."""
+    records: dict[tuple, dict] = {}
+    for i, row in enumerate(rows, start=1):
+        judge = row.get("judge")
+        judge_name, prompt = (judge[0], judge[1]) if isinstance(judge, list) and len(judge) == 2 else (judge, None)
+        if "model" in row and "score" in row:
+            model, kind = row["model"], "single"
+        elif all(k in row for k in ("model_1", "model_2", "g1_winner", "g2_winner")):
+            model, kind = row["model_1"], "pair"
+        else:
+            raise DataError(f"{path}:{i}: neither a FastChat single (model, score, turn) nor pairwise "
+                            "(model_1, model_2, g1_winner, g2_winner) judgment")
+        if "question_id" not in row:
+            raise DataError(f"{path}:{i}: record lacks 'question_id'")
+        qid = str(row["question_id"])
+        rec = records.setdefault((model, qid), {"question_id": qid, "model": model, "judge": judge_name,
+                                                "category": row.get("category"), "single": [], "pairwise": []})
+        turn = row.get("turn", 1)
+        if turn not in (1, 2):
+            raise DataError(f"{path}:{i}: turn {turn!r} is not 1 or 2")
+        if kind == "single":
+            score = row["score"]
+            if not isinstance(score, (int, float)) or isinstance(score, bool):
+                raise DataError(f"{path}:{i}: score {score!r} is not a number")
+            # FastChat stores -1 when no rating parsed: a failed judgment, never a rating
+            rec["single"].append({"turn": turn, "prompt": prompt, "score": None if score == -1 else float(score),
+                                  "judgment": row.get("judgment")})
+        else:
+            winners = []
+            for key in ("g1_winner", "g2_winner"):
+                w = row[key]
+                if w not in WINNERS + ("error",):
+                    raise DataError(f"{path}:{i}: {key} {w!r} is not model_1, model_2, tie or error")
+                winners.append(None if w == "error" else w)
+            rec["pairwise"].append({"turn": turn, "prompt": prompt, "baseline": row["model_2"],
+                                    "g1_winner": winners[0], "g2_winner": winners[1],
+                                    "g1_judgment": row.get("g1_judgment"), "g2_judgment": row.get("g2_judgment")})
+    return list(records.values())
+
+
+def read_judgments(path, fmt: str = "native") -> list[dict]:
+    """Native records (JSON list or JSONL), or FastChat single / pairwise judgment JSONL (fmt "fastchat")."""
+    path = Path(path)
+    if fmt == "fastchat":
+        return _from_fastchat(path, read_jsonl(path))
+    if fmt != "native":
+        raise DataError(f"{path}: unknown judgment format '{fmt}' (native, fastchat)")
+    rows = read_jsonl(path) if path.suffix == ".jsonl" else read_json(path)
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a list of records")
+    for i, rec in enumerate(rows):
+        if not isinstance(rec, dict) or not all(k in rec for k in ("question_id", "model", "single", "pairwise")):
+            raise DataError(f"{path}: record {i} lacks question_id / model / single / pairwise")
+    return rows
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def score(records: list[dict], bench: dict | None = None, **options) -> dict:
+    """FastChat's MT-Bench numbers for one model (option ``model`` picks one from a mixed list)."""
+    if options.get("model"):
+        records = [r for r in records if r["model"] == options["model"]]
+    if not records:
+        raise DataError("mt_bench: no records to score")
+    models = {r["model"] for r in records}
+    if len(models) != 1:
+        raise DataError(f"mt_bench: records of several models {sorted(models)}; pass model=...")
+    single = [s for r in records for s in r["single"]]
+    valid = [s for s in single if s["score"] is not None]
+    out = {"score": _mean([s["score"] for s in valid]),
+           "score_turn1": _mean([s["score"] for s in valid if s["turn"] == 1]),
+           "score_turn2": _mean([s["score"] for s in valid if s["turn"] == 2]),
+           "n_ratings": len(valid), "n_failed": len(single) - len(valid)}
+    pairs = [p for r in records for p in r["pairwise"]]
+    if pairs:
+        baselines = {p.get("baseline") for p in pairs}
+        if len(baselines) > 1:
+            raise DataError(f"mt_bench: pairwise records against several baselines {sorted(map(str, baselines))}")
+        done = [p for p in pairs if p["g1_winner"] is not None and p["g2_winner"] is not None]
+        wins = sum(p["g1_winner"] == p["g2_winner"] == "model_1" for p in done)
+        losses = sum(p["g1_winner"] == p["g2_winner"] == "model_2" for p in done)
+        ties = len(done) - wins - losses  # a tie, or the two orders disagree
+        n = len(done)
+        out.update(wins=wins, losses=losses, ties=ties, n_pairs=n, n_failed_pairwise=len(pairs) - n,
+                   baseline=baselines.pop(),
+                   win_rate=100.0 * wins / n if n else None,
+                   win_rate_adjusted=100.0 * (wins + 0.5 * ties) / n if n else None)
+    return out

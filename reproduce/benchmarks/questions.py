@@ -1,0 +1,117 @@
+"""Benchmark questions and reference answers: official files (pinned URL + sha256, cached, or a local
+mirror directory) or the tiny task's held-out split.
+
+Question records: ``{"question_id": str, "category": str, "turns": [str, ...], "reference": [str] | None}``.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+
+from reproduce.config import ROOT
+from reproduce.io import DataError, read_json, read_jsonl, sha256_file
+
+CACHE = Path(os.environ.get("REPRODUCE_CACHE", ROOT / ".cache" / "benchmarks"))
+
+
+def default_mirror() -> Path | None:
+    """The local mirror of official files: $REPRODUCE_BENCHMARK_MIRROR, else ../shared/benchmarks if present."""
+    env = os.environ.get("REPRODUCE_BENCHMARK_MIRROR")
+    if env:
+        return Path(env)
+    shared = ROOT.parent / "shared" / "benchmarks"
+    return shared if shared.is_dir() else None
+
+
+def fetch_file(spec: dict, mirror: str | Path | None = None) -> Path:
+    """Return a local path to an official file ``{path, url, sha256}``.
+
+    Order: the mirror directory (``mirror/path``), the download cache, then a download from the pinned URL.
+    Every file is checked against its sha256; a mismatch is an error naming the file, never used.
+    """
+    mirror = Path(mirror) if mirror else default_mirror()
+    candidates = []
+    if mirror is not None:
+        candidates.append(mirror / spec["path"])
+    cached = CACHE / spec["sha256"][:16] / Path(spec["path"]).name
+    candidates.append(cached)
+    for path in candidates:
+        if path.exists():
+            digest = sha256_file(path)
+            if digest != spec["sha256"]:
+                raise DataError(f"{path}: sha256 {digest[:12]}... does not match the pinned {spec['sha256'][:12]}...")
+            return path
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(cached.suffix + ".part")
+        with urllib.request.urlopen(spec["url"], timeout=60) as resp, open(tmp, "wb") as fh:
+            fh.write(resp.read())
+    except OSError as e:
+        raise DataError(
+            f"{spec['path']}: not in the mirror ({mirror}) and download from {spec['url']} failed ({e}); "
+            "set REPRODUCE_BENCHMARK_MIRROR to a directory holding the official files"
+        ) from None
+    digest = sha256_file(tmp)
+    if digest != spec["sha256"]:
+        tmp.unlink()
+        raise DataError(f"{spec['url']}: downloaded sha256 {digest[:12]}... does not match the pinned one")
+    tmp.rename(cached)
+    return cached
+
+
+def load_questions(bench: dict, mirror: str | Path | None = None) -> list[dict]:
+    """Questions of a benchmark config (``evals/benchmarks/<name>.yaml``), validated: ids unique, turns non-empty."""
+    qcfg = bench["questions"]
+    if qcfg.get("task"):
+        from reproduce.tiny.task import load_task
+
+        task = load_task(qcfg["task"])
+        prompts = task.split(qcfg.get("split", "eval"))[: qcfg.get("n")]
+        questions = [
+            {"question_id": f"{task.name}-{i:04d}", "category": "math", "turns": [p], "reference": [str(task.solve(p))]}
+            for i, p in enumerate(prompts)
+        ]
+    else:
+        questions = _load_official(bench, mirror)
+        if qcfg.get("n"):
+            questions = questions[: qcfg["n"]]
+    seen = set()
+    for q in questions:
+        if q["question_id"] in seen:
+            raise DataError(f"{bench.get('_file', 'benchmark')}: duplicate question id {q['question_id']!r}")
+        seen.add(q["question_id"])
+        if not q["turns"] or not all(isinstance(t, str) and t for t in q["turns"]):
+            raise DataError(f"{bench.get('_file', 'benchmark')}: question {q['question_id']!r} has an empty turn")
+    return questions
+
+
+def _load_official(bench: dict, mirror) -> list[dict]:
+    files = bench["questions"]["files"]
+    protocol = bench["protocol"]
+    if protocol == "alpaca_eval2":
+        path = fetch_file(files["questions"], mirror)
+        rows = read_json(path)
+        return [
+            {"question_id": str(i), "category": r.get("dataset", "alpaca_eval"), "turns": [r["instruction"]],
+             "reference": [r["output"]], "reference_generator": r.get("generator")}
+            for i, r in enumerate(rows)
+        ]
+    path = fetch_file(files["questions"], mirror)
+    refs = {}
+    if "reference_answers" in files:
+        for r in read_jsonl(fetch_file(files["reference_answers"], mirror)):
+            refs[str(r["question_id"])] = [t for t in r["choices"][0]["turns"]]
+    out = []
+    for i, r in enumerate(read_jsonl(path), start=1):
+        qid = str(r.get("question_id", r.get("uid", "")))
+        if not qid:
+            raise DataError(f"{path}:{i}: record has no question_id/uid")
+        if "turns" in r:
+            turns = [t["content"] if isinstance(t, dict) else t for t in r["turns"]]
+        else:
+            turns = [r["prompt"]]
+        out.append({"question_id": qid, "category": r.get("category", ""), "turns": turns,
+                    "reference": refs.get(qid)})
+    return out

@@ -1,0 +1,178 @@
+"""Load, validate and resolve the workflow configuration.
+
+Config flows one way: YAML files -> JSON-schema validation -> a resolved per-job dict that each stage
+writes beside its output and reads back. A preset (``config/presets/<name>.yaml``) names settings
+(``config/recipes/<setting>.yaml``), benchmarks (``evals/benchmarks/<name>.yaml``) and judges
+(``evals/judges/<name>.yaml``); every Snakemake wildcard is one of those keys.
+
+Every error is one line naming the file and the key, raised as :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from reproduce.io import content_hash
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+
+
+class ConfigError(ValueError):
+    """A configuration problem; ``str()`` is one line naming the file and key."""
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; malformed YAML raises ``ConfigError`` naming file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{_rel(path)}: file not found") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{_rel(path)}:{where}: malformed YAML ({problem})") from None
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def validate(data: Any, schema_name: str, source: str | Path) -> dict:
+    """Validate ``data`` against ``reproduce/schemas/<schema_name>.schema.yaml``.
+
+    Raises ``ConfigError('<file>: key <a.b.c>: <problem>')`` for the first (deepest) error.
+    """
+    schema = yaml.safe_load((SCHEMAS / f"{schema_name}.schema.yaml").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = set(err.schema.get("properties", {}))
+            extra = sorted(k for k in err.instance if k not in allowed)
+            prefix = f"{key}." if err.absolute_path else ""
+            raise ConfigError(f"{_rel(Path(source))}: key '{prefix}{extra[0]}': unknown key (allowed: {', '.join(sorted(allowed))})")
+        raise ConfigError(f"{_rel(Path(source))}: key '{key}': {err.message}")
+    return data
+
+
+def _load_named(kind: str, folder: Path, name: str, schema: str, referrer: str) -> dict:
+    path = folder / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(f"{referrer}: unknown {kind} '{name}' (known: {', '.join(known)})")
+    data = load_yaml(path)
+    validate(data, schema, path)
+    data = dict(data)
+    data["_file"] = _rel(path)
+    return data
+
+
+def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
+    """Load the preset named in ``overrides['preset']`` (default from ``config/default.yaml``), validate it and
+    everything it references, and return one dict: ``{"preset", "settings", "benchmarks", "judges", ...}``.
+
+    ``overrides`` are Snakemake ``--config`` values; keys other than ``preset`` override preset keys.
+    """
+    overrides = dict(overrides or {})
+    default_file = root / "config" / "default.yaml"
+    default = validate(load_yaml(default_file) or {}, "default", default_file)
+    preset_name = overrides.pop("preset", default["preset"])
+    if not isinstance(preset_name, str):
+        raise ConfigError(f"--config: key 'preset': expected a string, got {type(preset_name).__name__}")
+    preset_file = root / "config" / "presets" / f"{preset_name}.yaml"
+    if not preset_file.exists():
+        known = sorted(p.stem for p in (root / "config" / "presets").glob("*.yaml"))
+        raise ConfigError(f"--config: key 'preset': unknown preset '{preset_name}' (known: {', '.join(known)})")
+    preset = load_yaml(preset_file) or {}
+    if not isinstance(preset, dict):
+        raise ConfigError(f"{_rel(preset_file)}: key '<top level>': expected a mapping")
+    preset.update(overrides)  # command-line overrides are validated like the file itself
+    validate(preset, "preset", preset_file)
+    src = _rel(preset_file)
+
+    cfg = copy.deepcopy(preset)
+    cfg["preset"] = preset_name
+    cfg["_file"] = src
+    cfg["settings"] = {
+        s: _load_named("setting", root / "config" / "recipes", s, "recipe", f"{src}: key 'settings'")
+        for s in preset["settings"]
+    }
+    cfg["benchmarks"] = {
+        b: _load_named("benchmark", root / "evals" / "benchmarks", b, "benchmark", f"{src}: key 'benchmarks'")
+        for b in preset["benchmarks"]
+    }
+    cfg["judges"] = {
+        j: _load_named("judge", root / "evals" / "judges", j, "judge", f"{src}: key 'judges'") for j in preset["judges"]
+    }
+    if cfg["table_judge"] not in cfg["judges"]:
+        raise ConfigError(f"{src}: key 'table_judge': '{cfg['table_judge']}' is not one of judges {preset['judges']}")
+    for setting, recipe in cfg["settings"].items():
+        for m in preset["methods"]:
+            if m != "sft" and m not in recipe["methods"]:
+                raise ConfigError(
+                    f"{recipe['_file']}: key 'methods': preset method '{m}' has no recipe "
+                    f"(recipe methods: {', '.join(recipe['methods'])})"
+                )
+        for name, method in recipe["methods"].items():
+            guide = method.get("guide")
+            if method["loss"] == "tgdpo" and guide not in recipe["methods"]:
+                raise ConfigError(f"{recipe['_file']}: key 'methods.{name}.guide': unknown method '{guide}'")
+    for b, bench in cfg["benchmarks"].items():
+        task = bench["questions"].get("task")
+        if task is not None and not (root / "evals" / "tasks" / f"{task}.yaml").exists():
+            raise ConfigError(f"{bench['_file']}: key 'questions.task': unknown task '{task}'")
+    return cfg
+
+
+def trained_methods(cfg: dict, setting: str) -> list[str]:
+    """Methods to train for ``setting``: the preset's Table-1 methods plus any guidance models they need."""
+    recipe = cfg["settings"][setting]["methods"]
+    wanted = [m for m in cfg["methods"] if m != "sft"]
+    for m in list(wanted):
+        guide = recipe[m].get("guide")
+        if guide and guide not in wanted:
+            wanted.insert(0, guide)
+    return wanted
+
+
+def job_config(cfg: dict, stage: str, **keys: str) -> dict:
+    """The resolved config of one job: only the parts that job depends on, plus its wildcard keys.
+
+    Its hash goes into provenance records, so two jobs with equal resolved configs are interchangeable.
+    """
+    job: dict[str, Any] = {"stage": stage, "preset": cfg["preset"], **keys}
+    setting = keys.get("setting")
+    if setting:
+        recipe = cfg["settings"][setting]
+        job["base"] = recipe["base"]
+        job["preference_data"] = recipe["preference_data"]
+        job["seed"] = recipe.get("seed", 0)
+        method = keys.get("method")
+        if method and method != "sft":
+            job["method_config"] = recipe["methods"][method]
+            guide = recipe["methods"][method].get("guide")
+            if guide:
+                job["guide_config"] = recipe["methods"][guide]
+    if keys.get("benchmark"):
+        job["benchmark_config"] = cfg["benchmarks"][keys["benchmark"]]
+    if keys.get("judge"):
+        job["judge_config"] = cfg["judges"][keys["judge"]]
+    job["generation"] = cfg.get("generation", {})
+    job["threads"] = cfg.get("threads")
+    job["config_hash"] = content_hash({k: v for k, v in job.items() if k != "config_hash"})
+    return job

@@ -1,0 +1,1 @@
+"""Generation: backends behind one interface (``hf``, ``vllm``, ``openai``) and the answer files they write."""

@@ -1,0 +1,22 @@
+"""Pick a generation backend from the ``generation`` section of the preset."""
+
+from __future__ import annotations
+
+
+def make_backend(gen_cfg: dict, model_dir: str, threads: int | None = None):
+    """``hf`` (transformers), ``vllm`` (in-process LLM) or ``openai`` (any OpenAI-compatible endpoint)."""
+    kind = gen_cfg.get("backend", "hf")
+    if kind == "hf":
+        from reproduce.generate.hf import HFBackend
+
+        return HFBackend(model_dir, batch_size=gen_cfg.get("batch_size", 64), threads=threads)
+    if kind == "vllm":
+        from reproduce.generate.vllm_backend import VLLMBackend
+
+        return VLLMBackend(model_dir, tensor_parallel_size=gen_cfg.get("tensor_parallel_size", 1),
+                           max_model_len=gen_cfg.get("max_model_len"))
+    if kind == "openai":
+        from reproduce.generate.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(model_dir, base_url=gen_cfg["base_url"], concurrency=gen_cfg.get("concurrency", 8))
+    raise ValueError(f"generation.backend: unknown backend '{kind}' (known: hf, vllm, openai)")

@@ -1,0 +1,1 @@
+"""Judges: who answers the protocols' judge prompts. Definitions are YAML under evals/judges/."""

@@ -1,0 +1,1 @@
+"""Reports: Table 1 beside the paper's numbers, and figures."""

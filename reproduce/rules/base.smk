@@ -1,0 +1,34 @@
+# Stage 1: the starting model and the preference pairs of each setting.
+
+rule base_model:
+    """Starting model: tiny -> tokenizer + SFT trained here; paper -> the instruct model at a pinned revision."""
+    output:
+        directory(P.model_dir("{setting}", "sft")),
+    params:
+        job=lambda w: job_arg(CFG, "base", setting=w.setting),
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        "results/logs/base/{setting}.log",
+    shell:
+        "reproduce base --job {params.job} --out {output} 2> {log}"
+
+
+rule preference_pairs:
+    """Preference pairs: on-policy samples scored by the reward (tiny), or the authors' released pairs."""
+    input:
+        base=P.model_dir("{setting}", "sft"),
+    output:
+        "results/data/{setting}/prefs.jsonl",
+    params:
+        job=lambda w: job_arg(CFG, "prefs", setting=w.setting),
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        "results/logs/prefs/{setting}.log",
+    shell:
+        "reproduce prefs --job {params.job} --base {input.base} --out {output} 2> {log}"

@@ -1,0 +1,34 @@
+# Stage 4: judging (through the content-addressed cache) and scoring per benchmark protocol.
+
+
+rule judge:
+    """One judge judges one model's answers on one benchmark."""
+    input:
+        answers=P.answers("{benchmark}", "{setting}", "{model}"),
+        reference=lambda w: P.reference(w.benchmark, w.setting),
+    output:
+        P.judgments("{benchmark}", "{judge}", "{setting}", "{model}"),
+    params:
+        job=lambda w: job_arg(CFG, "judge", setting=w.setting, method=w.model, benchmark=w.benchmark, judge=w.judge),
+        cache="results/judgments/{benchmark}/{judge}/_cache.jsonl",
+    resources:
+        runtime=12 * 60,
+    log:
+        "results/logs/judge/{benchmark}/{judge}/{setting}/{model}.log",
+    shell:
+        "reproduce judge --job {params.job} --answers {input.answers} --reference {input.reference}"
+        " --cache {params.cache} --out {output} 2> {log}"
+
+
+rule score:
+    """Score one model's judgments with the benchmark's official protocol."""
+    input:
+        P.judgments("{benchmark}", "{judge}", "{setting}", "{model}"),
+    output:
+        P.score("{benchmark}", "{judge}", "{setting}", "{model}"),
+    params:
+        job=lambda w: job_arg(CFG, "score", setting=w.setting, method=w.model, benchmark=w.benchmark, judge=w.judge),
+    log:
+        "results/logs/score/{benchmark}/{judge}/{setting}/{model}.log",
+    shell:
+        "reproduce score --job {params.job} --benchmark {wildcards.benchmark} --judgments {input} --out {output} 2> {log}"

@@ -1,0 +1,31 @@
+# Stage 2: every method from the starting model (TGDPO also needs its guidance model).
+
+
+def _guide_input(w):
+    guide = CFG["settings"][w.setting]["methods"][w.method].get("guide")
+    return {"guide": P.model_dir(w.setting, guide)} if guide else {}
+
+
+rule train:
+    """Train one method (dpo, simpo, tgdpo, ...) of one setting with the shared preference trainer."""
+    input:
+        unpack(_guide_input),
+        base=P.model_dir("{setting}", "sft"),
+        prefs="results/data/{setting}/prefs.jsonl",
+    output:
+        directory(P.model_dir("{setting}", "{method}")),
+    params:
+        job=lambda w: job_arg(CFG, "train", setting=w.setting, method=w.method),
+        guide=lambda w, input: f"--guide {input.guide}" if "guide" in input.keys() else "",
+        checkpoints="results/checkpoints/{setting}/{method}",
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+        gpus=1,
+    log:
+        "results/logs/train/{setting}/{method}.log",
+    shell:
+        "reproduce train --job {params.job} --base {input.base} --prefs {input.prefs} {params.guide}"
+        " --cache results/cache/token_logps/{wildcards.setting} --checkpoints {params.checkpoints}"
+        " --out {output} 2> {log}"

@@ -1,0 +1,130 @@
+"""A synthetic task whose answers a program can check: n-digit addition (``37+76=`` -> ``113``).
+
+The same module supplies the prompts (drawn from a seed into disjoint splits), a noisy demonstrator
+(drops needed carries, giving SFT something to improve on) and the verifier used as reward and judge.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from reproduce.config import ROOT, load_yaml, validate
+
+_PROMPT = re.compile(r"^\s*(\d+)\s*\+\s*(\d+)\s*=\s*$")
+_FIRST_INT = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class AdditionTask:
+    """n-digit addition with a noisy demonstrator; see evals/tasks/addition.yaml."""
+
+    name: str
+    digits: int
+    noisy_carry_rate: float
+    splits: tuple[tuple[str, int], ...]
+    seed: int
+
+    def prompt(self, a: int, b: int) -> str:
+        """The user message for ``a + b``."""
+        return f"{a}+{b}="
+
+    def parse_prompt(self, prompt: str) -> tuple[int, int]:
+        """Inverse of :meth:`prompt`; raises ``ValueError`` naming the prompt when it is not one of ours."""
+        m = _PROMPT.match(prompt)
+        if not m:
+            raise ValueError(f"not an addition prompt: {prompt!r}")
+        return int(m.group(1)), int(m.group(2))
+
+    def solve(self, prompt: str) -> int:
+        """The correct answer of a prompt."""
+        a, b = self.parse_prompt(prompt)
+        return a + b
+
+    @lru_cache(maxsize=None)
+    def split(self, name: str) -> list[str]:
+        """Prompts of split ``name``; splits are disjoint and fixed by the task seed."""
+        lo, hi = 10 ** (self.digits - 1), 10**self.digits
+        pairs = [(a, b) for a in range(lo, hi) for b in range(lo, hi)]
+        random.Random(self.seed).shuffle(pairs)
+        start = 0
+        for split_name, size in self.splits:
+            if split_name == name:
+                if start + size > len(pairs):
+                    raise ValueError(f"task {self.name}: splits need {start + size} prompts, only {len(pairs)} exist")
+                return [self.prompt(a, b) for a, b in pairs[start : start + size]]
+            start += size
+        raise KeyError(f"task {self.name}: unknown split '{name}' (known: {', '.join(n for n, _ in self.splits)})")
+
+    def demonstrate(self, prompt: str, rng: random.Random) -> str:
+        """A noisy demonstration: with probability ``noisy_carry_rate`` every carry is dropped."""
+        a, b = self.parse_prompt(prompt)
+        if _needs_carry(a, b) and rng.random() < self.noisy_carry_rate:
+            return str(_add_without_carry(a, b))
+        return str(a + b)
+
+    def parse_answer(self, answer: str) -> int | None:
+        """The integer an answer states (its first integer), or None when it states none."""
+        m = _FIRST_INT.search(answer or "")
+        return int(m.group(0)) if m else None
+
+    def is_correct(self, prompt: str, answer: str) -> bool:
+        """Verifier: does ``answer`` state the right sum?"""
+        return self.parse_answer(answer) == self.solve(prompt)
+
+    def reward(self, prompt: str, answer: str) -> float:
+        """Reward for on-policy pair building: 1 if correct, else minus the (capped, relative) error."""
+        value, truth = self.parse_answer(answer), self.solve(prompt)
+        if value is None:
+            return -1.0
+        if value == truth:
+            return 1.0
+        return -min(1.0, abs(value - truth) / max(1, truth))
+
+    def rating(self, prompt: str, answer: str) -> int:
+        """MT-Bench-style 1-10 rating: 10 if correct, else 1 + 8 * fraction of digits right (in place)."""
+        value, truth = self.parse_answer(answer), str(self.solve(prompt))
+        if value is None:
+            return 1
+        if str(value) == truth:
+            return 10
+        got = str(value).rjust(len(truth))[-len(truth) :]
+        same = sum(x == y for x, y in zip(got, truth))
+        return 1 + int(8 * same / len(truth))
+
+    def distance(self, prompt: str, answer: str) -> float:
+        """Absolute error of an answer (infinite when it states no integer); used for pairwise verdicts."""
+        value = self.parse_answer(answer)
+        return float("inf") if value is None else float(abs(value - self.solve(prompt)))
+
+
+def _needs_carry(a: int, b: int) -> bool:
+    while a or b:
+        if a % 10 + b % 10 >= 10:
+            return True
+        a, b = a // 10, b // 10
+    return False
+
+
+def _add_without_carry(a: int, b: int) -> int:
+    out, place = 0, 1
+    while a or b:
+        out += ((a % 10 + b % 10) % 10) * place
+        a, b, place = a // 10, b // 10, place * 10
+    return out
+
+
+def load_task(name: str, root: Path = ROOT) -> AdditionTask:
+    """Load and validate ``evals/tasks/<name>.yaml``."""
+    path = root / "evals" / "tasks" / f"{name}.yaml"
+    data = validate(load_yaml(path), "task", path)
+    return AdditionTask(
+        name=data["name"],
+        digits=data["digits"],
+        noisy_carry_rate=data.get("noisy_carry_rate", 0.0),
+        splits=tuple(data["splits"].items()),
+        seed=data["seed"],
+    )

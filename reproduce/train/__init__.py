@@ -1,0 +1,1 @@
+"""Training: one TRL-based preference trainer for every method; losses are small registered functions."""

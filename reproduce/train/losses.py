@@ -1,0 +1,98 @@
+"""Preference losses as small pure functions over per-token tensors, registered by name.
+
+Every loss takes keyword arguments: per-token log-probs of shape (B, T) (zero where masked) and 0/1
+masks of the same shape, and returns ``(loss, chosen_rewards, rejected_rewards)`` with each of shape
+(B,): the per-pair loss and the implicit rewards that are logged.
+
+Example::
+
+    >>> import torch
+    >>> from reproduce.train.losses import get_loss
+    >>> lp = torch.zeros(2, 3); m = torch.ones(2, 3)
+    >>> loss, _, _ = get_loss("dpo")(policy_chosen_logps=lp, policy_rejected_logps=lp, ref_chosen_logps=lp,
+    ...     ref_rejected_logps=lp, chosen_mask=m, rejected_mask=m, beta=0.1)
+    >>> [round(x, 4) for x in loss.tolist()]
+    [0.6931, 0.6931]
+
+Adding a loss is one function decorated with ``@register("name")``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+LOSSES: dict[str, Callable] = {}
+
+
+def register(name: str):
+    """Decorator adding a loss to the registry under ``name``."""
+
+    def deco(fn):
+        LOSSES[name] = fn
+        return fn
+
+    return deco
+
+
+def get_loss(name: str) -> Callable:
+    """The loss registered as ``name``; unknown names raise ``KeyError`` listing the known ones."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise KeyError(f"unknown loss '{name}' (known: {', '.join(sorted(LOSSES))})") from None
+
+
+def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum(dim=-1)
+
+
+@register("dpo")
+def dpo_loss(*, policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+             chosen_mask, rejected_mask, beta: float):
+    """Sigmoid DPO (Rafailov et al. 2023) with summed, not length-normalised, log-ratios."""
+    chosen = _masked_sum(policy_chosen_logps - ref_chosen_logps, chosen_mask)
+    rejected = _masked_sum(policy_rejected_logps - ref_rejected_logps, rejected_mask)
+    loss = -F.logsigmoid(beta * (chosen - rejected))
+    return loss, beta * chosen.detach(), beta * rejected.detach()
+
+
+def token_rewards(guide_logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """TGDPO's token-level reward guidance r_t = beta * (log pi_guide - log pi_ref), zero where masked, no grad."""
+    return (beta * (guide_logps - ref_logps) * mask).detach()
+
+
+@register("tgdpo")
+def tgdpo_loss(*, policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
+               guide_chosen_logps, guide_rejected_logps, chosen_mask, rejected_mask, beta: float, alpha: float):
+    """TGDPO (Zhu et al., ICML 2025) exactly as released (PAPER.md):
+
+    u = sum_{t in y_w} beta (1 + alpha r_t) d_t - sum_{t in y_l} beta (1 - alpha r_t) d_t,  loss = -log sigmoid(u)
+
+    with d_t = log pi_theta - log pi_ref (gradient flows) and r_t = beta (log pi_guide - log pi_ref) (no
+    gradient, same beta, not clipped). alpha = 0 is DPO. The logged rewards are the plain DPO implicit
+    rewards beta * sum d_t, as in the released code.
+    """
+    r_w = token_rewards(guide_chosen_logps, ref_chosen_logps, chosen_mask, beta)
+    r_l = token_rewards(guide_rejected_logps, ref_rejected_logps, rejected_mask, beta)
+    d_w = (policy_chosen_logps - ref_chosen_logps) * chosen_mask
+    d_l = (policy_rejected_logps - ref_rejected_logps) * rejected_mask
+    u = beta * ((1 + alpha * r_w) * d_w).sum(-1) - beta * ((1 - alpha * r_l) * d_l).sum(-1)
+    loss = -F.logsigmoid(u)
+    return loss, beta * d_w.sum(-1).detach(), beta * d_l.sum(-1).detach()
+
+
+@register("simpo")
+def simpo_loss(*, policy_chosen_logps, policy_rejected_logps, chosen_mask, rejected_mask, beta: float, gamma: float):
+    """SimPO (Meng et al. 2024): -log sigmoid(beta/|y_w| log pi(y_w) - beta/|y_l| log pi(y_l) - gamma), no reference."""
+    chosen = _masked_sum(policy_chosen_logps, chosen_mask) / chosen_mask.sum(-1).clamp(min=1)
+    rejected = _masked_sum(policy_rejected_logps, rejected_mask) / rejected_mask.sum(-1).clamp(min=1)
+    loss = -F.logsigmoid(beta * (chosen - rejected) - gamma)
+    return loss, beta * chosen.detach(), beta * rejected.detach()
+
+
+# Which extra per-token inputs each loss reads (the trainer provides only those).
+NEEDS_REFERENCE = {"dpo": True, "tgdpo": True, "simpo": False}
+NEEDS_GUIDE = {"dpo": False, "tgdpo": True, "simpo": False}

@@ -1,0 +1,201 @@
+"""MT-Bench protocol: FastChat single and pairwise scoring on hand-checkable records, parsing, requests, files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from reproduce.benchmarks import mt_bench as mt
+from reproduce.io import DataError
+from reproduce.judges.base import JudgeReply
+
+ROOT = Path(__file__).resolve().parent.parent
+MIRROR = ROOT.parent / "shared" / "benchmarks"
+PROMPTS = {"path": "mt_bench/judge_prompts.jsonl", "url": "https://invalid.example/judge_prompts.jsonl",
+           "sha256": "fd283293406d024f44c174b094ef48031d0687a4682fd3a56b29b138f80281b6"}
+needs_mirror = pytest.mark.skipif(not (MIRROR / PROMPTS["path"]).exists(),
+                                  reason=f"official judge_prompts.jsonl not in {MIRROR}")
+
+
+def _bench(modes=("single",)):
+    return {"protocol": "mt_bench", "questions": {"files": {"judge_prompts": PROMPTS}},
+            "judging": {"modes": list(modes)}}
+
+
+def _rec(qid, singles=(), pairs=(), model="m"):
+    return {"question_id": qid, "model": model, "judge": "j", "category": "writing",
+            "single": [{"turn": t, "score": s} for t, s in singles],
+            "pairwise": [{"turn": t, "baseline": "gpt-3.5-turbo", "g1_winner": a, "g2_winner": b} for t, a, b in pairs]}
+
+
+def test_single_scores_pool_valid_ratings():
+    recs = [_rec("81", [(1, 8.0), (2, 6.0)]), _rec("82", [(1, 10.0), (2, None)]), _rec("83", [(1, 3.0), (2, 5.0)])]
+    s = mt.score(recs)
+    assert s["score_turn1"] == pytest.approx((8 + 10 + 3) / 3)
+    assert s["score_turn2"] == pytest.approx((6 + 5) / 2)
+    assert s["score"] == pytest.approx((8 + 6 + 10 + 3 + 5) / 5)  # FastChat pools both turns, not the two means
+    assert s["n_failed"] == 1 and s["n_ratings"] == 5
+    assert "win_rate" not in s
+
+
+def test_single_turn_only_has_no_turn2_score():
+    s = mt.score([_rec("1", [(1, 7.0)]), _rec("2", [(1, 9.0)])])
+    assert s["score"] == 8.0 and s["score_turn1"] == 8.0 and s["score_turn2"] is None
+
+
+def test_pairwise_wins_only_when_both_orders_agree():
+    recs = [_rec("81", pairs=[(1, "model_1", "model_1"), (2, "model_1", "model_2")]),  # win, disagree -> tie
+            _rec("82", pairs=[(1, "model_2", "model_2"), (2, "tie", "tie")]),  # loss, tie
+            _rec("83", pairs=[(1, "tie", "model_1"), (2, None, "model_1")]),  # tie, failed game -> dropped
+            _rec("84", pairs=[(1, "model_1", "model_1"), (2, "model_1", "model_1")])]  # win, win
+    s = mt.score(recs)
+    assert (s["wins"], s["losses"], s["ties"], s["n_pairs"], s["n_failed_pairwise"]) == (3, 1, 3, 7, 1)
+    assert s["win_rate"] == pytest.approx(100 * 3 / 7)
+    assert s["win_rate_adjusted"] == pytest.approx(100 * (3 + 1.5) / 7)
+    assert s["score"] is None and s["baseline"] == "gpt-3.5-turbo"
+
+
+def test_score_rejects_mixed_models():
+    with pytest.raises(DataError, match="several models"):
+        mt.score([_rec("1", [(1, 7.0)]), _rec("1", [(1, 7.0)], model="other")])
+    assert mt.score([_rec("1", [(1, 7.0)]), _rec("1", [(1, 3.0)], model="other")], model="other")["score"] == 3.0
+
+
+@pytest.mark.parametrize("text, rating", [
+    ("The answer is fine. Rating: [[8]]", 8.0),
+    ("Rating: [[7.5]] ... later [[3]]", 7.5),  # FastChat takes the first match
+    ("Rating: [9]", 9.0),  # single-bracket fallback
+    ("Rating: [[10]]", 10.0),
+    ("Rating: [[0]]", None),  # outside 1..10
+    ("Rating: [[11]]", None),
+    ("Rating: 8/10", None),
+    (None, None),
+])
+def test_parse_rating(text, rating):
+    assert mt.parse("single-t1", JudgeReply(text)) == rating
+    assert mt.parse("single-t2", JudgeReply(text)) == rating
+
+
+@pytest.mark.parametrize("text, verdict", [
+    ("[[A]]", "A"), ("final: [[B]]", "B"), ("[[C]]", "tie"),
+    ("[[B]] but [[A]]", "A"),  # FastChat checks A, then B, then C
+    ("[A]", None), ("", None),
+])
+def test_parse_pair(text, verdict):
+    assert mt.parse("pair-t1-g1", JudgeReply(text)) == verdict
+
+
+def test_make_record_maps_game_orders():
+    q = {"question_id": "81", "category": "writing", "turns": ["Q1", "Q2"], "reference": None}
+    a = {"question_id": "81", "model": "m", "turns": ["A1", "A2"]}
+    b = {"question_id": "81", "model": "gpt-3.5-turbo", "turns": ["B1", "B2"]}
+    verdicts = {"single-t1": 8.0, "pair-t1-g1": "A", "pair-t1-g2": "B", "pair-t2-g1": "B", "pair-t2-g2": "tie"}
+    rec = mt.make_record(q, a, b, _bench(("single", "pairwise")), "gpt-4", verdicts, {"single-t1": JudgeReply("[[8]]")})
+    assert rec["single"] == [{"turn": 1, "prompt": "single-v1", "score": 8.0, "judgment": "[[8]]"},
+                             {"turn": 2, "prompt": "single-v1-multi-turn", "score": None, "judgment": None}]
+    p1, p2 = rec["pairwise"]
+    # game 1: A = model; game 2: A = baseline
+    assert (p1["g1_winner"], p1["g2_winner"]) == ("model_1", "model_1")
+    assert (p2["g1_winner"], p2["g2_winner"]) == ("model_2", "tie")
+    s = mt.score([rec])
+    assert (s["score"], s["n_failed"], s["wins"], s["ties"]) == (8.0, 1, 1, 1)
+
+
+@needs_mirror
+def test_build_requests_with_official_prompts():
+    bench = _bench(("single", "pairwise"))
+    templates = mt.load_templates(bench, MIRROR)
+    q = {"question_id": "111", "category": "math", "turns": ["MATH Q1", "MATH Q2"], "reference": ["REF1", "REF2"]}
+    a = {"question_id": "111", "model": "m", "turns": ["MODEL1", "MODEL2"]}
+    b = {"question_id": "111", "model": "gpt-3.5-turbo", "turns": ["BASE1", "BASE2"]}
+    games = dict(mt.build_requests(q, a, b, bench, templates))
+    assert list(games) == ["single-t1", "pair-t1-g1", "pair-t1-g2", "single-t2", "pair-t2-g1", "pair-t2-g2"]
+    s1 = games["single-t1"]
+    assert s1.messages[0] == {"role": "system", "content": templates["single-math-v1"]["system_prompt"]}
+    user = s1.messages[1]["content"]
+    assert "MATH Q1" in user and "REF1" in user and "MODEL1" in user and "MATH Q2" not in user
+    assert s1.fields == {"kind": "rating", "question": "MATH Q1", "answer": "MODEL1", "turn": 1, "reference": "REF1"}
+    assert s1.decoding == {"temperature": 0.0, "max_tokens": 2048}
+    s2 = games["single-t2"].messages[1]["content"]
+    assert all(x in s2 for x in ("MATH Q1", "MATH Q2", "MODEL1", "MODEL2", "REF1", "REF2"))
+    g1, g2 = games["pair-t2-g1"].messages[1]["content"], games["pair-t2-g2"].messages[1]["content"]
+    assert g1.index("MODEL2") < g1.index("BASE2") and g2.index("BASE2") < g2.index("MODEL2")
+    assert games["pair-t1-g2"].fields["answer_a"] == "BASE1" and games["pair-t1-g2"].fields["verdicts"] == "abc"
+    # a writing question uses the general prompts and no reference
+    w = {"question_id": "81", "category": "writing", "turns": ["W1", "W2"], "reference": None}
+    single = dict(mt.build_requests(w, a, None, _bench(), templates))
+    assert list(single) == ["single-t1", "single-t2"]
+    assert single["single-t1"].messages[1]["content"] == templates["single-v1"]["prompt_template"].format(
+        question="W1", answer="MODEL1")
+
+
+def test_read_fastchat_judgments(tmp_path):
+    rows = [
+        {"question_id": 81, "model": "m", "judge": ["gpt-4", "single-v1"], "user_prompt": "u", "judgment": "[[9]]",
+         "score": 9, "turn": 1, "tstamp": 1.0},
+        {"question_id": 81, "model": "m", "judge": ["gpt-4", "single-v1-multi-turn"], "user_prompt": "u",
+         "judgment": "none", "score": -1, "turn": 2, "tstamp": 1.0},
+        {"question_id": 82, "model": "m", "judge": ["gpt-4", "single-v1"], "user_prompt": "u", "judgment": "[[6.5]]",
+         "score": 6.5, "turn": 1, "tstamp": 1.0},
+        {"question_id": 82, "model": "m", "judge": ["gpt-4", "single-v1-multi-turn"], "user_prompt": "u",
+         "judgment": "[[4]]", "score": 4, "turn": 2, "tstamp": 1.0},
+        {"question_id": 81, "model": "other", "judge": ["gpt-4", "single-v1"], "user_prompt": "u", "judgment": "[[2]]",
+         "score": 2, "turn": 1, "tstamp": 1.0},
+        {"question_id": 81, "model_1": "m", "model_2": "gpt-3.5-turbo", "g1_winner": "model_1", "g2_winner": "model_1",
+         "judge": ["gpt-4", "pair-v2"], "g1_user_prompt": "u", "g1_judgment": "[[A]]", "g2_user_prompt": "u",
+         "g2_judgment": "[[B]]", "turn": 1, "tstamp": 1.0},
+        {"question_id": 82, "model_1": "m", "model_2": "gpt-3.5-turbo", "g1_winner": "error", "g2_winner": "tie",
+         "judge": ["gpt-4", "pair-v2"], "g1_user_prompt": "u", "g1_judgment": "?", "g2_user_prompt": "u",
+         "g2_judgment": "[[C]]", "turn": 1, "tstamp": 1.0},
+    ]
+    path = tmp_path / "gpt-4_single.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recs = mt.read_judgments(path, fmt="fastchat")
+    assert [(r["model"], r["question_id"]) for r in recs] == [("m", "81"), ("m", "82"), ("other", "81")]
+    assert recs[0]["judge"] == "gpt-4" and recs[0]["single"][1]["score"] is None
+    assert recs[1]["pairwise"][0]["g1_winner"] is None and recs[1]["pairwise"][0]["g2_winner"] == "tie"
+    s = mt.score(recs, model="m")
+    assert s["score"] == pytest.approx((9 + 6.5 + 4) / 3)
+    assert (s["score_turn1"], s["score_turn2"], s["n_failed"]) == (pytest.approx(7.75), 4.0, 1)
+    assert (s["wins"], s["losses"], s["ties"], s["n_failed_pairwise"], s["win_rate"]) == (1, 0, 0, 1, 100.0)
+    # native round trip
+    native = tmp_path / "native.json"
+    native.write_text(json.dumps(recs))
+    assert mt.read_judgments(native) == recs
+
+
+@pytest.mark.parametrize("row, match", [
+    ({"question_id": 1, "something": 2}, "neither a FastChat single"),
+    ({"question_id": 1, "model": "m", "score": "high", "turn": 1}, "score 'high' is not a number"),
+    ({"question_id": 1, "model": "m", "score": 5, "turn": 3}, "turn 3"),
+    ({"question_id": 1, "model_1": "m", "model_2": "b", "g1_winner": "A", "g2_winner": "tie"}, "g1_winner 'A'"),
+])
+def test_read_fastchat_rejects_malformed(tmp_path, row, match):
+    path = tmp_path / "j.jsonl"
+    path.write_text(json.dumps({"question_id": 0, "model": "m", "score": 5, "turn": 1}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=rf"j.jsonl:2: {match}"):
+        mt.read_judgments(path, fmt="fastchat")
+
+
+def test_tiny_bench_with_verifier_judge():
+    from reproduce.judges.verifier import VerifierJudge
+
+    tiny = {"protocol": "mt_bench", "questions": {"task": "addition", "files": {}},
+            "judging": {"modes": ["single", "pairwise"]}}
+    assert mt.load_templates(tiny) is None
+    judge = VerifierJudge("verifier", {"kind": "verifier", "task": "addition"})
+    q = {"question_id": "t0", "category": "math", "turns": ["12+34="], "reference": ["46"]}
+    a = {"question_id": "t0", "model": "m", "turns": ["46"]}
+    b = {"question_id": "t0", "model": "demonstrator", "turns": ["36"]}
+    verdicts, replies = {}, {}
+    for game, req in mt.build_requests(q, a, b, tiny, None):
+        replies[game] = asyncio.run(judge.complete(req))
+        verdicts[game] = mt.parse(game, replies[game])
+    assert set(verdicts) == {"single-t1", "pair-t1-g1", "pair-t1-g2"}
+    assert verdicts["pair-t1-g1"] == "A" and verdicts["pair-t1-g2"] == "B"  # the model wins in both orders
+    rec = mt.make_record(q, a, b, tiny, "verifier", verdicts, replies)
+    s = mt.score([rec])
+    assert s["wins"] == 1 and s["score"] == verdicts["single-t1"] and 1 <= s["score"] <= 10

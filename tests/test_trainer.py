@@ -1,0 +1,135 @@
+"""The shared trainer on a tiny model: parity with TRL's DPO, precomputed == live, gradients, dropout, bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from reproduce.train.run import build_trainer
+
+METHOD = {"beta": 0.1, "learning_rate": 1e-3, "per_device_batch_size": 8, "max_length": 64, "save_steps": 1000}
+
+
+def _first_batch(trainer):
+    examples = [trainer.train_dataset[i] for i in range(8)]
+    return trainer.data_collator(examples)
+
+
+def _perturbed(model_dir, tmp_path, name, scale=0.05, seed=1):
+    """A copy of the tiny model with perturbed weights (a stand-in guidance / trained policy)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    m = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+    out = tmp_path / name
+    m.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(out))
+    return out
+
+
+def _perturb_policy(trainer, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+
+
+def test_dpo_equals_trl_sigmoid(tiny_model_dir, pairs_file, tmp_path):
+    from trl import DPOTrainer
+
+    ours, tok = build_trainer({**METHOD, "loss": "dpo", "token_rewards": "live"}, tiny_model_dir, pairs_file, tmp_path / "a")
+    _perturb_policy(ours)
+    trl_args = copy.deepcopy(ours.args)
+    trl_args.loss_type = ["sigmoid"]
+    trl_args.remove_unused_columns = True
+    from datasets import Dataset
+    from reproduce.data.prefs import load_pairs
+
+    rows = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in load_pairs(pairs_file)]
+    theirs = DPOTrainer(model=copy.deepcopy(ours.model), ref_model=copy.deepcopy(ours.ref_model), args=trl_args,
+                        train_dataset=Dataset.from_list(rows), processing_class=tok)
+    batch = _first_batch(ours)
+    trl_batch = theirs.data_collator([theirs.train_dataset[i] for i in range(8)])
+    assert torch.equal(batch["input_ids"], trl_batch["input_ids"])  # same tokens as TRL's own pipeline
+    ours.model.eval(), theirs.model.eval()
+    a = ours.compute_loss(ours.model, batch)
+    b = theirs.compute_loss(theirs.model, trl_batch)
+    assert abs(a.item() - b.item()) < 1e-6, (a.item(), b.item())
+    assert a.item() != pytest.approx(0.6931, abs=1e-4)  # the perturbed policy differs from the reference
+
+
+def test_tgdpo_precomputed_equals_live(tiny_model_dir, pairs_file, tmp_path):
+    guide = _perturbed(tiny_model_dir, tmp_path, "guide")
+    method = {**METHOD, "loss": "tgdpo", "alpha": 0.5, "beta": 1.0, "guide": "g"}
+    pre, _ = build_trainer(method, tiny_model_dir, pairs_file, tmp_path / "p", guide_dir=guide, cache_dir=tmp_path / "cache")
+    live, _ = build_trainer({**method, "token_rewards": "live"}, tiny_model_dir, pairs_file, tmp_path / "l", guide_dir=guide)
+    assert "ref_chosen_token_logps" in pre.train_dataset.column_names
+    assert "guide_chosen_token_logps" in pre.train_dataset.column_names
+    _perturb_policy(pre)
+    _perturb_policy(live)
+    lp = pre.compute_loss(pre.model.eval(), _first_batch(pre))
+    ll = live.compute_loss(live.model.eval(), _first_batch(live))
+    assert abs(lp.item() - ll.item()) < 1e-5, (lp.item(), ll.item())
+    assert list((tmp_path / "cache").glob("token_logps-*.pt")), "precomputed token log-probs were not cached"
+
+
+def test_gradients_reach_only_policy_and_dropout_off(tiny_model_dir, pairs_file, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    guide = _perturbed(tiny_model_dir, tmp_path, "guide")
+    m = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    m.config.attention_dropout = 0.3  # the trainer must switch dropout off anyway
+    m.save_pretrained(str(tiny_model_dir / "..") + "/dropout_model")
+    method = {**METHOD, "loss": "tgdpo", "alpha": 0.5, "guide": "g", "token_rewards": "live"}
+    tr, _ = build_trainer(method, tiny_model_dir, pairs_file, tmp_path / "x", guide_dir=guide)
+    tr.model.train()
+    loss = tr.compute_loss(tr.model, _first_batch(tr))
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tr.model.parameters())
+    for other in (tr.ref_model, tr.guide_model):
+        assert all(p.grad is None for p in other.parameters())
+    for model in (tr.model, tr.ref_model):
+        assert all(mod.p == 0 for mod in model.modules() if isinstance(mod, torch.nn.Dropout))
+        assert getattr(model.config, "attention_dropout", 0) == 0
+
+
+def test_guide_with_other_tokenizer_is_rejected(tiny_model_dir, pairs_file, tmp_path):
+    from transformers import AutoTokenizer
+
+    guide = _perturbed(tiny_model_dir, tmp_path, "guide")
+    tok = AutoTokenizer.from_pretrained(str(guide))
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    tok.save_pretrained(str(guide))
+    with pytest.raises(ValueError, match="chat template differs"):
+        build_trainer({**METHOD, "loss": "tgdpo", "alpha": 0.5, "guide": "g"}, tiny_model_dir, pairs_file, tmp_path / "y",
+                      guide_dir=guide)
+
+
+def test_nan_loss_names_step_and_pairs(tiny_model_dir, pairs_file, tmp_path):
+    tr, _ = build_trainer({**METHOD, "loss": "dpo"}, tiny_model_dir, pairs_file, tmp_path / "z")
+    batch = _first_batch(tr)
+    batch["ref_token_logps"][:] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"step 0, pairs \['p0'"):
+        tr.compute_loss(tr.model, batch)
+
+
+def test_bad_pairs_file_names_record(tiny_model_dir, tmp_path):
+    from reproduce.io import DataError
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"pair_id": "a", "prompt": [{"role": "user", "content": "1+1="}], "chosen": [{"role": "assistant", "content": "2"}]}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:1: pair 'a' has no 'rejected'"):
+        build_trainer({**METHOD, "loss": "dpo"}, tiny_model_dir, bad, tmp_path / "w")
+    bad.write_text('{"pair_id": "b", "prompt": [{"role": "user", "content": "1+1="}], "chosen": [{"role": "assistant", "content": " "}], "rejected": [{"role": "assistant", "content": "3"}]}\n')
+    with pytest.raises(DataError, match=r"pair 'b': empty 'chosen' response"):
+        build_trainer({**METHOD, "loss": "dpo"}, tiny_model_dir, bad, tmp_path / "w")
+
+
+def test_out_of_range_hyperparameters(tiny_model_dir, pairs_file, tmp_path):
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        build_trainer({**METHOD, "loss": "dpo", "beta": 0.0}, tiny_model_dir, pairs_file, tmp_path / "v")
