@@ -1,0 +1,92 @@
+"""Config validation: every bad input is a one-line error naming the file and the key."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reproduce.config import ConfigError, job_config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def tree(tmp_path) -> Path:
+    """A copy of the config tree to corrupt."""
+    for d in ("config", "evals"):
+        shutil.copytree(ROOT / d, tmp_path / d)
+    return tmp_path
+
+
+def test_both_presets_load():
+    tiny = load_config({"preset": "tiny"})
+    paper = load_config({"preset": "paper"})
+    assert list(tiny["settings"]) == ["tiny-add"]
+    assert len(paper["settings"]) == 4
+    assert paper["settings"]["llama3-8b-pairrm"]["methods"]["tgdpo"]["alpha"] == 0.5
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"preset": "nope"}, r"--config: key 'preset': unknown preset 'nope' \(known: paper, tiny\)"),
+    ({"threads": "two"}, r"config/presets/tiny.yaml: key 'threads': 'two' is not of type"),
+    ({"bogus": 1}, r"config/presets/tiny.yaml: key 'bogus': unknown key"),
+    ({"benchmarks": ["tiny_alpaca_eval2", "nope"]}, r"config/presets/tiny.yaml: key 'benchmarks': unknown benchmark 'nope'"),
+    ({"judges": ["gpt-5-typo"], "table_judge": "gpt-5-typo"}, r"key 'judges': unknown judge 'gpt-5-typo'"),
+    ({"settings": ["missing-setting"]}, r"key 'settings': unknown setting 'missing-setting'"),
+    ({"methods": ["sft", "ipo"]}, r"config/recipes/tiny-add.yaml: key 'methods': preset method 'ipo' has no recipe"),
+    ({"table_judge": "gpt-4o"}, r"key 'table_judge': 'gpt-4o' is not one of judges"),
+    ({"generation": {"backend": "tgi"}}, r"key 'generation.backend': 'tgi' is not one of"),
+])
+def test_bad_overrides(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(overrides)
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("file, old, new, match", [
+    ("config/recipes/tiny-add.yaml", "beta: 0.1", "beta: -0.1", r"tiny-add.yaml: key 'methods.dpo.beta': -0.1 is less than or equal"),
+    ("config/recipes/tiny-add.yaml", "loss: simpo", "loss: orpo", r"key 'methods.simpo.loss': 'orpo' is not one of"),
+    ("config/recipes/tiny-add.yaml", "alpha: 0.5", "alpha: lots", r"key 'methods.tgdpo.alpha': 'lots' is not of type 'number'"),
+    ("config/recipes/tiny-add.yaml", "guide: dpo", "guide: nonexistent", r"key 'methods.tgdpo.guide': unknown method 'nonexistent'"),
+    ("config/recipes/tiny-add.yaml", "  samples_per_prompt: 8", "  samples_per_prompt: 8\n  sampels: 3", r"key 'preference_data.sampels': unknown key"),
+    ("config/recipes/tiny-add.yaml", "label: Tiny", "label: [Tiny", r"tiny-add.yaml: line \d+: malformed YAML"),
+    ("evals/benchmarks/tiny_arena_hard.yaml", "protocol: arena_hard", "protocol: arena_harder", r"tiny_arena_hard.yaml: key 'protocol'"),
+    ("evals/benchmarks/tiny_mt_bench.yaml", "task: addition", "task: division", r"key 'questions.task': unknown task 'division'"),
+    ("evals/judges/verifier.yaml", "kind: verifier", "kind: oracle", r"verifier.yaml: key 'kind': 'oracle' is not one of"),
+])
+def test_bad_files(tree, file, old, new, match):
+    _edit(tree / file, old, new)
+    with pytest.raises(ConfigError, match=match):
+        load_config({"preset": "tiny"}, root=tree)
+
+
+def test_job_config_holds_only_what_the_job_needs():
+    cfg = load_config({"preset": "tiny"})
+    job = job_config(cfg, "train", setting="tiny-add", method="tgdpo")
+    assert job["method_config"]["loss"] == "tgdpo" and job["guide_config"]["loss"] == "dpo"
+    assert "benchmark_config" not in job
+    other = job_config(cfg, "train", setting="tiny-add", method="dpo")
+    assert other["config_hash"] != job["config_hash"]
+
+
+def test_snakemake_refuses_bad_config_before_any_job(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", "preset=nope"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "unknown preset 'nope'" in out.stderr + out.stdout
+
+
+def test_cli_bad_input_exits_2_with_one_line():
+    out = subprocess.run([sys.executable, "-m", "reproduce.cli", "check-config", "--preset", "nope"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "unknown preset 'nope'" in out.stderr
