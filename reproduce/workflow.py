@@ -46,6 +46,11 @@ class Paths:
         """The directory of a trained (or starting, method "sft") model."""
         return f"{self.r}/models/{setting}/{method}"
 
+    def guide_input(self, w) -> dict:
+        """Input function of the train rule: TGDPO's guidance model directory, when the method has one."""
+        guide = self.cfg["settings"][w.setting]["methods"][w.method].get("guide")
+        return {"guide": self.model_dir(w.setting, guide)} if guide else {}
+
     def reference(self, benchmark: str, setting: str) -> str:
         """Reference/baseline answers a benchmark compares against."""
         ref = self.cfg["benchmarks"][benchmark].get("reference", {})

@@ -10,6 +10,8 @@ rule base_model:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/base/{setting}.log",
     shell:
@@ -28,6 +30,8 @@ rule preference_pairs:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/prefs/{setting}.log",
     shell:

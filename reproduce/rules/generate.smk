@@ -7,6 +7,8 @@ rule reference_answers:
         "results/answers/{benchmark}/_reference.jsonl",
     params:
         job=lambda w: job_arg(CFG, "reference", benchmark=w.benchmark),
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/reference/{benchmark}.log",
     shell:
@@ -26,6 +28,8 @@ rule generate:
         mem_mb=8000,
         runtime=4 * 60,
         gpus=1,
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/generate/{benchmark}/{setting}/{model}.log",
     shell:

@@ -13,6 +13,8 @@ rule judge:
         cache="results/judgments/{benchmark}/{judge}/_cache.jsonl",
     resources:
         runtime=12 * 60,
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/judge/{benchmark}/{judge}/{setting}/{model}.log",
     shell:
@@ -28,6 +30,8 @@ rule score:
         P.score("{benchmark}", "{judge}", "{setting}", "{model}"),
     params:
         job=lambda w: job_arg(CFG, "score", setting=w.setting, method=w.model, benchmark=w.benchmark, judge=w.judge),
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/score/{benchmark}/{judge}/{setting}/{model}.log",
     shell:

@@ -10,6 +10,8 @@ rule table1:
         md="results/tables/table1_{judge}.md",
     params:
         preset=CFG["preset"],
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/table1/{judge}.log",
     shell:
@@ -24,8 +26,12 @@ rule table1_main:
     output:
         csv="results/tables/table1.csv",
         md="results/tables/table1.md",
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/table1/main.log",
     shell:
-        "cp {input.csv} {output.csv} && cp {input.md} {output.md}"
+        "(cp {input.csv} {output.csv} && cp {input.md} {output.md}) 2> {log}"
 
 
 rule figures:
@@ -37,6 +43,8 @@ rule figures:
         P.figures(),
     params:
         preset=CFG["preset"],
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/figures.log",
     shell:

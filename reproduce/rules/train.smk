@@ -1,15 +1,10 @@
 # Stage 2: every method from the starting model (TGDPO also needs its guidance model).
 
 
-def _guide_input(w):
-    guide = CFG["settings"][w.setting]["methods"][w.method].get("guide")
-    return {"guide": P.model_dir(w.setting, guide)} if guide else {}
-
-
 rule train:
     """Train one method (dpo, simpo, tgdpo, ...) of one setting with the shared preference trainer."""
     input:
-        unpack(_guide_input),
+        unpack(P.guide_input),
         base=P.model_dir("{setting}", "sft"),
         prefs="results/data/{setting}/prefs.jsonl",
     output:
@@ -23,6 +18,8 @@ rule train:
         mem_mb=8000,
         runtime=24 * 60,
         gpus=1,
+    conda:
+        "../../environment.yml"
     log:
         "results/logs/train/{setting}/{method}.log",
     shell:

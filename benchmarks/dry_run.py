@@ -1,0 +1,29 @@
+"""Time a Snakemake dry run of the paper preset's whole DAG (target: <= 10 s) and check it plans every job."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "all", "all", "--config", "preset=paper"],
+                         cwd=ROOT, capture_output=True, text=True)
+    seconds = time.time() - t0
+    if out.returncode != 0:
+        print(out.stdout[-3000:], out.stderr[-3000:])
+        return 1
+    m = re.search(r"^total\s+(\d+)", out.stdout, re.M)
+    jobs = int(m.group(1)) if m else 0
+    print(f"paper preset dry run: {jobs} jobs planned in {seconds:.2f} s (target <= 10 s)")
+    return 0 if jobs > 100 and seconds <= 10 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test suite CI runs: unit/integration tests, Snakemake lint, a dry run of the paper preset's whole DAG,
+# and the tiny preset end to end (in a scratch copy so a developer's results/ is untouched).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+echo "== snakemake --lint"
+snakemake --lint --cores 1
+echo "== dry run: paper preset, full DAG"
+python benchmarks/dry_run.py
+echo "== tiny preset end to end"
+python benchmarks/tiny_e2e.py --fresh
+echo "== pytest"
+python -m pytest -q -rs
