@@ -243,7 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help=cmd_check_config.__doc__)
     c.set_defaults(fn=cmd_check_config)
     c.add_argument("--preset")
+    # Stage packages may add their own subcommands: a module `<package>.commands` with register(sub).
+    import importlib
+
+    for package in COMMAND_PACKAGES:
+        try:
+            module = importlib.import_module(f"{package}.commands")
+        except ModuleNotFoundError as e:
+            if e.name != f"{package}.commands":
+                raise
+            continue
+        module.register(sub)
     return p
+
+
+COMMAND_PACKAGES = ("reproduce.generate", "reproduce.judges", "reproduce.report", "reproduce.train")
 
 
 def main(argv: list[str] | None = None) -> int:
