@@ -10,7 +10,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 from reproduce.config import ConfigError, load_config
-from reproduce.workflow import Paths, job_arg, wildcard_pattern
+from reproduce.workflow import Paths, job_arg, train_launcher, wildcard_pattern
 
 try:
     CFG = load_config(config)  # validated against reproduce/schemas/*.schema.yaml before any job runs
@@ -35,14 +35,17 @@ include: "reproduce/rules/report.smk"
 
 
 rule reproduce_table1:
-    """Table 1 for the preset's table judge, plus figures."""
+    """Table 1 (csv, md, tex) for the preset's table judge, plus its figures."""
     input:
         P.table1(CFG["table_judge"]),
         P.figures(),
 
 
 rule all:
-    """Everything: Table 1 for every configured judge, the judge comparison and the figures."""
+    """Everything: Table 1 for every configured judge (other judges re-judge the cached answers), the
+    judge-agreement report, every figure the config supports and results/report.md."""
     input:
-        [P.table1(j) for j in CFG["judges"]],
-        P.figures(),
+        P.all_tables(),
+        P.judge_agreement() if len(CFG["judges"]) > 1 else [],
+        P.figures(P.figure_names()),
+        P.report(),

@@ -31,11 +31,11 @@ def _write_resolved(job: dict, out: str | Path, is_dir: bool = False) -> None:
     atomic_write_json(path, job)
 
 
-def _threads(job: dict) -> None:
-    if job.get("threads"):
+def _threads(args) -> None:
+    if getattr(args, "threads", None):
         import torch
 
-        torch.set_num_threads(job["threads"])
+        torch.set_num_threads(args.threads)
 
 
 def cmd_base(args) -> None:
@@ -43,7 +43,7 @@ def cmd_base(args) -> None:
     from reproduce.models import prepare_base
 
     job = _job(args)
-    _threads(job)
+    _threads(args)
     prepare_base(job["base"], args.out, seed=job.get("seed", 0), log=_log)
     _write_resolved(job, args.out, is_dir=True)
 
@@ -53,7 +53,7 @@ def cmd_prefs(args) -> None:
     from reproduce.data.prefs import build_on_policy_pairs, download_pairs, write_pairs
 
     job = _job(args)
-    _threads(job)
+    _threads(args)
     cfg = job["preference_data"]
     if cfg["kind"] == "on_policy":
         from reproduce.generate.hf import HFBackend
@@ -79,7 +79,7 @@ def cmd_train(args) -> None:
 
     job = _job(args)
     train_method(job["method_config"], args.base, args.prefs, args.out, guide_dir=args.guide, cache_dir=args.cache,
-                 checkpoint_dir=args.checkpoints, threads=job.get("threads"), log=_log)
+                 checkpoint_dir=args.checkpoints, threads=args.threads, log=_log)
     _write_resolved(job, args.out, is_dir=True)
 
 
@@ -105,7 +105,7 @@ def cmd_generate(args) -> None:
     job = _job(args)
     bench = job["benchmark_config"]
     questions = load_questions(bench)
-    backend = make_backend(job.get("generation", {}), args.model, threads=job.get("threads"))
+    backend = make_backend(job.get("generation", {}), args.model, threads=args.threads)
     summary = generate_answers(questions, backend, bench["decoding"], job["method"], str(Path(args.model).resolve()),
                                args.out, batch_size=job.get("generation", {}).get("batch_size", 256), log=_log)
     _log(json.dumps(summary))
@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(fn=fn)
         s.add_argument("--job", help="resolved job config (JSON), as written by the Snakefile")
         s.add_argument("--out", required=name not in ("judge",))
+        s.add_argument("--threads", type=int, help="torch CPU threads (Snakemake passes its job threads)")
         for flag, kw in extra:
             s.add_argument(flag, **kw)
         return s

@@ -20,6 +20,14 @@ def wildcard_pattern(keys) -> str:
     return "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
 
 
+def train_launcher(cfg: dict) -> str:
+    """The command that runs ``reproduce train``: plain, or under ``accelerate launch`` for multi-GPU."""
+    training = cfg.get("training", {})
+    if training.get("launcher") == "accelerate":
+        return f"accelerate launch --config_file {shlex.quote(training['accelerate_config'])} -m reproduce.cli"
+    return "reproduce"
+
+
 def job_arg(cfg: dict, stage: str, **keys) -> str:
     """The resolved job config as a shell-quoted JSON argument."""
     return shlex.quote(json.dumps(job_config(cfg, stage, **keys), sort_keys=True))
@@ -76,10 +84,63 @@ class Paths:
                 for b in self.cfg["benchmarks"]]
 
     def table1(self, judge: str) -> list[str]:
-        """Table 1 files for one judge (the table judge's also under the plain name)."""
+        """Table 1 files (csv, md, tex) for one judge (the table judge's under the plain name ``table1``)."""
         stem = "table1" if judge == self.cfg["table_judge"] else f"table1_{judge}"
-        return [f"{self.r}/tables/{stem}.csv", f"{self.r}/tables/{stem}.md"]
+        return [f"{self.r}/tables/{stem}.{ext}" for ext in ("csv", "md", "tex")]
 
-    def figures(self) -> list[str]:
-        """The figures the report embeds."""
-        return [f"figures/scores_by_benchmark.png", f"figures/training_curves.png"]
+    def all_tables(self) -> list[str]:
+        """Table 1 for every configured judge."""
+        return [p for j in self.cfg["judges"] for p in self.table1(j)]
+
+    def judge_agreement(self) -> list[str]:
+        """The judge-agreement report (only meaningful with two or more judges)."""
+        return [f"{self.r}/tables/judge_agreement.{ext}" for ext in ("md", "csv", "json")]
+
+    def prefs(self, setting: str) -> str:
+        """A setting's preference pairs."""
+        return f"{self.r}/data/{setting}/prefs.jsonl"
+
+    def figure(self, name: str) -> list[str]:
+        """One figure, PNG (slides) and PDF (papers)."""
+        return [f"figures/{name}.png", f"figures/{name}.pdf"]
+
+    def figure_names(self) -> list[str]:
+        """The figures this config supports (judge scatter with 2+ judges, alpha plot with an alpha sweep)."""
+        from reproduce.report.figures import default_figures
+
+        return default_figures(self.cfg)
+
+    def figures(self, names: list[str] | None = None) -> list[str]:
+        """The figures the report embeds (PNG + PDF); by default the table-judge figures only
+        (no judge scatter, no alpha plot), which ``reproduce_table1`` builds."""
+        if names is None:
+            names = [n for n in self.figure_names() if n not in ("judge_scatter", "alpha_sensitivity")]
+        return [p for n in names for p in self.figure(n)]
+
+    def figure_inputs(self, name: str) -> list[str]:
+        """What one figure is drawn from (so Snakemake redraws it when a result changes)."""
+        tj = self.cfg["table_judge"]
+        settings = list(self.cfg["settings"])
+        if name == "alpha_sensitivity" and name not in self.figure_names():
+            from reproduce.report.figures import sweep_message
+
+            raise ValueError(f"alpha_sensitivity: {sweep_message(self.cfg)}")
+        if name in ("scores_by_benchmark", "alpha_sensitivity"):
+            return self.all_scores(tj)
+        if name == "length_bias":
+            return self.all_scores(tj) + [self.answers(b, s, m) for b in self.cfg["benchmarks"] for s in settings
+                                          for m in self.cfg["methods"]]
+        if name == "judge_scatter":
+            return [p for j in self.cfg["judges"] for p in self.all_scores(j)]
+        if name == "training_curves":
+            return [self.model_dir(s, m) for s in settings for m in self.trained_methods()]
+        if name == "token_rewards":
+            s = settings[0]
+            guides = {mc.get("guide") for m, mc in self.cfg["settings"][s]["methods"].items()
+                      if m in self.cfg["methods"] and mc.get("guide")}
+            return [self.model_dir(s, "sft"), self.prefs(s), *[self.model_dir(s, g) for g in sorted(guides)]]
+        raise ValueError(f"unknown figure '{name}'")
+
+    def report(self) -> str:
+        """The one report file embedding every table and figure."""
+        return f"{self.r}/report.md"

@@ -32,7 +32,7 @@ def test_both_presets_load():
 
 @pytest.mark.parametrize("overrides, match", [
     ({"preset": "nope"}, r"--config: key 'preset': unknown preset 'nope' \(known: paper, tiny\)"),
-    ({"threads": "two"}, r"config/presets/tiny.yaml: key 'threads': 'two' is not of type"),
+    ({"generation": {"batch_size": "two"}}, r"config/presets/tiny.yaml: key 'generation.batch_size': 'two' is not of type"),
     ({"bogus": 1}, r"config/presets/tiny.yaml: key 'bogus': unknown key"),
     ({"benchmarks": ["tiny_alpaca_eval2", "nope"]}, r"config/presets/tiny.yaml: key 'benchmarks': unknown benchmark 'nope'"),
     ({"judges": ["gpt-5-typo"], "table_judge": "gpt-5-typo"}, r"key 'judges': unknown judge 'gpt-5-typo'"),

@@ -15,7 +15,7 @@ rule base_model:
     log:
         "results/logs/base/{setting}.log",
     shell:
-        "reproduce base --job {params.job} --out {output} 2> {log}"
+        "reproduce base --job {params.job} --threads {threads} --out {output} 2> {log}"
 
 
 rule preference_pairs:
@@ -35,4 +35,4 @@ rule preference_pairs:
     log:
         "results/logs/prefs/{setting}.log",
     shell:
-        "reproduce prefs --job {params.job} --base {input.base} --out {output} 2> {log}"
+        "reproduce prefs --job {params.job} --threads {threads} --base {input.base} --out {output} 2> {log}"

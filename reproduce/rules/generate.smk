@@ -12,7 +12,7 @@ rule reference_answers:
     log:
         "results/logs/reference/{benchmark}.log",
     shell:
-        "reproduce reference --job {params.job} --out {output} 2> {log}"
+        "reproduce reference --job {params.job} --threads {threads} --out {output} 2> {log}"
 
 
 rule generate:
@@ -33,4 +33,4 @@ rule generate:
     log:
         "results/logs/generate/{benchmark}/{setting}/{model}.log",
     shell:
-        "reproduce generate --job {params.job} --model {input.model} --out {output} 2> {log}"
+        "reproduce generate --job {params.job} --threads {threads} --model {input.model} --out {output} 2> {log}"

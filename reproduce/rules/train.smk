@@ -13,6 +13,7 @@ rule train:
         job=lambda w: job_arg(CFG, "train", setting=w.setting, method=w.method),
         guide=lambda w, input: f"--guide {input.guide}" if "guide" in input.keys() else "",
         checkpoints="results/checkpoints/{setting}/{method}",
+        launcher=train_launcher(CFG),
     threads: workflow.cores
     resources:
         mem_mb=8000,
@@ -23,6 +24,6 @@ rule train:
     log:
         "results/logs/train/{setting}/{method}.log",
     shell:
-        "reproduce train --job {params.job} --base {input.base} --prefs {input.prefs} {params.guide}"
+        "{params.launcher} train --job {params.job} --threads {threads} --base {input.base} --prefs {input.prefs} {params.guide}"
         " --cache results/cache/token_logps/{wildcards.setting} --checkpoints {params.checkpoints}"
         " --out {output} 2> {log}"
