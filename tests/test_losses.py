@@ -99,5 +99,15 @@ def test_simpo_formula():
 
 def test_registry():
     assert set(LOSSES) >= {"dpo", "simpo", "tgdpo"}
-    with pytest.raises(KeyError, match="known: dpo"):
+    with pytest.raises(KeyError, match="known: chosen_nll, dpo, simpo, tgdpo"):
         get_loss("ipo_typo")
+
+
+def test_chosen_nll_control_ignores_rejected():
+    t, cm, rm = _batch(4, 8, seed=13)
+    kw = dict(policy_chosen_logps=t["policy_chosen_logps"], chosen_mask=cm, rejected_mask=rm, beta=0.1)
+    a = get_loss("chosen_nll")(policy_rejected_logps=t["policy_rejected_logps"], **kw)[0]
+    b = get_loss("chosen_nll")(policy_rejected_logps=torch.zeros_like(t["policy_rejected_logps"]), **kw)[0]
+    assert torch.equal(a, b)
+    expected = -(t["policy_chosen_logps"] * cm).sum(-1) / cm.sum(-1)
+    torch.testing.assert_close(a, expected)

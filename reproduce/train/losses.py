@@ -93,6 +93,19 @@ def simpo_loss(*, policy_chosen_logps, policy_rejected_logps, chosen_mask, rejec
     return loss, beta * chosen.detach(), beta * rejected.detach()
 
 
+@register("chosen_nll")
+def chosen_nll_loss(*, policy_chosen_logps, policy_rejected_logps, chosen_mask, rejected_mask, beta: float):
+    """Control, not a preference loss: SFT on the chosen answers (mean token negative log-likelihood).
+
+    TINY.md's lesson: on a verifier-filtered task much of DPO's gain can come from the chosen samples
+    alone; training on them with the same data, lr and steps says how much. The rejected answers only
+    feed the logged rewards (beta * mean token log-prob), never the loss.
+    """
+    chosen = _masked_sum(policy_chosen_logps, chosen_mask) / chosen_mask.sum(-1).clamp(min=1)
+    rejected = _masked_sum(policy_rejected_logps, rejected_mask) / rejected_mask.sum(-1).clamp(min=1)
+    return -chosen, beta * chosen.detach(), beta * rejected.detach()
+
+
 # Which extra per-token inputs each loss reads (the trainer provides only those).
-NEEDS_REFERENCE = {"dpo": True, "tgdpo": True, "simpo": False}
-NEEDS_GUIDE = {"dpo": False, "tgdpo": True, "simpo": False}
+NEEDS_REFERENCE = {"dpo": True, "tgdpo": True, "simpo": False, "chosen_nll": False}
+NEEDS_GUIDE = {"dpo": False, "tgdpo": True, "simpo": False, "chosen_nll": False}
