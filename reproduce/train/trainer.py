@@ -9,7 +9,6 @@ in memory (parity tests). The loss itself is a registered pure function (``repro
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,7 +142,8 @@ class PreferenceTrainer(DPOTrainer):
 
     # -- loss ---------------------------------------------------------------------------------------
     def _side_logps(self, src: str, model, inputs, width: int) -> torch.Tensor:
-        if src == "ref" and self.token_rewards == "precomputed" or src == "guide" and self.token_rewards == "precomputed":
+        """Per-token log-probs of the reference or guidance model: from the batch (precomputed) or a forward."""
+        if self.token_rewards == "precomputed":
             return inputs[f"{src}_token_logps"][:, 1:].to(inputs["input_ids"].device)
         return per_token_logps(model, inputs)[:, -width:]
 
@@ -205,10 +205,3 @@ def check_same_tokenizer(policy_tok, guide_tok, guide_path: str) -> None:
         raise ValueError(f"guidance model {guide_path}: tokenizer vocabulary differs from the policy's")
     if (policy_tok.chat_template or "") != (guide_tok.chat_template or ""):
         raise ValueError(f"guidance model {guide_path}: chat template differs from the policy's")
-
-
-def finite_or_raise(value: float, what: str) -> float:
-    """Raise when a logged value is NaN/inf (used by the run's log callback)."""
-    if not math.isfinite(value):
-        raise FloatingPointError(f"{what} is not finite ({value})")
-    return value
