@@ -173,6 +173,8 @@ def cmd_score(args) -> None:
     result = {"benchmark": args.benchmark or protocol, "protocol": protocol, "judgments": str(args.judgments), **result}
     if args.out:
         atomic_write_json(args.out, result)
+        if args.job:
+            _write_resolved(_job(args), args.out)
     if args.json or not args.out:
         print(json.dumps(result, default=str))
 
