@@ -1,100 +1,428 @@
-"""Figures for reports (PNG + PDF): scores per benchmark with CIs, and training curves per method."""
+"""Figures for reports (PNG for slides, PDF for papers), all drawn from real result files.
+
+- ``scores_by_benchmark``: grouped bars per benchmark metric, one bar per method, 95% CIs where the protocol
+  gives one (Arena-Hard bootstrap; AlpacaEval ±1.96 SE).
+- ``judge_scatter``: every method's score under the table judge vs another judge, identity line.
+- ``length_bias``: win rate against mean answer length (tokens), the known length bias of LLM judges.
+- ``training_curves``: loss, reward margin, reward accuracy per step, one line per trained method.
+- ``token_rewards``: TGDPO's token-level guidance r_t = beta * (log pi_guide - log pi_ref) on example pairs.
+- ``alpha_sensitivity``: scores against TGDPO's alpha, only when the config sweeps alpha.
+
+Each function raises ``DataError``/``ConfigError`` with a one-line reason instead of drawing an empty or
+partial plot.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-from reproduce.config import trained_methods
-from reproduce.report.table1 import COLUMNS, METHOD_LABELS, collect_rows
+from reproduce.config import ConfigError, trained_methods
+from reproduce.io import DataError
+from reproduce.report.provenance import load_score, read_json
+from reproduce.report.table1 import COLUMNS, benchmark_for, collect_rows, method_label
 
 COLORS = {"sft": "#7f7f7f", "dpo": "#1f77b4", "simpo": "#2ca02c", "tgdpo": "#d62728"}
+_EXTRA = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+MARKERS = {"sft": "s", "dpo": "o", "simpo": "^", "tgdpo": "D"}
+# TGDPO with a small guidance reward tracks DPO closely: dashes keep both lines visible where they overlap
+LINESTYLES = {"tgdpo": (0, (4, 2))}
+# win-rate metrics (vs a baseline) for the length-bias figure
+WIN_RATE_COLUMNS = ("AE-WR", "AH", "MT-WR")
+FIGURES = ("scores_by_benchmark", "judge_scatter", "length_bias", "training_curves", "token_rewards", "alpha_sensitivity")
 
 
-def _save(fig, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150, bbox_inches="tight")
-    fig.savefig(out.with_suffix(".pdf"), bbox_inches="tight")
+def color(method: str, i: int = 0) -> str:
+    """A method's color, stable across figures."""
+    return COLORS.get(method, _EXTRA[i % len(_EXTRA)])
 
 
-def scores_figure(cfg: dict, results: Path, out: Path) -> None:
-    """Grouped bars: one panel per metric, one bar per method (per setting), error bars where a CI exists."""
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = collect_rows(cfg, cfg["table_judge"], results)
-    cols = [c[0] for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
-    fig, axes = plt.subplots(1, max(1, len(cols)), figsize=(3.2 * max(1, len(cols)), 3.2), squeeze=False)
-    settings = list(dict.fromkeys(r["setting"] for r in rows))
-    for ax, col in zip(axes[0], cols):
-        width = 0.8 / max(1, len(cfg["methods"]))
-        for j, method in enumerate(cfg["methods"]):
-            label = METHOD_LABELS.get(method, method)
-            xs, ys, errs = [], [], [[], []]
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
+                         "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False,
+                         "axes.spines.right": False, "savefig.dpi": 200})
+    return plt
+
+
+def _save(fig, out: Path) -> list[Path]:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out.with_suffix(".png"), dpi=200, bbox_inches="tight")
+    fig.savefig(out.with_suffix(".pdf"), bbox_inches="tight")
+    return [out.with_suffix(".png"), out.with_suffix(".pdf")]
+
+
+def _present_columns(rows: list[dict]) -> list[tuple]:
+    return [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+
+
+def scores_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) -> None:
+    """Grouped bars: one panel per metric, groups = settings, one bar per method, 95% CI error bars."""
+    plt = _plt()
+    judge = judge or cfg["table_judge"]
+    rows = collect_rows(cfg, judge, results)
+    cols = _present_columns(rows)
+    if not cols:
+        raise DataError(f"scores figure: no score files for judge '{judge}' under {results}/scores; run the judges first")
+    settings = list(cfg["settings"])
+    methods = cfg["methods"]
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.0 * len(cols) + 0.6, 3.4), squeeze=False)
+    width = 0.8 / max(1, len(methods))
+    for ax, (col, *_rest) in zip(axes[0], cols):
+        header = _rest[-1]
+        for j, method in enumerate(methods):
+            xs, ys, lo, hi = [], [], [], []
             for i, s in enumerate(settings):
-                r = next(r for r in rows if r["setting"] == s and r["method"] == label)
+                r = next(r for r in rows if r["setting_key"] == s and r["method_key"] == method)
                 if r.get(col) is None:
                     continue
-                xs.append(i + (j - (len(cfg["methods"]) - 1) / 2) * width)
+                xs.append(i + (j - (len(methods) - 1) / 2) * width)
                 ys.append(r[col])
-                lo, hi = r.get(f"{col}_ci_low"), r.get(f"{col}_ci_high")
-                se = r.get(f"{col}_standard_error")
-                if lo is not None and hi is not None:
-                    errs[0].append(r[col] - lo)
-                    errs[1].append(hi - r[col])
-                elif se is not None:
-                    errs[0].append(1.96 * se)
-                    errs[1].append(1.96 * se)
-                else:
-                    errs[0].append(0)
-                    errs[1].append(0)
-            ax.bar(xs, ys, width, yerr=errs, capsize=3, color=COLORS.get(method), label=label)
-        ax.set_title(col)
+                lo.append(r[col] - r[f"{col}_ci_low"] if r.get(f"{col}_ci_low") is not None else 0)
+                hi.append(r[f"{col}_ci_high"] - r[col] if r.get(f"{col}_ci_high") is not None else 0)
+            bars = ax.bar(xs, ys, width * 0.92, yerr=[lo, hi], capsize=3, color=color(method, j),
+                          label=method_label(cfg, settings[0], method), error_kw={"elinewidth": 1})
+            for b, y, h in zip(bars, ys, hi):
+                # label above the error bar, not on it
+                ax.annotate(f"{y:.1f}" if col != "MT-S" else f"{y:.2f}", (b.get_x() + b.get_width() / 2, y + h),
+                            xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7)
+        ax.set_title(header, fontsize=10)
         ax.set_xticks(range(len(settings)))
-        ax.set_xticklabels(settings, fontsize=8)
+        ax.set_xticklabels([cfg["settings"][s]["label"] for s in settings], fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"Scores by benchmark (judge: {cfg['table_judge']}; error bars: 95% CI or 1.96 SE)", fontsize=9)
-    fig.tight_layout()
+        ax.set_ylim(0, 10.5 if col == "MT-S" else max(100, ax.get_ylim()[1]) if col != "MT-S" else None)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(methods), frameon=False, bbox_to_anchor=(0.5, -0.06))
+    versions = sorted({cfg["benchmarks"][b].get("version", "?") for b in cfg["benchmarks"]})
+    fig.suptitle(f"Scores by benchmark — judge: {judge}; benchmarks {', '.join(versions)}; "
+                 "error bars: 95% CI (AlpacaEval: ±1.96 SE)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
     _save(fig, out)
     plt.close(fig)
+
+
+def judge_scatter_figure(cfg: dict, results: Path, out: Path, judges: list[str] | None = None) -> None:
+    """Per metric: each (setting, method)'s score under the table judge (x) and another judge (y), identity line."""
+    plt = _plt()
+    judges = list(judges or [cfg["table_judge"], *[j for j in cfg["judges"] if j != cfg["table_judge"]]])
+    if len(judges) < 2:
+        raise ConfigError(f"judge scatter needs at least two judges; preset '{cfg['preset']}' has {judges}")
+    ja, others = judges[0], judges[1:]
+    rows_a = collect_rows(cfg, ja, results)
+    rows_b = {j: collect_rows(cfg, j, results) for j in others}
+    cols = [c for c in _present_columns(rows_a) if any(_present_columns(rb) and c in _present_columns(rb) for rb in rows_b.values())]
+    if not cols:
+        raise DataError(f"judge scatter: no metric has scores under both {ja} and {others}")
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.1 * len(cols), 3.4), squeeze=False)
+    for ax, (col, *_rest) in zip(axes[0], cols):
+        vals = []
+        for k, j in enumerate(others):
+            for i, (ra, rb) in enumerate(zip(rows_a, rows_b[j])):
+                if ra.get(col) is None or rb.get(col) is None:
+                    continue
+                m = ra["method_key"]
+                ax.scatter(ra[col], rb[col], s=45, color=color(m, cfg["methods"].index(m)), marker=MARKERS.get(m, "o"),
+                           edgecolor="black", linewidth=0.5, zorder=3,
+                           label=method_label(cfg, ra["setting_key"], m) if k == 0 else None)
+                vals += [ra[col], rb[col]]
+        if vals:
+            lo, hi = min(vals), max(vals)
+            pad = max(1e-6, 0.1 * (hi - lo) or 0.05 * abs(hi) or 1)
+            lim = (lo - pad, hi + pad)
+            ax.plot(lim, lim, "--", color="gray", linewidth=1, zorder=1, label="y = x")
+            ax.set_xlim(lim)
+            ax.set_ylim(lim)
+            ax.set_aspect("equal", adjustable="box")
+        ax.set_title(_rest[-1], fontsize=10)
+        ax.set_xlabel(ja)
+        ax.set_ylabel(", ".join(others))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.08))
+    fig.suptitle(f"Judge vs judge on the same answers: {ja} (x) vs {', '.join(others)} (y)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    _save(fig, out)
+    plt.close(fig)
+
+
+def mean_answer_length(path: Path) -> float:
+    """Mean generated length of a model's answers in tokens (``meta.n_tokens``; characters when absent)."""
+    lengths = []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        a = json.loads(line)
+        n = (a.get("meta") or {}).get("n_tokens")
+        lengths.append(sum(n) if n else sum(len(t) for t in a.get("turns", [])))
+    if not lengths:
+        raise DataError(f"{path}: no answers")
+    return sum(lengths) / len(lengths)
+
+
+def length_bias_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) -> None:
+    """Win rate (vs the benchmark's baseline) against mean answer length, one panel per win-rate metric."""
+    plt = _plt()
+    import numpy as np
+
+    judge = judge or cfg["table_judge"]
+    rows = collect_rows(cfg, judge, results)
+    cols = [c for c in _present_columns(rows) if c[0] in WIN_RATE_COLUMNS]
+    if not cols:
+        raise DataError(f"length-bias figure: no win-rate scores for judge '{judge}' under {results}/scores")
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.3 * len(cols), 3.3), squeeze=False)
+    for ax, (col, _, protocol, *_rest) in zip(axes[0], cols):
+        bench = benchmark_for(cfg, protocol)
+        xs, ys = [], []
+        for r in rows:
+            if r.get(col) is None:
+                continue
+            answers = Path(results) / "answers" / bench / r["setting_key"] / f"{r['method_key']}.jsonl"
+            if not answers.exists():
+                raise DataError(f"length-bias figure: missing answers file {answers} for a scored model")
+            x = mean_answer_length(answers)
+            m = r["method_key"]
+            lo = r[col] - r[f"{col}_ci_low"] if r.get(f"{col}_ci_low") is not None else 0
+            hi = r[f"{col}_ci_high"] - r[col] if r.get(f"{col}_ci_high") is not None else 0
+            ax.errorbar(x, r[col], yerr=[[lo], [hi]], fmt=MARKERS.get(m, "o"), color=color(m, cfg["methods"].index(m)),
+                        markeredgecolor="black", markersize=7, capsize=3,
+                        label=method_label(cfg, r["setting_key"], m))
+            xs.append(x)
+            ys.append(r[col])
+        title = _rest[-1]
+        if len(xs) >= 3 and len(set(xs)) > 1 and len(set(ys)) > 1:
+            r_ = float(np.corrcoef(xs, ys)[0, 1])
+            title += f"\nPearson r = {r_:+.2f} (n={len(xs)})"
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(f"mean answer length (tokens), {bench}", fontsize=9)
+        ax.set_ylabel("win rate vs baseline (%)")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.08))
+    fig.suptitle(f"Win rate vs answer length (length bias) — judge: {judge}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    _save(fig, out)
+    plt.close(fig)
+
+
+def read_train_log(path: Path) -> list[dict]:
+    """The per-step training log (one JSON object per line)."""
+    steps = []
+    for i, line in enumerate(Path(path).read_text().splitlines()):
+        if line.strip():
+            try:
+                steps.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise DataError(f"{path}: line {i + 1} is not valid JSON") from None
+    return [s for s in steps if "loss" in s and "step" in s]
+
+
+TRAIN_METRICS = [("loss", "training loss"), ("rewards/margins", "reward margin (chosen − rejected)"),
+                 ("rewards/accuracies", "reward accuracy")]
 
 
 def training_figure(cfg: dict, results: Path, out: Path) -> None:
-    """Loss, reward margin and reward accuracy per step, one line per trained method (first setting)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    setting = next(iter(cfg["settings"]))
-    metrics = [("loss", "loss"), ("rewards/margins", "reward margin"), ("rewards/accuracies", "reward accuracy")]
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3))
-    for method in trained_methods(cfg, setting):
-        log = results / "models" / setting / method / "train_log.jsonl"
-        if not log.exists():
-            continue
-        steps = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        for ax, (key, title) in zip(axes, metrics):
-            ax.plot([s["step"] for s in steps], [s.get(key) for s in steps], label=METHOD_LABELS.get(method, method),
-                    color=COLORS.get(method))
-            ax.set_title(title)
-            ax.set_xlabel("step")
-            ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"Training curves ({cfg['settings'][setting]['label']})", fontsize=9)
+    """Loss, reward margin and reward accuracy per step: one row per setting, one line per trained method
+    (the guidance DPO model is the DPO row when the preset trains DPO)."""
+    plt = _plt()
+    settings = list(cfg["settings"])
+    fig, axes = plt.subplots(len(settings), 3, figsize=(11, 3.0 * len(settings)), squeeze=False)
+    drawn = 0
+    for row, setting in zip(axes, settings):
+        for i, method in enumerate(trained_methods(cfg, setting)):
+            log = Path(results) / "models" / setting / method / "train_log.jsonl"
+            if not log.exists():
+                raise DataError(f"training curves: missing {log} (train {setting}/{method} first)")
+            steps = read_train_log(log)
+            if not steps:
+                raise DataError(f"training curves: {log} has no logged step")
+            drawn += 1
+            for ax, (key, title) in zip(row, TRAIN_METRICS):
+                pts = [(s["step"], s[key]) for s in steps if s.get(key) is not None]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=method_label(cfg, setting, method),
+                        color=color(method, i), linewidth=1.8, linestyle=LINESTYLES.get(method, "-"),
+                        marker=MARKERS.get(method, "o") if len(pts) < 40 else None, markersize=3)
+                ax.set_title(f"{title} — {cfg['settings'][setting]['label']}", fontsize=10)
+                ax.set_xlabel("optimizer step")
+                ax.grid(alpha=0.3)
+        row[0].legend()
+    if not drawn:
+        raise DataError("training curves: the preset trains no method")
     fig.tight_layout()
     _save(fig, out)
     plt.close(fig)
 
 
+def token_rewards_figure(cfg: dict, results: Path, out: Path, setting: str | None = None, n_pairs: int = 3) -> None:
+    """Token strips of example preference pairs colored by TGDPO's guidance reward r_t (see token_rewards.py)."""
+    from reproduce.report.token_rewards import example_pairs
+
+    plt = _plt()
+    from matplotlib import colors as mcolors
+
+    setting = setting or next(iter(cfg["settings"]))
+    ex = example_pairs(cfg, results, setting, n_pairs=n_pairs)
+    lim = max(1e-6, max(abs(v) for p in ex["pairs"] for side in ("chosen", "rejected") for v in p[side]["r"]))
+    norm = mcolors.TwoSlopeNorm(vmin=-lim, vcenter=0.0, vmax=lim)
+    cmap = plt.get_cmap("RdBu_r")
+    n_rows = 2 * len(ex["pairs"])
+    max_tokens = max(len(p[s]["tokens"]) for p in ex["pairs"] for s in ("chosen", "rejected"))
+    fig, ax = plt.subplots(figsize=(4.0 + 1.45 * max(4, max_tokens), 0.75 * n_rows + 1.6))
+    y = 0
+    labels, ticks = [], []
+    for p in ex["pairs"]:
+        for side in ("chosen", "rejected"):
+            toks, rs = p[side]["tokens"], p[side]["r"]
+            for k, (tok, r) in enumerate(zip(toks, rs)):
+                ax.add_patch(plt.Rectangle((k, -y - 0.42), 0.96, 0.84, color=cmap(norm(r)), ec="black", lw=0.4))
+                weight = 1 + ex["alpha"] * r if side == "chosen" else 1 - ex["alpha"] * r
+                dark = abs(norm(r) - 0.5) > 0.33
+                shown = repr(tok)[1:-1] or "∅"
+                ax.text(k + 0.48, -y + 0.16, shown, ha="center", va="center", fontsize=11 if len(shown) <= 4 else 8,
+                        family="monospace", weight="bold", color="white" if dark else "black")
+                ax.text(k + 0.48, -y - 0.2, f"r = {r:+.3f}\nw = {weight:.3f}", ha="center", va="center", fontsize=7.5,
+                        linespacing=1.1, color="white" if dark else "black")
+            labels.append(f"{p['prompt']}  {side} ({'✓' if side == 'chosen' else '✗'} score {p[side]['score']:+.2f})")
+            ticks.append(-y)
+            y += 1
+        y += 0.3
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(labels, fontsize=9)
+    ax.set_xlim(-0.1, max(4, max_tokens) + 0.1)
+    ax.set_ylim(-y + 0.5, 0.7)
+    ax.set_xticks([])
+    for s in ("top", "right", "bottom", "left"):
+        ax.spines[s].set_visible(False)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    cb = fig.colorbar(sm, ax=ax, fraction=0.03, pad=0.02)
+    cb.set_label("r_t = β (log π_guide − log π_ref)")
+    ax.set_title(f"TGDPO token-level guidance on example pairs ({cfg['settings'][setting]['label']}; β={ex['beta']:g}, "
+                 f"α={ex['alpha']:g})\nred: the guide rewards the token (r > 0), blue: it penalises it; weight w = 1+αr on "
+                 f"chosen, 1−αr on rejected tokens\nguide = {ex['guide']}, reference = {ex['ref']}", fontsize=9.5)
+    fig.tight_layout()
+    _save(fig, out)
+    plt.close(fig)
+
+
+def alpha_sweep(cfg: dict) -> dict[str, list[tuple[float, str]]]:
+    """Per setting, the preset's TGDPO methods as sorted (alpha, method); only settings with >= 2 alphas."""
+    out = {}
+    for setting, recipe in cfg["settings"].items():
+        pts = sorted((float(recipe["methods"][m]["alpha"]), m) for m in cfg["methods"]
+                     if m != "sft" and recipe["methods"][m]["loss"] == "tgdpo")
+        if len({a for a, _ in pts}) >= 2:
+            out[setting] = pts
+    return out
+
+
+def sweep_message(cfg: dict) -> str:
+    """Why there is no alpha plot for this config, and how to get one."""
+    tgdpo = {s: [m for m in cfg["methods"] if m != "sft" and r["methods"][m]["loss"] == "tgdpo"]
+             for s, r in cfg["settings"].items()}
+    extra = {s: [m for m, mc in r["methods"].items() if mc["loss"] == "tgdpo" and m not in cfg["methods"]]
+             for s, r in cfg["settings"].items()}
+    hint = ""
+    spare = sorted({m for ms in extra.values() for m in ms})
+    if spare:
+        hint = (f"; the recipes define more TGDPO methods ({', '.join(spare)}): add them, e.g. "
+                f"--config 'methods=[{','.join(cfg['methods'] + spare)}]'")
+    return (f"the config sweeps no alpha: preset '{cfg['preset']}' trains TGDPO methods {tgdpo} with fewer than two "
+            f"distinct alphas in every setting, so there is nothing to plot{hint}")
+
+
+def alpha_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) -> None:
+    """Scores against TGDPO's alpha (DPO drawn at alpha = 0, which the loss reduces to), one panel per metric."""
+    plt = _plt()
+    judge = judge or cfg["table_judge"]
+    sweep = alpha_sweep(cfg)
+    if not sweep:
+        raise ConfigError(sweep_message(cfg))
+    cols = []
+    for col, _, protocol, key, _, _, header in COLUMNS:
+        bench = benchmark_for(cfg, protocol)
+        if bench is not None:
+            cols.append((col, bench, key, header))
+    series = []
+    for setting, pts in sweep.items():
+        for col, bench, key, header in cols:
+            xs, ys, err = [], [], [[], []]
+            for alpha, m in pts:
+                sc = load_score(results, cfg, bench, judge, setting, m)
+                if sc is None:
+                    raise DataError(f"alpha figure: missing score {results}/scores/{bench}/{judge}/{setting}/{m}.json")
+                v = sc.get(key)
+                if v is None:
+                    break
+                xs.append(alpha)
+                ys.append(v)
+                lo, hi = sc.get("ci_low"), sc.get("ci_high")
+                se = sc.get("standard_error") if key == "win_rate" and "standard_error" in sc.score else None
+                err[0].append(v - lo if lo is not None else 1.96 * se if se is not None else 0)
+                err[1].append(hi - v if hi is not None else 1.96 * se if se is not None else 0)
+            else:
+                dpo = load_score(results, cfg, bench, judge, setting, "dpo") if "dpo" in cfg["settings"][setting]["methods"] else None
+                series.append((setting, col, header, xs, ys, err, dpo.get(key) if dpo else None))
+    cols_drawn = list(dict.fromkeys(s[1] for s in series))
+    if not cols_drawn:
+        raise DataError("alpha figure: no metric has a value for every alpha")
+    fig, axes = plt.subplots(1, len(cols_drawn), figsize=(3.2 * len(cols_drawn), 3.3), squeeze=False)
+    for ax, col in zip(axes[0], cols_drawn):
+        for i, (setting, c, header, xs, ys, err, dpo) in enumerate(s for s in series if s[1] == col):
+            ax.errorbar(xs, ys, yerr=err, marker="D", color=color("tgdpo") if i == 0 else _EXTRA[i], capsize=3,
+                        label=f"TGDPO ({cfg['settings'][setting]['label']})")
+            if dpo is not None:
+                ax.scatter([0], [dpo], marker="o", s=50, color=color("dpo"), edgecolor="black", zorder=3,
+                           label="DPO (α = 0)")
+            ax.set_title(header, fontsize=10)
+        ax.set_xlabel("α")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.08))
+    fig.suptitle(f"Sensitivity to TGDPO's α — judge: {judge}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    _save(fig, out)
+    plt.close(fig)
+
+
+def draw_figure(name: str, cfg: dict, results: Path, out_dir: Path, judge: str | None = None) -> list[Path]:
+    """Draw one named figure (see ``FIGURES``) into ``out_dir/<name>.{png,pdf}``."""
+    out = Path(out_dir) / f"{name}.png"
+    fn = {"scores_by_benchmark": lambda: scores_figure(cfg, results, out, judge),
+          "judge_scatter": lambda: judge_scatter_figure(cfg, results, out),
+          "length_bias": lambda: length_bias_figure(cfg, results, out, judge),
+          "training_curves": lambda: training_figure(cfg, results, out),
+          "token_rewards": lambda: token_rewards_figure(cfg, results, out),
+          "alpha_sensitivity": lambda: alpha_figure(cfg, results, out, judge)}.get(name)
+    if fn is None:
+        raise ConfigError(f"--name: unknown figure '{name}' (known: {', '.join(FIGURES)})")
+    fn()
+    return [out, out.with_suffix(".pdf")]
+
+
+def default_figures(cfg: dict) -> list[str]:
+    """The figures a config supports: the judge scatter needs two judges, the alpha plot an alpha sweep."""
+    names = ["scores_by_benchmark", "length_bias", "training_curves"]
+    if any(r["methods"].get(m, {}).get("loss") == "tgdpo" for r in cfg["settings"].values() for m in cfg["methods"]):
+        names.append("token_rewards")
+    if len(cfg["judges"]) >= 2:
+        names.append("judge_scatter")
+    if alpha_sweep(cfg):
+        names.append("alpha_sensitivity")
+    return names
+
+
 def draw_figures(cfg: dict, results: Path, out_dir: Path, log=print) -> list[Path]:
-    """Draw every figure into ``out_dir``; returns the PNG paths."""
-    outs = [out_dir / "scores_by_benchmark.png", out_dir / "training_curves.png"]
-    scores_figure(cfg, results, outs[0])
-    training_figure(cfg, results, outs[1])
-    for o in outs:
-        log(f"wrote {o}")
+    """Draw every figure the config supports into ``out_dir``; returns the PNG paths."""
+    outs = []
+    for name in default_figures(cfg):
+        png = draw_figure(name, cfg, results, out_dir)[0]
+        log(f"wrote {png} (+ .pdf)")
+        outs.append(png)
+    if "alpha_sensitivity" not in default_figures(cfg):
+        log(f"note: no alpha_sensitivity figure: {sweep_message(cfg)}")
     return outs

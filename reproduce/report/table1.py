@@ -1,75 +1,119 @@
 """Table 1: our scores per (setting, method) beside the paper's, with differences and CIs.
 
-Reads ``results/scores/<benchmark>/<judge>/<setting>/<method>.json`` and ``evals/paper_table1.yaml``.
-An empty cell always says why (not run, LC files missing, no paper counterpart).
+Reads ``results/scores/<benchmark>/<judge>/<setting>/<method>.json`` (through
+:mod:`reproduce.report.provenance`, which refuses mixed judges or benchmark versions) and
+``evals/paper_table1.yaml``. Writes csv (every value, CI, paper value, difference, full reason for an
+empty cell and the provenance of each cell), md and tex (short cells, short reasons).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
-from reproduce.config import ROOT, load_yaml
+from reproduce.config import ROOT, ConfigError, load_yaml
 from reproduce.io import DataError, atomic_write_text
+from reproduce.report.provenance import load_score, missing_reason
 
-METHOD_LABELS = {"sft": "SFT", "dpo": "DPO", "simpo": "SimPO", "tgdpo": "TGDPO"}
+METHOD_LABELS = {"sft": "SFT", "dpo": "DPO", "simpo": "SimPO", "tgdpo": "TGDPO", "chosen_nll": "SFT on chosen (control)"}
 
-# (our column, paper column, protocol, score key, ci keys)
+# (our column, paper column, protocol, score key, CI kind, CI keys, header)
+# CI kind: "ci" = [low, high] from the protocol (Arena-Hard bootstrap), "se" = ± standard error (AlpacaEval).
 COLUMNS = [
-    ("AE-LC", "AE", "alpaca_eval2", "length_controlled_winrate", None),
-    ("AE-WR", "AE", "alpaca_eval2", "win_rate", ("standard_error",)),
-    ("AH", "AH", "arena_hard", "score", ("ci_low", "ci_high")),
-    ("MT-S", "MT-S", "mt_bench", "score", None),
-    ("MT-WR", "MT-WR", "mt_bench", "win_rate", None),
+    ("AE-LC", "AE", "alpaca_eval2", "length_controlled_winrate", "se", ("lc_standard_error",), "AlpacaEval 2 LC (%)"),
+    ("AE-WR", "AE", "alpaca_eval2", "win_rate", "se", ("standard_error",), "AlpacaEval 2 WR (%)"),
+    ("AH", "AH", "arena_hard", "score", "ci", ("ci_low", "ci_high"), "Arena-Hard WR (%) [95% CI]"),
+    ("MT-S", "MT-S", "mt_bench", "score", None, (), "MT-Bench score (1-10)"),
+    ("MT-WR", "MT-WR", "mt_bench", "win_rate", None, (), "MT-Bench WR (%)"),
 ]
+COLUMN_KEYS = [c[0] for c in COLUMNS]
+
+
+def method_label(cfg: dict, setting: str, method: str) -> str:
+    """Display name of a method; TGDPO variants of an alpha sweep show their alpha."""
+    if method in METHOD_LABELS:
+        return METHOD_LABELS[method]
+    recipe = cfg["settings"][setting]["methods"].get(method, {})
+    if recipe.get("loss") == "tgdpo" and "alpha" in recipe:
+        return f"TGDPO (α={recipe['alpha']:g})"
+    return method
 
 
 def load_paper_table(path: Path = ROOT / "evals" / "paper_table1.yaml") -> dict:
-    """The paper's Table 1 as ``{setting label: {method: {column: value}}}`` plus its source."""
-    return load_yaml(path)
+    """The paper's Table 1 as ``{"source", "columns", "rows": {setting label: {method: {column: value}}}}``."""
+    data = load_yaml(path)
+    if not isinstance(data, dict) or "rows" not in data or "source" not in data:
+        raise ConfigError(f"{path}: expected keys 'source' and 'rows'")
+    return data
+
+
+def benchmark_for(cfg: dict, protocol: str) -> str | None:
+    """The preset's benchmark running ``protocol`` (first one; a preset runs each protocol once)."""
+    benches = [b for b, bc in cfg["benchmarks"].items() if bc["protocol"] == protocol]
+    return benches[0] if benches else None
 
 
 def collect_rows(cfg: dict, judge: str, results: Path) -> list[dict]:
-    """One row per (setting, method) with our values, CIs, the paper's values and notes."""
+    """One row per (setting, method): our value, CI, paper value, difference, reason when empty, provenance.
+
+    Keys per column ``C``: ``C`` (ours), ``C_ci_low``/``C_ci_high`` (95% interval; for AlpacaEval ±1.96 SE),
+    ``C_se``, ``C_paper``, ``C_diff``, ``C_note`` (short), ``C_reason`` (full), ``C_source`` (score file,
+    benchmark version, judge and checkpoint config hashes).
+    """
     paper = load_paper_table()
+    results = Path(results)
     rows = []
     for setting, recipe in cfg["settings"].items():
-        paper_rows = paper["rows"].get(recipe.get("paper_setting") or "", {})
+        paper_setting = recipe.get("paper_setting")
+        paper_rows = paper["rows"].get(paper_setting or "", {})
+        if paper_setting and paper_setting not in paper["rows"]:
+            raise DataError(f"{recipe['_file']}: paper_setting '{paper_setting}' is not a row group of evals/paper_table1.yaml "
+                            f"(known: {', '.join(paper['rows'])})")
         for method in cfg["methods"]:
-            row = {"setting": recipe["label"], "method": METHOD_LABELS.get(method, method), "judge": judge}
-            for col, paper_col, protocol, key, ci in COLUMNS:
-                benches = [b for b, bc in cfg["benchmarks"].items() if bc["protocol"] == protocol]
-                value, note, extra = None, "", {}
-                if not benches:
-                    note = "benchmark not in preset"
-                for bench in benches[:1]:
-                    path = results / "scores" / bench / judge / setting / f"{method}.json"
-                    if not path.exists():
-                        note = "not run"
-                        continue
-                    try:
-                        score = json.loads(path.read_text())
-                    except json.JSONDecodeError:
-                        raise DataError(f"{path}: not valid JSON") from None
-                    version = cfg["benchmarks"][bench].get("version")
-                    value = score.get(key)
-                    if value is None:
-                        note = score.get("length_controlled_reason") or score.get(f"{key}_reason") or f"no '{key}' in score"
-                    if ci:
-                        extra = {k: score.get(k) for k in ci}
-                    row[f"{col}_source"] = f"{path} ({version})"
-                p = paper_rows.get(method, {}).get(paper_col)
+            row = {"setting": recipe["label"], "setting_key": setting, "method": method_label(cfg, setting, method),
+                   "method_key": method, "judge": judge}
+            for col, paper_col, protocol, key, ci_kind, ci_keys, _ in COLUMNS:
+                bench = benchmark_for(cfg, protocol)
+                value = se = lo = hi = None
+                note = reason = source = ""
+                if bench is None:
+                    note, reason = "not in preset", f"no benchmark with protocol {protocol} in preset '{cfg['preset']}'"
+                else:
+                    sc = load_score(results, cfg, bench, judge, setting, method)
+                    if sc is None:
+                        note, reason = missing_reason(results, cfg, bench, judge, setting, method)
+                    else:
+                        t = sc.trace
+                        source = (f"{t['score_file']} | {bench} {t['benchmark_version']} | judge {judge} "
+                                  f"(job {t['judge_config_hash']}) | answers {t['answers_config_hash']} | "
+                                  f"checkpoint {t['checkpoint']} ({t['checkpoint_config_hash']})")
+                        value = sc.get(key)
+                        if value is None:
+                            full = sc.score.get(f"{key}_reason") or (
+                                sc.score.get("length_controlled_reason") if key == "length_controlled_winrate" else None)
+                            if key == "length_controlled_winrate":
+                                note, reason = "LC files missing", full or "length-controlled win rate not computed"
+                            else:
+                                note, reason = "not scored", full or f"no '{key}' in {sc.path}"
+                        elif ci_kind == "ci":
+                            lo, hi = sc.get(ci_keys[0]), sc.get(ci_keys[1])
+                        elif ci_kind == "se":
+                            se = sc.get(ci_keys[0])
+                            if se is not None:
+                                lo, hi = value - 1.96 * se, value + 1.96 * se
+                p = paper_rows.get(method, {}).get(paper_col) if paper_rows else None
+                paper_note = ("no paper counterpart (setting not in the paper)" if not paper_rows
+                              else "paper reports none" if p is None else "")
                 row[col] = _round(value)
-                for k, v in extra.items():
-                    row[f"{col}_{k}"] = _round(v)
+                row[f"{col}_se"] = _round(se)
+                row[f"{col}_ci_low"] = _round(lo)
+                row[f"{col}_ci_high"] = _round(hi)
                 row[f"{col}_paper"] = p
                 row[f"{col}_diff"] = _round(value - p) if value is not None and p is not None else None
-                notes = [note] if note else []
-                if p is None:
-                    notes.append("no paper counterpart" if not paper_rows else "paper reports none")
-                row[f"{col}_note"] = "; ".join(notes)
+                row[f"{col}_note"] = note
+                row[f"{col}_reason"] = "; ".join(x for x in (reason, paper_note) if x)
+                row[f"{col}_source"] = source
             rows.append(row)
     return rows
 
@@ -78,46 +122,107 @@ def _round(x, nd: int = 2):
     return None if x is None else round(float(x), nd)
 
 
-def _cell(row: dict, col: str) -> str:
+def _num(x: float, nd: int = 1) -> str:
+    return f"{x:.{nd}f}"
+
+
+def cell_text(row: dict, col: str) -> str:
+    """One short cell: ``ours ±SE`` or ``ours [lo, hi]``, then ``paper / Δ`` when the paper has one;
+    an empty cell is ``— (short reason)``."""
     v, p, d = row.get(col), row.get(f"{col}_paper"), row.get(f"{col}_diff")
+    nd = 2 if col == "MT-S" else 1
+    pm, delta, dash = "±", "Δ", "—"  # render_latex maps these to LaTeX after escaping
     if v is None:
-        return f"— ({row.get(f'{col}_note') or 'n/a'})"
-    text = f"{v:.1f}"
-    if f"{col}_ci_low" in row and row[f"{col}_ci_low"] is not None:
-        text += f" [{row[f'{col}_ci_low']:.1f}, {row[f'{col}_ci_high']:.1f}]"
-    if f"{col}_standard_error" in row and row[f"{col}_standard_error"] is not None:
-        text += f" ±{row[f'{col}_standard_error']:.1f}"
+        return f"{dash} ({row.get(f'{col}_note') or 'n/a'})"
+    text = _num(v, nd)
+    if row.get(f"{col}_se") is not None:
+        text += f" {pm}{_num(row[f'{col}_se'], nd)}"
+    elif row.get(f"{col}_ci_low") is not None:
+        text += f" [{_num(row[f'{col}_ci_low'], nd)}, {_num(row[f'{col}_ci_high'], nd)}]"
     if p is not None:
-        text += f" (paper {p:.1f}, Δ {d:+.1f})"
+        text += f" (paper {_num(p, nd)}, {delta} {d:+.{nd}f})"
+    elif row.get(f"{col}_reason", "").endswith("paper reports none"):
+        text += f" (paper {dash})"
     return text
 
 
+def _legend(judge: str, source: str, rows: list[dict]) -> list[str]:
+    has_paper = any(r.get(f"{c}_paper") is not None for r in rows for c in COLUMN_KEYS)
+    lines = ["Columns: " + "; ".join(f"{c[0]} = {c[6]}" for c in COLUMNS) + ".",
+             "AlpacaEval cells show ± one standard error; Arena-Hard cells its bootstrap 95% CI; MT-Bench gives none. "
+             "The paper's AE column is compared with both LC and raw win rate (which one the paper reports is not known).",
+             f"Judge: {judge}. Paper numbers: {source}" + ("" if has_paper else " (no setting of this preset is in the paper)") + ".",
+             "Empty cells: '— (reason)'; the full reason and each cell's provenance (score file, benchmark version, "
+             "judge job / answers / checkpoint config hashes) are in the csv."]
+    return lines
+
+
 def render_markdown(rows: list[dict], judge: str, source: str) -> str:
-    """The table as Markdown: each cell 'ours [CI] (paper, Δ)' or '— (why empty)'."""
-    cols = [c[0] for c in COLUMNS]
+    """The table as Markdown: one row per (setting, method), cells 'ours [CI] (paper, Δ)' or '— (why)'."""
     lines = [f"# Table 1 — judge: {judge}", "",
-             "AE-LC / AE-WR: AlpacaEval 2 length-controlled / raw win rate (± standard error); AH: Arena-Hard win rate "
-             "[95% CI]; MT-S: MT-Bench score; MT-WR: MT-Bench win rate. The paper's AE column is compared with both "
-             "LC and raw (which one the paper reports is not known).", "",
-             "| setting | method | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+             "| setting | method | " + " | ".join(COLUMN_KEYS) + " |", "|---|---|" + "---|" * len(COLUMN_KEYS)]
     for r in rows:
-        lines.append(f"| {r['setting']} | {r['method']} | " + " | ".join(_cell(r, c) for c in cols) + " |")
-    lines += ["", f"Paper numbers: {source}."]
+        lines.append(f"| {r['setting']} | {r['method']} | " + " | ".join(cell_text(r, c) for c in COLUMN_KEYS) + " |")
+    lines += [""] + _legend(judge, source, rows)
     return "\n".join(lines) + "\n"
 
 
-def build_table1(cfg: dict, judge: str, results: Path, out_dir: Path, log=print) -> list[dict]:
-    """Write ``table1_<judge>.csv`` and ``.md`` into ``out_dir``; returns the rows."""
-    rows = collect_rows(cfg, judge, results)
-    fields = []
+def _tex_escape(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("$", r"\$"),
+                 ("α", r"$\alpha$"), ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("—", "--")):
+        s = s.replace(a, b)
+    return s
+
+
+def render_latex(rows: list[dict], judge: str, source: str) -> str:
+    """The table as a LaTeX ``table`` (booktabs), settings as row groups; needs \\usepackage{booktabs}."""
+    heads = [c[6].replace("%", r"\%") for c in COLUMNS]
+    out = [r"% Table 1 (generated by reproduce/report/table1.py; needs \usepackage{booktabs})",
+           r"\begin{table*}[t]", r"\centering", r"\small", r"\resizebox{\textwidth}{!}{%",
+           r"\begin{tabular}{ll" + "l" * len(COLUMNS) + "}", r"\toprule",
+           "Setting & Method & " + " & ".join(heads) + r" \\", r"\midrule"]
+    last = None
+    for r in rows:
+        if last is not None and r["setting"] != last:
+            out.append(r"\midrule")
+        setting = _tex_escape(r["setting"]) if r["setting"] != last else ""
+        last = r["setting"]
+        cells = [_tex_escape(cell_text(r, c)) for c in COLUMN_KEYS]
+        out.append(f"{setting} & {_tex_escape(r['method'])} & " + " & ".join(cells) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}}",
+            r"\caption{Ours (paper, $\Delta$ = ours $-$ paper). Judge: " + _tex_escape(judge) +
+            r". AlpacaEval: $\pm$ standard error; Arena-Hard: bootstrap 95\% CI. Paper: " + _tex_escape(source) + ".}",
+            r"\end{table*}"]
+    return "\n".join(out) + "\n"
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    """Rows as csv, every key a column (columns in first-seen order)."""
+    fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out_dir / f"table1_{judge}.csv", buf.getvalue())
-    md = render_markdown(rows, judge, load_paper_table()["source"])
-    atomic_write_text(out_dir / f"table1_{judge}.md", md)
+    atomic_write_text(path, buf.getvalue())
+
+
+def build_table1(cfg: dict, judge: str, results: Path, out_dir: Path, log=print, stem: str | None = None) -> list[dict]:
+    """Write ``<stem>.csv``, ``.md`` and ``.tex`` (default stem ``table1_<judge>``) into ``out_dir``; returns the rows."""
+    if judge not in cfg["judges"]:
+        raise ConfigError(f"--judge: '{judge}' is not a judge of preset '{cfg['preset']}' (judges: {', '.join(cfg['judges'])})")
+    rows = collect_rows(cfg, judge, results)
+    stem = stem or f"table1_{judge}"
+    out_dir = Path(out_dir)
+    source = load_paper_table()["source"]
+    write_csv(rows, out_dir / f"{stem}.csv")
+    md = render_markdown(rows, judge, source)
+    atomic_write_text(out_dir / f"{stem}.md", md)
+    atomic_write_text(out_dir / f"{stem}.tex", render_latex(rows, judge, source))
+    missing = [f"{r['setting']}/{r['method']}/{c}: {r[f'{c}_reason']}" for r in rows for c in COLUMN_KEYS
+               if r[c] is None and r[f"{c}_note"] in ("not run", "judge unavailable")]
+    for m in missing:
+        log(f"warning: empty cell {m}")
     log(md)
     return rows

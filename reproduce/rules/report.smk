@@ -1,13 +1,15 @@
-# Stage 5: Table 1 beside the paper's numbers, and figures.
+# Stage 5: Table 1 beside the paper's numbers (one per judge), the judge-agreement report, the figures,
+# and results/report.md embedding all of them with provenance.
 
 
 rule table1:
-    """Table 1 (csv + md) for one judge."""
+    """Table 1 (csv, md, tex) for one judge."""
     input:
         lambda w: P.all_scores(w.judge),
     output:
         csv="results/tables/table1_{judge}.csv",
         md="results/tables/table1_{judge}.md",
+        tex="results/tables/table1_{judge}.tex",
     params:
         preset=CFG["preset"],
     conda:
@@ -23,29 +25,83 @@ rule table1_main:
     input:
         csv=f"results/tables/table1_{CFG['table_judge']}.csv",
         md=f"results/tables/table1_{CFG['table_judge']}.md",
+        tex=f"results/tables/table1_{CFG['table_judge']}.tex",
     output:
         csv="results/tables/table1.csv",
         md="results/tables/table1.md",
+        tex="results/tables/table1.tex",
     conda:
         "../../environment.yml"
     log:
         "results/logs/table1/main.log",
     shell:
-        "(cp {input.csv} {output.csv} && cp {input.md} {output.md}) 2> {log}"
+        "(cp {input.csv} {output.csv} && cp {input.md} {output.md} && cp {input.tex} {output.tex}) 2> {log}"
 
 
-rule figures:
-    """Grouped score bars and training curves."""
+rule judge_agreement:
+    """Re-judging report: every judge against the table judge on the same cached answers."""
     input:
-        lambda w: P.all_scores(CFG["table_judge"]),
-        lambda w: [P.model_dir(s, m) for s in CFG["settings"] for m in P.trained_methods()],
+        scores=lambda w: [p for j in CFG["judges"] for p in P.all_scores(j)],
+        judgments=lambda w: [P.judgments(b, j, s, m) for j in CFG["judges"] for b in CFG["benchmarks"]
+                             for s in CFG["settings"] for m in CFG["methods"]],
     output:
-        P.figures(),
+        P.judge_agreement(),
     params:
         preset=CFG["preset"],
     conda:
         "../../environment.yml"
     log:
-        "results/logs/figures.log",
+        "results/logs/report/judge_agreement.log",
     shell:
-        "reproduce figures --preset {params.preset} --out-dir figures 2> {log}"
+        "reproduce agreement --preset {params.preset} --out-dir results/tables 2> {log}"
+
+
+rule figure:
+    """One figure (PNG + PDF) from the result files it depends on."""
+    input:
+        # a config that sweeps no alpha stops here with one clear line (only when that figure is requested)
+        lambda w: P.figure_inputs(w.name),
+    output:
+        png="figures/{name}.png",
+        pdf="figures/{name}.pdf",
+    wildcard_constraints:
+        name="scores_by_benchmark|judge_scatter|length_bias|training_curves|token_rewards|alpha_sensitivity",
+    params:
+        preset=CFG["preset"],
+        methods=" ".join(CFG["methods"]),
+    threads: 1
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/figures/{name}.log",
+    shell:
+        "reproduce figure --preset {params.preset} --methods {params.methods} --name {wildcards.name}"
+        " --out-dir figures 2> {log}"
+
+
+rule report:
+    """results/report.md: every table, the judge agreement and the figures, with provenance."""
+    input:
+        tables=P.all_tables(),
+        agreement=P.judge_agreement() if len(CFG["judges"]) > 1 else [],
+        figures=P.figures(P.figure_names()),
+    output:
+        P.report(),
+    params:
+        preset=CFG["preset"],
+        methods=" ".join(CFG["methods"]),
+        figures=" ".join(P.figure_names()),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/report/report.log",
+    shell:
+        "reproduce report --preset {params.preset} --methods {params.methods} --figures {params.figures}"
+        " --out {output} 2> {log}"
+
+
+rule alpha_sensitivity:
+    """Target: the alpha-sensitivity figure; needs a config that sweeps TGDPO's alpha, e.g.
+    --config 'methods=[sft,dpo,simpo,tgdpo,tgdpo_a1,tgdpo_a2]' (recipe tiny-add defines those)."""
+    input:
+        P.figure("alpha_sensitivity"),

@@ -1,0 +1,80 @@
+"""Report subcommands of the ``reproduce`` command (registered by ``reproduce.cli``).
+
+- ``reproduce figure --name <figure>``: draw one figure (PNG + PDF).
+- ``reproduce agreement``: the judge-agreement report (table judge vs every other judge).
+- ``reproduce report``: ``results/report.md`` embedding the tables, the agreement report and the figures.
+
+(``reproduce table`` and ``reproduce figures`` live in ``reproduce.cli``.)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from reproduce.config import load_config
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _cfg(args) -> dict:
+    overrides = {"preset": args.preset} if args.preset else {}
+    if getattr(args, "methods", None):
+        overrides["methods"] = args.methods  # e.g. an alpha sweep outside Snakemake
+    return load_config(overrides or None)
+
+
+def cmd_figure(args) -> None:
+    """Draw one report figure (PNG + PDF)."""
+    from reproduce.report.figures import draw_figure
+
+    for p in draw_figure(args.name, _cfg(args), Path(args.results), Path(args.out_dir), judge=args.judge):
+        _log(f"wrote {p}")
+
+
+def cmd_agreement(args) -> None:
+    """Judge-agreement report: rank correlations, per-item agreement and score moves between judges."""
+    from reproduce.report.agreement import build_agreement
+
+    build_agreement(_cfg(args), Path(args.results), Path(args.out_dir), judges=args.judges, log=_log)
+
+
+def cmd_report(args) -> None:
+    """Write the report (Markdown) embedding every table and figure with provenance."""
+    from reproduce.report.report import build_report
+
+    build_report(_cfg(args), Path(args.results), Path(args.tables_dir), Path(args.figures_dir), Path(args.out),
+                 figures=args.figures, log=_log)
+
+
+def register(sub) -> None:
+    """Add the report subcommands to the ``reproduce`` argument parser."""
+    from reproduce.report.figures import FIGURES
+
+    def common(p):
+        p.add_argument("--preset")
+        p.add_argument("--methods", nargs="+", help="override the preset's methods (e.g. an alpha sweep)")
+        p.add_argument("--results", default="results")
+
+    f = sub.add_parser("figure", help=cmd_figure.__doc__)
+    f.set_defaults(fn=cmd_figure)
+    common(f)
+    f.add_argument("--name", required=True, choices=FIGURES)
+    f.add_argument("--judge", help="judge of the scores (default: the table judge)")
+    f.add_argument("--out-dir", default="figures")
+
+    a = sub.add_parser("agreement", help=cmd_agreement.__doc__)
+    a.set_defaults(fn=cmd_agreement)
+    common(a)
+    a.add_argument("--judges", nargs="+", help="reference judge first (default: table judge, then the others)")
+    a.add_argument("--out-dir", default="results/tables")
+
+    r = sub.add_parser("report", help=cmd_report.__doc__)
+    r.set_defaults(fn=cmd_report)
+    common(r)
+    r.add_argument("--tables-dir", default="results/tables")
+    r.add_argument("--figures-dir", default="figures")
+    r.add_argument("--figures", nargs="+", help="figure names to embed (default: all the config supports)")
+    r.add_argument("--out", default="results/report.md")

@@ -1,0 +1,85 @@
+"""TGDPO's token-level reward guidance on example preference pairs, for the token-reward strip figure.
+
+r_t = beta * (log pi_guide(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t)) for every response token, with the
+TGDPO method's beta and alpha, its guidance model (``results/models/<setting>/<guide>``, a trained DPO
+model) and the reference (``results/models/<setting>/sft``). Tokens of the chosen answer get weight
+1 + alpha * r_t, tokens of the rejected answer 1 - alpha * r_t (PAPER.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from reproduce.config import ConfigError
+from reproduce.io import DataError
+
+
+def _tgdpo_method(cfg: dict, setting: str) -> str:
+    methods = cfg["settings"][setting]["methods"]
+    tg = [m for m in cfg["methods"] if m != "sft" and methods[m]["loss"] == "tgdpo"]
+    if not tg:
+        raise ConfigError(f"token rewards: preset '{cfg['preset']}' trains no TGDPO method in setting '{setting}'")
+    return "tgdpo" if "tgdpo" in tg else tg[0]
+
+
+def response_token_logps(model, tokenizer, prompt: list[dict], response: list[dict]) -> tuple[list[str], list[float]]:
+    """Tokens of ``response`` (after the chat-templated prompt) and their log-probs under ``model``."""
+    import torch
+
+    p_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+    full = tokenizer.apply_chat_template(prompt + response, tokenize=True)
+    if hasattr(p_ids, "keys"):  # newer transformers return a BatchEncoding
+        p_ids, full = p_ids["input_ids"], full["input_ids"]
+    if list(full[: len(p_ids)]) != list(p_ids):
+        raise DataError("token rewards: the chat template does not extend the prompt with the response")
+    ids = torch.tensor([list(full)])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits.float()
+    logps = torch.log_softmax(logits[0, :-1], dim=-1).gather(-1, ids[0, 1:, None])[:, 0]
+    resp = list(full[len(p_ids):])
+    # the template's end-of-turn tokens stay: TGDPO weights them too (they are completion tokens in training)
+    vals = logps[len(p_ids) - 1:].tolist()
+    toks = [tokenizer.decode([t]) for t in resp]
+    return toks, vals
+
+
+def example_pairs(cfg: dict, results: Path, setting: str, n_pairs: int = 3, scan: int = 48) -> dict:
+    """r_t on ``n_pairs`` example pairs of ``results/data/<setting>/prefs.jsonl``.
+
+    Picks, among the first ``scan`` pairs, those with the widest spread of r_t (most informative strips),
+    in file order. Returns ``{"beta", "alpha", "guide", "ref", "pairs": [{"pair_id", "prompt",
+    "chosen"/"rejected": {"tokens", "r", "score"}}]}``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    results = Path(results)
+    method = _tgdpo_method(cfg, setting)
+    mcfg = cfg["settings"][setting]["methods"][method]
+    beta, alpha, guide = float(mcfg["beta"]), float(mcfg["alpha"]), mcfg["guide"]
+    ref_dir, guide_dir = results / "models" / setting / "sft", results / "models" / setting / guide
+    prefs = results / "data" / setting / "prefs.jsonl"
+    for p in (ref_dir / "config.json", guide_dir / "config.json", prefs):
+        if not p.exists():
+            raise DataError(f"token rewards: missing {p} (run the workflow through training first)")
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(str(ref_dir))
+    ref = AutoModelForCausalLM.from_pretrained(str(ref_dir), dtype=torch.float32).eval()
+    gde = AutoModelForCausalLM.from_pretrained(str(guide_dir), dtype=torch.float32).eval()
+    pairs = [json.loads(line) for line in prefs.read_text().splitlines()[:scan] if line.strip()]
+    if not pairs:
+        raise DataError(f"token rewards: {prefs} has no pairs")
+    scored = []
+    for i, pair in enumerate(pairs):
+        entry = {"pair_id": pair.get("pair_id", str(i)), "prompt": pair["prompt"][-1]["content"]}
+        for side in ("chosen", "rejected"):
+            toks, lp_ref = response_token_logps(ref, tok, pair["prompt"], pair[side])
+            _, lp_guide = response_token_logps(gde, tok, pair["prompt"], pair[side])
+            entry[side] = {"tokens": toks, "r": [beta * (g - r) for g, r in zip(lp_guide, lp_ref)],
+                           "score": float((pair.get("scores") or {}).get(side, float("nan")))}
+        spread = max(entry["chosen"]["r"] + entry["rejected"]["r"]) - min(entry["chosen"]["r"] + entry["rejected"]["r"])
+        scored.append((spread, i, entry))
+    best = sorted(sorted(scored, key=lambda x: -x[0])[:n_pairs], key=lambda x: x[1])
+    return {"beta": beta, "alpha": alpha, "guide": str(guide_dir), "ref": str(ref_dir), "method": method,
+            "pairs": [e for _, _, e in best]}
