@@ -32,7 +32,9 @@ class JudgmentCache:
             repair_jsonl(self.path)
             for rec in read_jsonl(self.path, allow_torn_tail=True):
                 key = rec.get("key")
-                if isinstance(key, str):
+                # an entry without a verdict (written by another tool or edited by hand) is no judgment:
+                # skip it, so the request is asked again instead of its failure being reused as a result
+                if isinstance(key, str) and not _failed(rec.get("verdict")) and isinstance(rec.get("reply"), dict):
                     self._entries.setdefault(key, rec)  # a duplicate key keeps the first entry
 
     @staticmethod
@@ -47,7 +49,7 @@ class JudgmentCache:
     def put(self, key: str, reply: JudgeReply, verdict: Any) -> None:
         """Store a successful judgment. A None (or NaN) verdict is a failure and raises ValueError; a key
         already present is left as it is (the first judgment stands)."""
-        if verdict is None or (isinstance(verdict, float) and math.isnan(verdict)):
+        if _failed(verdict):
             raise ValueError(f"{self.path}: refusing to cache a failed judgment (verdict {verdict!r}) for key {key}")
         if key in self._entries:
             return
@@ -62,3 +64,8 @@ class JudgmentCache:
     def __len__(self) -> int:
         """Number of stored judgments."""
         return len(self._entries)
+
+
+def _failed(verdict: Any) -> bool:
+    """None or NaN: what the official tools store for a failed judgment; never a verdict here."""
+    return verdict is None or (isinstance(verdict, float) and math.isnan(verdict))

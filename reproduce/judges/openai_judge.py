@@ -145,6 +145,12 @@ class OpenAIJudge(Judge):
                              f"(it must hold the API key for {self.base_url})")
         return key
 
+    def _redact(self, text: str) -> str:
+        """``text`` with the API key blanked out: servers quote a rejected key back in their errors, and
+        error text ends up in failure lists and logs."""
+        key = os.environ.get(self.key_env, "").strip() if self.key_env else ""
+        return text.replace(key, "[REDACTED]") if len(key) >= 4 else text
+
     def _session(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
         """Client and semaphore bound to the running loop (each asyncio.run gets fresh ones, since both
         are tied to the loop that first used them)."""
@@ -199,7 +205,7 @@ class OpenAIJudge(Judge):
             if status in RETRY_STATUSES or status >= 500:
                 raise _Retryable(f"HTTP {status}", _retry_after_s(e.response.headers)) from None
             raise JudgeError(f"judge '{self.name}': {self.base_url} answered HTTP {status}: "
-                             f"{_short(str(e.message))}") from None
+                             f"{_short(self._redact(str(e.message)))}") from None
         except openai.APIResponseValidationError:
             raise _Retryable("malformed response body") from None
         return self._reply(text, want_logprobs)
@@ -211,7 +217,7 @@ class OpenAIJudge(Judge):
             choice = body["choices"][0]
             message = choice["message"]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise _Retryable(f"malformed response body ({_short(body_text, 60)!r})") from None
+            raise _Retryable(f"malformed response body ({_short(self._redact(body_text), 60)!r})") from None
         content = message.get("content") if isinstance(message, dict) else None
         usage = body.get("usage") or {}
         p_tok, c_tok = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)

@@ -15,7 +15,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from reproduce.data.prefs import load_pairs
-from reproduce.io import append_jsonl, atomic_write_json, repair_jsonl
+from reproduce.io import append_jsonl, atomic_write_json, atomic_write_jsonl, read_jsonl, repair_jsonl
 
 
 class StepLogger(TrainerCallback):
@@ -36,6 +36,24 @@ class StepLogger(TrainerCallback):
             row["tokens_per_s"] = tokens * args.logging_steps * args.gradient_accumulation_steps / max(1e-9, now - self.t_last)
         self.t_last = now
         append_jsonl(self.path, [row])
+
+
+def _complete_checkpoint(path: Path) -> bool:
+    """Whether a checkpoint was fully written: its ``trainer_state.json`` (saved last) exists and parses."""
+    try:
+        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop logged rows past ``step``: a resumed run repeats those steps, and must not log them twice."""
+    if path.exists():
+        rows = read_jsonl(path, allow_torn_tail=True)
+        keep = [r for r in rows if r.get("step", 0) <= step]
+        if len(keep) != len(rows):
+            atomic_write_jsonl(path, keep)
 
 
 def dpo_config(method: dict, checkpoint_dir: Path, live: bool):
@@ -131,7 +149,10 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
     trainer, tokenizer = build_trainer(method, base_dir, prefs_path, checkpoint_dir, guide_dir, cache_dir)
     log_path = out_dir / "train_log.jsonl"
     trainer.add_callback(StepLogger(log_path))
-    checkpoints = sorted(checkpoint_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    # a checkpoint cut short by a kill has no parseable trainer_state.json (written last): never resume from it
+    checkpoints = sorted((p for p in checkpoint_dir.glob("checkpoint-*") if _complete_checkpoint(p)),
+                         key=lambda p: int(p.name.split("-")[-1]))
+    _truncate_log(log_path, int(checkpoints[-1].name.split("-")[-1]) if checkpoints else 0)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     seconds = time.time() - t0

@@ -5,7 +5,7 @@ configurable latency, unless the next entry of a fault script says otherwise. Fa
 consumed in arrival order): ``Fault.rate_limit(...)`` (429 + Retry-After), ``Fault.status(500)``,
 ``Fault.hang(s)`` (answer only after ``s`` seconds), ``Fault.drop()`` (close the connection without an
 answer), ``Fault.truncated()`` (a 200 with half a JSON body), ``Fault.empty()`` (empty content),
-``Fault.no_logprobs()`` and ``Fault.text(t)``.
+``Fault.no_logprobs()``, ``Fault.reply(t)`` and ``Fault.auth_error()`` (a 401 quoting the key sent).
 
 It is bounded: it listens on 127.0.0.1 only, on a free port, stops itself after ``lifetime_s`` or
 ``max_requests``, and is a context manager that always shuts down on exit.
@@ -53,6 +53,11 @@ class Fault:
         return cls("status", code=code)
 
     @classmethod
+    def auth_error(cls) -> "Fault":
+        """401 whose error message quotes the key the client sent (a careless server or proxy)."""
+        return cls("auth_echo", code=401)
+
+    @classmethod
     def hang(cls, seconds: float) -> "Fault":
         """Answer normally, but only after ``seconds`` (longer than the client's timeout)."""
         return cls("hang", seconds=seconds)
@@ -89,16 +94,18 @@ class StandinServer:
     verdict: the content returned, or ``f(body, n)`` computing it from the request body and the call
         number (``n`` starts at 1), e.g. a different verdict on every call.
     latency_s: delay before each normal answer. top_logprobs: the first token's alternatives returned
-        when the request asks for logprobs. ``requests`` records every request body and its
+        when the request asks for logprobs (a dict, or ``f(body, n)`` computing one per call). ``requests`` records every request body and its
         Authorization header; ``count`` is the number of chat-completion requests received;
         ``max_inflight`` the most handled at once.
     """
 
     def __init__(self, *, verdict: str | Callable[[dict, int], str] = "[[A]]", latency_s: float = 0.0,
-                 script: list[Fault] | None = None, top_logprobs: dict | None = None,
+                 script: list[Fault] | None = None,
+                 top_logprobs: dict | Callable[[dict, int], dict] | None = None,
                  completion_tokens: int = 5, lifetime_s: float = 120.0, max_requests: int = 100_000):
         self.verdict, self.latency_s = verdict, latency_s
-        self.top_logprobs = dict(DEFAULT_TOP_LOGPROBS if top_logprobs is None else top_logprobs)
+        self.top_logprobs = top_logprobs if callable(top_logprobs) else \
+            dict(DEFAULT_TOP_LOGPROBS if top_logprobs is None else top_logprobs)
         self.completion_tokens = completion_tokens
         self.lifetime_s, self.max_requests = lifetime_s, max_requests
         self.script: deque[Fault] = deque(script or [])
@@ -185,13 +192,16 @@ class StandinServer:
         if with_logprobs and body.get("logprobs"):
             k = int(body.get("top_logprobs") or 5)
             tops = [{"token": t, "logprob": lp, "bytes": list(t.encode())}
-                    for t, lp in sorted(self.top_logprobs.items(), key=lambda kv: -kv[1])[:k]]
+                    for t, lp in sorted(self._top_logprobs(body, n).items(), key=lambda kv: -kv[1])[:k]]
             first = tops[0] if tops else {"token": content[:1], "logprob": 0.0, "bytes": []}
             choice["logprobs"] = {"content": [{**first, "top_logprobs": tops}]}
         return {"id": f"chatcmpl-standin-{n}", "object": "chat.completion", "created": int(time.time()),
                 "model": body.get("model", "standin"), "choices": [choice],
                 "usage": {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": self.completion_tokens,
                           "total_tokens": max(1, prompt_chars // 4) + self.completion_tokens}}
+
+    def _top_logprobs(self, body: dict, n: int) -> dict:
+        return self.top_logprobs(body, n) if callable(self.top_logprobs) else self.top_logprobs
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when the server stops (so hangs never outlive it)."""
@@ -259,6 +269,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            return
+        if kind == "auth_echo":
+            auth = str(self.headers.get("Authorization", ""))
+            err = {"error": {"message": f"Incorrect API key provided: {auth.removeprefix('Bearer ')}",
+                             "type": "invalid_request_error", "code": "invalid_api_key"}}
+            self._send(401, json.dumps(err).encode())
             return
         if kind == "status":
             err = {"error": {"message": f"stand-in fault {fault.code}", "type": "standin", "code": None}}

@@ -1,0 +1,272 @@
+"""SIGKILL during training, generation and judging, then a rerun: the final table is byte-identical.
+
+Choice (documented in the final report): the pipeline runs through the real CLI stages (``reproduce train /
+reference / generate / judge / score / table``), not Snakemake, so the whole file stays well under five
+minutes on 2 cores: an uninterrupted run in this process, then a second run in another directory where the
+train, generate and judge stages are started as ``reproduce`` subprocesses and SIGKILLed at seeded random
+points (after k logged steps / k cached answers / k cached judgments, plus a random delay), then rerun.
+Snakemake adds nothing to these stages' own resume logic; it only decides what to rerun (a killed job's
+outputs are marked incomplete in .snakemake/ and rerun). The judge is the fault-free stand-in server with
+deterministic verdicts, the model a tiny random Llama, the preference pairs 32 built here.
+
+Set KILL_SEED to replay a particular schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reproduce.benchmarks.questions import default_mirror
+from reproduce.config import load_config
+from reproduce.io import read_jsonl
+
+from support.standin_server import StandinServer
+from support.verdicts import logprobs_for, verdict_for
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = int(os.environ.get("KILL_SEED", "0"))
+KEY_ENV = "KILL_RESUME_JUDGE_KEY"
+BENCHES = ("tiny_alpaca_eval2", "tiny_arena_hard")  # sampled (T=0.9) and greedy decoding
+MODELS = ("sft", "dpo")
+METHOD = {"loss": "dpo", "beta": 0.1, "learning_rate": 1e-3, "per_device_batch_size": 4, "max_length": 64,
+          "epochs": 1, "save_steps": 2, "seed": 42}
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """A tiny random base model and 32 preference pairs, shared by both runs."""
+    import torch
+
+    from reproduce.data.prefs import write_pairs
+    from reproduce.tiny.model import build_tiny_llama
+    from reproduce.tiny.task import load_task
+    from reproduce.tiny.tokenizer import train_tokenizer
+
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("kill_assets")
+    task = load_task("addition")
+    rng = random.Random(0)
+    corpus = [f"<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n{task.demonstrate(p, rng)}<|im_end|>\n"
+              for p in task.split("sft")[:300]]
+    model_dir = out / "sft"
+    tok = train_tokenizer(corpus, 300, model_dir)
+    build_tiny_llama(tok, hidden_size=64, num_layers=2, head_dim=64, seed=0).save_pretrained(str(model_dir))
+    pairs = []
+    for i, p in enumerate(task.split("prefs")[:32]):
+        right = str(task.solve(p))
+        wrong = right[:-1] + str((int(right[-1]) + 1) % 10) + ("9" * (i % 3))
+        pairs.append({"pair_id": f"p{i}", "prompt": [{"role": "user", "content": p}],
+                      "chosen": [{"role": "assistant", "content": right}],
+                      "rejected": [{"role": "assistant", "content": wrong}]})
+    write_pairs(pairs, {"pairs": len(pairs)}, out / "prefs.jsonl")
+    return {"model": model_dir, "prefs": out / "prefs.jsonl"}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, latency_s=0.02, lifetime_s=280) as srv:
+        yield srv
+
+
+def _benches() -> dict:
+    cfg = load_config({"preset": "tiny"})
+    mirror = default_mirror()
+    spec = load_config({"preset": "paper"})["benchmarks"]["arena_hard"]["questions"]["files"]["judge_config"]
+    if mirror is None or not (mirror / spec["path"]).exists():
+        pytest.skip("the Arena-Hard v0.1 judge_config.yaml is not in the benchmark mirror")
+    out = {}
+    for b in BENCHES:
+        bench = dict(cfg["benchmarks"][b])
+        bench["questions"] = dict(bench["questions"], n=40)
+        if b == "tiny_arena_hard":  # the official judge prompt, so an LLM judge can answer
+            bench["questions"]["files"] = {"judge_config": spec}
+        out[b] = bench
+    return out
+
+
+class Pipeline:
+    """The CLI stages of one run in ``root``; ``kill`` names stages to SIGKILL once in a subprocess."""
+
+    def __init__(self, root: Path, assets: dict, server: StandinServer, rng: random.Random | None):
+        self.root, self.assets, self.rng = root, assets, rng
+        self.benches = _benches()
+        self.judge_cfg = {"kind": "openai", "model": "standin-judge", "base_url": server.base_url,
+                          "api_key_env": KEY_ENV, "concurrency": 4, "timeout_s": 10, "max_retries": 2}
+        self.kills: list[str] = []
+        root.mkdir(parents=True, exist_ok=True)
+
+    def job(self, stage: str, **keys) -> str:
+        job = {"stage": stage, "preset": "tiny", "setting": "tiny-add", "threads": 2,
+               "generation": {"backend": "hf", "batch_size": 8}, **keys}
+        if "benchmark" in keys:
+            job["benchmark_config"] = self.benches[keys["benchmark"]]
+        if stage == "train":
+            job["method_config"] = METHOD
+        if stage in ("judge", "score"):
+            job["judge"], job["judge_config"] = "standin", self.judge_cfg
+        return json.dumps(job, sort_keys=True)
+
+    def model_dir(self, m: str) -> str:
+        return str(self.assets["model"]) if m == "sft" else f"results/models/tiny-add/{m}"
+
+    def stages(self):
+        """(name, argv, progress file, total units) in pipeline order."""
+        yield ("train", ["train", "--job", self.job("train", method="dpo"), "--base", str(self.assets["model"]),
+                         "--prefs", str(self.assets["prefs"]), "--cache", "results/cache/token_logps",
+                         "--checkpoints", "results/checkpoints/tiny-add/dpo", "--out", "results/models/tiny-add/dpo"],
+               "results/models/tiny-add/dpo/train_log.jsonl", 8)
+        for b in BENCHES:
+            yield ("reference", ["reference", "--job", self.job("reference", benchmark=b),
+                                 "--out", f"results/answers/{b}/_reference.jsonl"], None, 0)
+        for b in BENCHES:
+            for m in MODELS:
+                out = f"results/answers/{b}/tiny-add/{m}.jsonl"
+                yield (f"generate:{b}:{m}", ["generate", "--job", self.job("generate", benchmark=b, method=m),
+                                             "--model", self.model_dir(m), "--out", out], out + ".*", 40)
+        for b in BENCHES:
+            for m in MODELS:
+                cache = f"results/judgments/{b}/standin/_cache.jsonl"
+                yield (f"judge:{b}:{m}", ["judge", "--job", self.job("judge", benchmark=b, method=m),
+                                          "--answers", f"results/answers/{b}/tiny-add/{m}.jsonl",
+                                          "--reference", f"results/answers/{b}/_reference.jsonl",
+                                          "--cache", cache, "--out", f"results/judgments/{b}/standin/tiny-add/{m}.jsonl"],
+                       cache, 40 if m == "sft" else 40)
+                yield ("score", ["score", "--job", self.job("score", benchmark=b, method=m), "--benchmark", b,
+                                 "--judgments", f"results/judgments/{b}/standin/tiny-add/{m}.jsonl",
+                                 "--out", f"results/scores/{b}/standin/tiny-add/{m}.json"], None, 0)
+        yield ("table", None, None, 0)
+
+    def run(self, kill: tuple[str, ...] = ()) -> None:
+        from reproduce import cli
+
+        for name, argv, progress, total in self.stages():
+            if name in kill:
+                self._kill_once(name, argv, progress, total)
+            with contextlib.chdir(self.root):
+                if argv is None:
+                    self.table()
+                else:
+                    assert cli.main(argv) == 0, f"stage {name} failed"
+
+    def table(self) -> None:
+        """``reproduce table``'s code with the stand-in added to the preset's judges (the CLI accepts only
+        judges of the preset, and the stand-in's config must not be written into the repo)."""
+        from reproduce.report.table1 import build_table1
+
+        cfg = load_config({"preset": "tiny"})
+        cfg["judges"]["standin"] = self.judge_cfg
+        build_table1(cfg, "standin", Path("results"), Path("results/tables"), log=lambda m: None)
+
+    def _lines(self, pattern: str) -> int:
+        n = 0
+        for p in self.root.glob(pattern):
+            if p.is_file() and p.suffix == ".jsonl":
+                n += p.read_bytes().count(b"\n")
+        return n
+
+    def _kill_once(self, name: str, argv: list[str], progress: str, total: int) -> None:
+        """Start the stage as a subprocess; SIGKILL it after a seeded number of progress lines plus a
+        seeded delay; it must die unfinished."""
+        k = self.rng.randint(1, int(total * 0.6))
+        delay = self.rng.uniform(0.0, 0.05 if name.startswith("generate") else 0.2)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+        proc = subprocess.Popen([sys.executable, "-m", "reproduce.cli", *argv], cwd=self.root, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        k += self._lines(progress)  # progress made by this stage, not by earlier ones sharing the file
+        try:
+            while self._lines(progress) < k:
+                assert proc.poll() is None, f"{name} ended before the kill point: {proc.stderr.read().decode()[-2000:]}"
+                assert time.monotonic() < deadline, f"{name}: no progress to kill at"
+                time.sleep(0.005)
+            time.sleep(delay)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            proc.stderr.close()
+        assert proc.returncode == -signal.SIGKILL, f"{name}: finished (rc {proc.returncode}) before the SIGKILL " \
+                                                   f"(seed {SEED}, k={k}, delay={delay:.3f})"
+        self.kills.append(f"{name}: killed after {self._lines(progress)} progress lines (k={k}, +{delay:.3f}s)")
+
+
+def check_jsonl(root: Path) -> int:
+    """Every JSONL under ``root``: no torn line, no duplicate line, no duplicate record id. Returns files."""
+    n = 0
+    for path in sorted(root.rglob("*.jsonl")):
+        raw = path.read_bytes()
+        assert not raw or raw.endswith(b"\n"), f"{path}: torn last line"
+        records = read_jsonl(path)  # strict: every line parses
+        lines = [line for line in raw.split(b"\n") if line]
+        assert len(lines) == len(set(lines)), f"{path}: duplicate line"
+        for id_key in ("question_id", "key", "step", "pair_id"):
+            ids = [json.dumps(r[id_key]) for r in records if id_key in r]
+            if ids:
+                assert len(ids) == len(set(ids)), f"{path}: duplicate {id_key}"
+                break
+        n += 1
+    return n
+
+
+def test_killed_pipeline_reruns_to_the_identical_table(tmp_path, assets, server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "sk-kill-resume-test")
+    clean = Pipeline(tmp_path / "clean", assets, server, None)
+    clean.run()
+    rng = random.Random(SEED)
+    killed = Pipeline(tmp_path / "killed", assets, server, rng)
+    killed.run(kill=("train", "generate:tiny_alpaca_eval2:dpo", "judge:tiny_alpaca_eval2:dpo",
+                     "judge:tiny_arena_hard:sft"))
+    assert len(killed.kills) == 4, killed.kills
+    summary = json.loads((tmp_path / "killed/results/models/tiny-add/dpo/train_summary.json").read_text())
+    for name in ("table1_standin.csv", "table1_standin.md"):
+        a = (tmp_path / "clean/results/tables" / name).read_bytes()
+        b = (tmp_path / "killed/results/tables" / name).read_bytes()
+        assert a == b, f"{name} differs after kills {killed.kills} (seed {SEED}, resumed_from {summary['resumed_from']})"
+    for b in BENCHES:  # and, in more detail, every score and every answer
+        for m in MODELS:
+            rel = f"results/scores/{b}/standin/tiny-add/{m}.json"
+            assert json.loads((tmp_path / "clean" / rel).read_text()) == json.loads((tmp_path / "killed" / rel).read_text())
+            rel = f"results/answers/{b}/tiny-add/{m}.jsonl"
+            turns = lambda p: [r["turns"] for r in read_jsonl(p)]  # noqa: E731
+            assert turns(tmp_path / "clean" / rel) == turns(tmp_path / "killed" / rel), rel
+    assert check_jsonl(tmp_path / "killed") >= 10
+    assert check_jsonl(tmp_path / "clean") >= 10
+    table = (tmp_path / "killed/results/tables/table1_standin.md").read_text()
+    assert "| Tiny addition (CPU) | DPO |" in table and "not run" in table  # simpo/tgdpo rows: not run here
+    print("\n".join(killed.kills))
+
+
+def test_train_log_has_no_repeated_step_after_resume(tmp_path, assets):
+    """A run killed between checkpoints repeats the steps after the last checkpoint; its log must not
+    list them twice, and a checkpoint cut short by the kill (no trainer_state.json) is never resumed."""
+    from reproduce.train.run import train_method
+
+    out, ckpt = tmp_path / "dpo", tmp_path / "ckpt"
+    train_method(dict(METHOD), assets["model"], assets["prefs"], out, checkpoint_dir=ckpt, threads=2, log=lambda m: None)
+    # simulate a kill after step 6 was logged, with checkpoint-6 half written and checkpoint-4 complete
+    rows = read_jsonl(out / "train_log.jsonl")
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    (out / "train_summary.json").unlink()
+    (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:6]) + '{"step": 7, "lo')
+    import shutil
+
+    (ckpt / "checkpoint-8").rename(ckpt / "checkpoint-6")
+    (ckpt / "checkpoint-6" / "trainer_state.json").unlink()  # cut short: saved last
+    first = tmp_path / "first"
+    train_method(dict(METHOD, max_steps=4), assets["model"], assets["prefs"], first, checkpoint_dir=tmp_path / "c4",
+                 threads=2, log=lambda m: None)
+    shutil.copytree(tmp_path / "c4" / "checkpoint-4", ckpt / "checkpoint-4")
+    summary = train_method(dict(METHOD), assets["model"], assets["prefs"], out, checkpoint_dir=ckpt, threads=2,
+                           log=lambda m: None)
+    assert summary["resumed_from"] == "checkpoint-4"
+    steps = [r["step"] for r in read_jsonl(out / "train_log.jsonl")]
+    assert steps == list(range(1, 9)), steps
