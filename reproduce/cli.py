@@ -145,7 +145,15 @@ def cmd_judge(args) -> None:
     cache = JudgmentCache(Path(args.cache) if args.cache else out.parent / "_cache.jsonl")
     judge = make_judge(judge_name, judge_cfg)
     records, failures, stats = asyncio.run(judge_model(bench, judge, cache, questions, answers, reference, templates, log=_log))
-    atomic_write_json(out.with_name(out.stem + ".failures.json"), {"failures": failures, "stats": stats})
+    failures_file = out.with_name(out.stem + ".failures.json")
+    atomic_write_json(failures_file, {"failures": failures, "stats": stats})
+    # Too many failed games: no judgments file, so Snakemake reruns the job; the rerun asks only the failed
+    # games (every verdict is in the cache). The limit is per benchmark (judging.max_failed_fraction).
+    limit = bench.get("judging", {}).get("max_failed_fraction", 0.0)
+    if stats["requests"] and stats["failed_games"] / stats["requests"] > limit:
+        out.unlink(missing_ok=True)
+        raise DataError(f"{failures_file}: {stats['failed_games']} of {stats['requests']} judge games failed "
+                        f"(limit {limit:.0%} in judging.max_failed_fraction); rerun to retry only those")
     atomic_write_jsonl(out, records)
     _write_resolved({**job, "judge_stats": stats}, out)
     _log(f"judged: {json.dumps(stats)}")

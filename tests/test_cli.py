@@ -77,3 +77,31 @@ def test_unknown_benchmark_and_judge():
     assert out.returncode == 2 and "unknown benchmark 'nope'" in out.stderr
     out = _run("judge", "--benchmark", "tiny_arena_hard", "--answers", "x.jsonl", "--judge", "gpt-17")
     assert out.returncode == 2 and "unknown judge 'gpt-17'" in out.stderr
+
+
+def test_failed_games_fail_the_job_and_keep_nothing_that_looks_finished(tmp_path):
+    """Every game fails (nothing listens at the local judge's base_url): exit 2, no judgments file,
+    the failures listed with reasons, and no failure in the cache."""
+    import socket
+
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", 8000)) == 0:
+            pytest.skip("something listens on 127.0.0.1:8000 (the local-vllm judge's base_url)")
+    from reproduce.benchmarks.questions import load_questions
+    from reproduce.config import load_config
+
+    shared_dir("benchmarks", "arena_hard_v0.1", "judge_config.yaml")  # the LLM judge needs the official prompt
+    questions = load_questions(load_config()["benchmarks"]["tiny_arena_hard"])[:3]
+    answers, reference = tmp_path / "a.jsonl", tmp_path / "r.jsonl"
+    for path in (answers, reference):
+        path.write_text("".join(json.dumps({"question_id": q["question_id"], "turns": ["42"]}) + "\n" for q in questions))
+    out_file = tmp_path / "j" / "a.jsonl"
+    out = _run("judge", "--benchmark", "tiny_arena_hard", "--answers", str(answers), "--reference", str(reference),
+               "--judge", "local-vllm", "--out", str(out_file))
+    assert out.returncode == 2, out.stderr
+    assert "6 of 6 judge games failed" in out.stderr
+    assert not out_file.exists()
+    failures = json.loads((tmp_path / "j" / "a.failures.json").read_text())["failures"]
+    assert len(failures) == 6 and all("127.0.0.1:8000" in f["reason"] for f in failures)
+    cache = tmp_path / "j" / "_cache.jsonl"
+    assert not cache.exists() or cache.read_text() == ""
