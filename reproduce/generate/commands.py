@@ -1,0 +1,77 @@
+"""``reproduce export-answers`` / ``reproduce import-answers``: move answers between our JSONL and the
+official tools' files (AlpacaEval ``model_outputs.json``, Arena-Hard and FastChat ``model_answer/<m>.jsonl``).
+
+    reproduce export-answers --benchmark arena_hard --answers results/answers/.../tgdpo.jsonl --out-dir arena-data/
+    reproduce import-answers --benchmark mt_bench --file model_answer/my-model.jsonl --out my-model.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def load_benchmark(name: str) -> dict:
+    """A benchmark config by name (``evals/benchmarks/<name>.yaml``), validated; unknown names list the known."""
+    from reproduce.config import ROOT, _load_named
+
+    return _load_named("benchmark", ROOT / "evals" / "benchmarks", name, "benchmark", "--benchmark")
+
+
+def _questions_and_format(args) -> tuple[list[dict], str]:
+    from reproduce.benchmarks.questions import load_questions
+    from reproduce.generate.formats import PROTOCOL_FORMAT
+
+    bench = load_benchmark(args.benchmark)
+    return load_questions(bench, args.mirror), args.format or PROTOCOL_FORMAT[bench["protocol"]]
+
+
+def cmd_export_answers(args) -> None:
+    """Write our answers JSONL as the official tool's answer file."""
+    from reproduce.generate.formats import export_answers, official_relpath
+    from reproduce.generate.run import load_answers
+    from reproduce.io import DataError
+
+    questions, fmt = _questions_and_format(args)
+    records = list(load_answers(args.answers, {q["question_id"] for q in questions}).values())
+    model = args.model or (records[0].get("model") if records else None) or Path(args.answers).stem
+    if bool(args.out) == bool(args.out_dir):
+        raise DataError("export-answers: give exactly one of --out FILE or --out-dir DIR")
+    out = Path(args.out) if args.out else Path(args.out_dir) / official_relpath(fmt, model)
+    export_answers(records, questions, fmt, out, model)
+    print(json.dumps({"format": fmt, "model": model, "answers": len(records), "out": str(out)}))
+
+
+def cmd_import_answers(args) -> None:
+    """Read an official tool's answer file into our answers JSONL (then `reproduce judge --answers`)."""
+    from reproduce.generate.formats import import_answers
+    from reproduce.io import atomic_write_jsonl
+
+    questions, fmt = _questions_and_format(args)
+    records = import_answers(args.file, fmt, questions, args.model)
+    missing = len(questions) - len(records)
+    atomic_write_jsonl(args.out, records)
+    if missing:
+        print(f"warning: {args.file}: {missing} of {len(questions)} questions have no answer", file=sys.stderr)
+    print(json.dumps({"format": fmt, "answers": len(records), "missing": missing, "out": args.out}))
+
+
+def register(sub) -> None:
+    """Add ``export-answers`` and ``import-answers`` to the ``reproduce`` command's subparsers."""
+    from reproduce.generate.formats import FORMATS
+
+    e = sub.add_parser("export-answers", help=cmd_export_answers.__doc__)
+    e.set_defaults(fn=cmd_export_answers)
+    e.add_argument("--answers", required=True, help="our answers JSONL")
+    e.add_argument("--out", help="output file")
+    e.add_argument("--out-dir", help="official data directory; writes <model>/model_outputs.json or model_answer/<model>.jsonl")
+    i = sub.add_parser("import-answers", help=cmd_import_answers.__doc__)
+    i.set_defaults(fn=cmd_import_answers)
+    i.add_argument("--file", required=True, help="the official tool's answer file")
+    i.add_argument("--out", required=True, help="our answers JSONL")
+    for p in (e, i):
+        p.add_argument("--benchmark", required=True, help="benchmark name (evals/benchmarks/<name>.yaml)")
+        p.add_argument("--format", choices=FORMATS, help="default: the benchmark protocol's official format")
+        p.add_argument("--model", help="model name to write (default: the one in the file)")
+        p.add_argument("--mirror", help="directory holding the official benchmark files (default: the mirror)")
