@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from reproduce.config import ConfigError, load_config
+from reproduce.config import ConfigError, config_from_cli, load_config
 from reproduce.io import DataError, atomic_write_json
 
 
@@ -125,7 +125,7 @@ def cmd_judge(args) -> None:
         job = _job(args)
         bench, judge_cfg, judge_name = job["benchmark_config"], job["judge_config"], job["judge"]
     else:
-        cfg = load_config({"preset": args.preset} if args.preset else None)
+        cfg = config_from_cli(args.preset)
         if args.benchmark not in cfg["benchmarks"]:
             raise ConfigError(f"--benchmark: unknown benchmark '{args.benchmark}' (known: {', '.join(cfg['benchmarks'])})")
         if args.judge not in cfg["judges"]:
@@ -191,7 +191,7 @@ def cmd_table(args) -> None:
     """Build Table 1 (csv, md) from score files."""
     from reproduce.report.table1 import build_table1
 
-    cfg = load_config({"preset": args.preset} if args.preset else None)
+    cfg = config_from_cli(args.preset, args.config_json)
     build_table1(cfg, args.judge or cfg["table_judge"], Path(args.results), Path(args.out_dir), log=_log)
 
 
@@ -199,7 +199,7 @@ def cmd_figures(args) -> None:
     """Draw the report figures."""
     from reproduce.report.figures import draw_figures
 
-    cfg = load_config({"preset": args.preset} if args.preset else None)
+    cfg = config_from_cli(args.preset, args.config_json)
     draw_figures(cfg, Path(args.results), Path(args.out_dir), log=_log)
 
 
@@ -248,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         t = sub.add_parser(name, help=fn.__doc__)
         t.set_defaults(fn=fn)
         t.add_argument("--preset")
+        t.add_argument("--config-json", help="the Snakemake config (preset + overrides) as JSON")
         t.add_argument("--judge")
         t.add_argument("--results", default="results")
         t.add_argument("--out-dir", required=True)

@@ -139,6 +139,19 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
     return cfg
 
 
+def config_from_cli(preset: str | None = None, config_json: str | None = None, methods: list[str] | None = None) -> dict:
+    """Load the config a CLI command was pointed at: the Snakemake config as JSON (``--config-json``, so
+    command-line overrides such as ``methods=[...]`` reach every stage), a preset name, or a methods override."""
+    import json
+
+    overrides = json.loads(config_json) if config_json else {}
+    if preset:
+        overrides["preset"] = preset
+    if methods:
+        overrides["methods"] = methods
+    return load_config(overrides or None)
+
+
 def trained_methods(cfg: dict, setting: str) -> list[str]:
     """Methods to train for ``setting``: the preset's Table-1 methods plus any guidance models they need."""
     recipe = cfg["settings"][setting]["methods"]

@@ -28,6 +28,11 @@ def train_launcher(cfg: dict) -> str:
     return "reproduce"
 
 
+def config_arg(config: dict) -> str:
+    """The Snakemake config (preset name + command-line overrides) as a shell-quoted JSON argument."""
+    return shlex.quote(json.dumps(dict(config), sort_keys=True))
+
+
 def job_arg(cfg: dict, stage: str, **keys) -> str:
     """The resolved job config as a shell-quoted JSON argument."""
     return shlex.quote(json.dumps(job_config(cfg, stage, **keys), sort_keys=True))

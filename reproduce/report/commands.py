@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from reproduce.config import load_config
+from reproduce.config import config_from_cli
 
 
 def _log(msg: str) -> None:
@@ -20,10 +20,7 @@ def _log(msg: str) -> None:
 
 
 def _cfg(args) -> dict:
-    overrides = {"preset": args.preset} if args.preset else {}
-    if getattr(args, "methods", None):
-        overrides["methods"] = args.methods  # e.g. an alpha sweep outside Snakemake
-    return load_config(overrides or None)
+    return config_from_cli(args.preset, args.config_json, getattr(args, "methods", None))
 
 
 def cmd_figure(args) -> None:
@@ -55,6 +52,7 @@ def register(sub) -> None:
 
     def common(p):
         p.add_argument("--preset")
+        p.add_argument("--config-json", help="the Snakemake config (preset + overrides) as JSON")
         p.add_argument("--methods", nargs="+", help="override the preset's methods (e.g. an alpha sweep)")
         p.add_argument("--results", default="results")
 

@@ -11,13 +11,13 @@ rule table1:
         md="results/tables/table1_{judge}.md",
         tex="results/tables/table1_{judge}.tex",
     params:
-        preset=CFG["preset"],
+        config=config_arg(config),
     conda:
         "../../environment.yml"
     log:
         "results/logs/table1/{judge}.log",
     shell:
-        "reproduce table --preset {params.preset} --judge {wildcards.judge} --out-dir results/tables 2> {log}"
+        "reproduce table --config-json {params.config} --judge {wildcards.judge} --out-dir results/tables 2> {log}"
 
 
 rule table1_main:
@@ -47,13 +47,13 @@ rule judge_agreement:
     output:
         P.judge_agreement(),
     params:
-        preset=CFG["preset"],
+        config=config_arg(config),
     conda:
         "../../environment.yml"
     log:
         "results/logs/report/judge_agreement.log",
     shell:
-        "reproduce agreement --preset {params.preset} --out-dir results/tables 2> {log}"
+        "reproduce agreement --config-json {params.config} --out-dir results/tables 2> {log}"
 
 
 rule figure:
@@ -67,7 +67,7 @@ rule figure:
     wildcard_constraints:
         name="scores_by_benchmark|judge_scatter|length_bias|training_curves|token_rewards|alpha_sensitivity",
     params:
-        preset=CFG["preset"],
+        config=config_arg(config),
         methods=" ".join(CFG["methods"]),
     threads: 1
     conda:
@@ -75,7 +75,7 @@ rule figure:
     log:
         "results/logs/figures/{name}.log",
     shell:
-        "reproduce figure --preset {params.preset} --methods {params.methods} --name {wildcards.name}"
+        "reproduce figure --config-json {params.config} --methods {params.methods} --name {wildcards.name}"
         " --out-dir figures 2> {log}"
 
 
@@ -88,7 +88,7 @@ rule report:
     output:
         P.report(),
     params:
-        preset=CFG["preset"],
+        config=config_arg(config),
         methods=" ".join(CFG["methods"]),
         figures=" ".join(P.figure_names()),
     conda:
@@ -96,7 +96,7 @@ rule report:
     log:
         "results/logs/report/report.log",
     shell:
-        "reproduce report --preset {params.preset} --methods {params.methods} --figures {params.figures}"
+        "reproduce report --config-json {params.config} --methods {params.methods} --figures {params.figures}"
         " --out {output} 2> {log}"
 
 
