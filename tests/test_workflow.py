@@ -42,7 +42,7 @@ def test_tiny_dag_wildcards_are_config_keys():
     text = _dry_run("--cores", "1", "reproduce_table1")
     counts = _counts(text)
     assert counts["train"] == 3 and counts["generate"] == 12
-    for path in re.findall(r"results/models/([^/\s]+)/([^/\s,]+)", text):
+    for path in re.findall(r"results/models/([^/\s]+)/([^/\s,;'\"]+)", text):
         assert path[0] == "tiny-add" and path[1] in {"sft", "dpo", "simpo", "tgdpo"}
 
 
