@@ -50,6 +50,19 @@ def _plt():
     return plt
 
 
+def _finish(fig, axes, title: str, out: Path, ncol: int | None = None, legend_y: float = -0.08) -> None:
+    """Shared legend under the panels, title, layout, PNG + PDF, close: the common end of every figure."""
+    import matplotlib.pyplot as plt
+
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol or max(1, len(labels)), frameon=False,
+               bbox_to_anchor=(0.5, legend_y))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    _save(fig, out)
+    plt.close(fig)
+
+
 def _save(fig, out: Path) -> list[Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -97,14 +110,9 @@ def scores_figure(cfg: dict, results: Path, out: Path, judge: str | None = None)
         ax.set_xticklabels([cfg["settings"][s]["label"] for s in settings], fontsize=8)
         ax.grid(axis="y", alpha=0.3)
         ax.set_ylim(0, 10.5 if col == "MT-S" else max(100, ax.get_ylim()[1]) if col != "MT-S" else None)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(methods), frameon=False, bbox_to_anchor=(0.5, -0.06))
     versions = sorted({cfg["benchmarks"][b].get("version", "?") for b in cfg["benchmarks"]})
-    fig.suptitle(f"Scores by benchmark — judge: {judge}; benchmarks {', '.join(versions)}; "
-                 "error bars: 95% CI (AlpacaEval: ±1.96 SE)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    _save(fig, out)
-    plt.close(fig)
+    _finish(fig, axes, f"Scores by benchmark — judge: {judge}; benchmarks {', '.join(versions)}; "
+            "error bars: 95% CI (AlpacaEval: ±1.96 SE)", out, ncol=len(methods), legend_y=-0.06)
 
 
 def judge_scatter_figure(cfg: dict, results: Path, out: Path, judges: list[str] | None = None) -> None:
@@ -143,12 +151,7 @@ def judge_scatter_figure(cfg: dict, results: Path, out: Path, judges: list[str] 
         ax.set_xlabel(ja)
         ax.set_ylabel(", ".join(others))
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.08))
-    fig.suptitle(f"Judge vs judge on the same answers: {ja} (x) vs {', '.join(others)} (y)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    _save(fig, out)
-    plt.close(fig)
+    _finish(fig, axes, f"Judge vs judge on the same answers: {ja} (x) vs {', '.join(others)} (y)", out)
 
 
 def mean_answer_length(path: Path) -> float:
@@ -202,12 +205,7 @@ def length_bias_figure(cfg: dict, results: Path, out: Path, judge: str | None = 
         ax.set_xlabel(f"mean answer length (tokens), {bench}", fontsize=9)
         ax.set_ylabel("win rate vs baseline (%)")
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.08))
-    fig.suptitle(f"Win rate vs answer length (length bias) — judge: {judge}", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    _save(fig, out)
-    plt.close(fig)
+    _finish(fig, axes, f"Win rate vs answer length (length bias) — judge: {judge}", out)
 
 
 def read_train_log(path: Path) -> list[dict]:
@@ -381,12 +379,7 @@ def alpha_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) 
             ax.set_title(header, fontsize=10)
         ax.set_xlabel("α")
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.08))
-    fig.suptitle(f"Sensitivity to TGDPO's α — judge: {judge}", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    _save(fig, out)
-    plt.close(fig)
+    _finish(fig, axes, f"Sensitivity to TGDPO's α — judge: {judge}", out)
 
 
 def draw_figure(name: str, cfg: dict, results: Path, out_dir: Path, judge: str | None = None) -> list[Path]:
