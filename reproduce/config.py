@@ -119,6 +119,11 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
     cfg["judges"] = {
         j: _load_named("judge", root / "evals" / "judges", j, "judge", f"{src}: key 'judges'") for j in preset["judges"]
     }
+    for b, j in cfg.get("benchmark_judges", {}).items():
+        if b not in cfg["benchmarks"]:
+            raise ConfigError(f"{src}: key 'benchmark_judges.{b}': '{b}' is not one of benchmarks {preset['benchmarks']}")
+        if j not in cfg["judges"]:
+            raise ConfigError(f"{src}: key 'benchmark_judges.{b}': '{j}' is not one of judges {preset['judges']}")
     if cfg["table_judge"] not in cfg["judges"]:
         raise ConfigError(f"{src}: key 'table_judge': '{cfg['table_judge']}' is not one of judges {preset['judges']}")
     for setting, recipe in cfg["settings"].items():
@@ -137,6 +142,14 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
         if task is not None and not (root / "evals" / "tasks" / f"{task}.yaml").exists():
             raise ConfigError(f"{bench['_file']}: key 'questions.task': unknown task '{task}'")
     return cfg
+
+
+def judge_for(cfg: dict, benchmark: str, judge: str) -> str:
+    """The judge whose scores fill ``benchmark``'s cells in the table of ``judge``: the table judge's table
+    may take some benchmarks from their own official judge (``benchmark_judges``, e.g. MT-Bench: gpt-4)."""
+    if judge == cfg["table_judge"]:
+        return cfg.get("benchmark_judges", {}).get(benchmark, judge)
+    return judge
 
 
 def config_from_cli(preset: str | None = None, config_json: str | None = None, methods: list[str] | None = None) -> dict:

@@ -10,7 +10,7 @@ import json
 import re
 import shlex
 
-from reproduce.config import job_config, trained_methods
+from reproduce.config import job_config, judge_for, trained_methods
 
 RESULTS = "results"
 
@@ -85,7 +85,7 @@ class Paths:
 
     def all_scores(self, judge: str) -> list[str]:
         """Every score file Table 1 for ``judge`` needs."""
-        return [self.score(b, judge, s, m) for s in self.cfg["settings"] for m in self.cfg["methods"]
+        return [self.score(b, judge_for(self.cfg, b, judge), s, m) for s in self.cfg["settings"] for m in self.cfg["methods"]
                 for b in self.cfg["benchmarks"]]
 
     def table1(self, judge: str) -> list[str]:

@@ -90,3 +90,18 @@ def test_cli_bad_input_exits_2_with_one_line():
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "unknown preset 'nope'" in out.stderr
+
+
+def test_benchmark_judges_route_table_cells_to_the_official_judge():
+    from reproduce.config import judge_for
+    from reproduce.workflow import Paths
+
+    cfg = load_config({"preset": "paper"})
+    assert judge_for(cfg, "mt_bench", "gpt-4-1106-preview") == "gpt-4"
+    assert judge_for(cfg, "arena_hard", "gpt-4-1106-preview") == "gpt-4-1106-preview"
+    assert judge_for(cfg, "mt_bench", "gpt-4o") == "gpt-4o"  # other judges' tables judge everything themselves
+    scores = Paths(cfg).all_scores("gpt-4-1106-preview")
+    assert any("/scores/mt_bench/gpt-4/" in p for p in scores)
+    assert not any("/scores/mt_bench/gpt-4-1106-preview/" in p for p in scores)
+    with pytest.raises(ConfigError, match=r"key 'benchmark_judges.mt_bench': 'gpt-5' is not one of judges"):
+        load_config({"preset": "paper", "benchmark_judges": {"mt_bench": "gpt-5"}})

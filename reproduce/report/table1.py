@@ -12,7 +12,7 @@ import csv
 import io
 from pathlib import Path
 
-from reproduce.config import ROOT, ConfigError, load_yaml
+from reproduce.config import ROOT, ConfigError, judge_for, load_yaml
 from reproduce.io import DataError, atomic_write_text
 from reproduce.report.provenance import load_score, missing_reason
 
@@ -80,12 +80,13 @@ def collect_rows(cfg: dict, judge: str, results: Path) -> list[dict]:
                 if bench is None:
                     note, reason = "not in preset", f"no benchmark with protocol {protocol} in preset '{cfg['preset']}'"
                 else:
-                    sc = load_score(results, cfg, bench, judge, setting, method)
+                    bjudge = judge_for(cfg, bench, judge)
+                    sc = load_score(results, cfg, bench, bjudge, setting, method)
                     if sc is None:
-                        note, reason = missing_reason(results, cfg, bench, judge, setting, method)
+                        note, reason = missing_reason(results, cfg, bench, bjudge, setting, method)
                     else:
                         t = sc.trace
-                        source = (f"{t['score_file']} | {bench} {t['benchmark_version']} | judge {judge} "
+                        source = (f"{t['score_file']} | {bench} {t['benchmark_version']} | judge {bjudge} "
                                   f"(job {t['judge_config_hash']}) | answers {t['answers_config_hash']} | "
                                   f"checkpoint {t['checkpoint']} ({t['checkpoint_config_hash']})")
                         value = sc.get(key)
@@ -214,12 +215,16 @@ def build_table1(cfg: dict, judge: str, results: Path, out_dir: Path, log=print,
         raise ConfigError(f"--judge: '{judge}' is not a judge of preset '{cfg['preset']}' (judges: {', '.join(cfg['judges'])})")
     rows = collect_rows(cfg, judge, results)
     stem = stem or f"table1_{judge}"
+    label = judge  # say so when some benchmarks' cells come from their own official judge
+    moved = {b: judge_for(cfg, b, judge) for b in cfg["benchmarks"] if judge_for(cfg, b, judge) != judge}
+    if moved:
+        label += " (" + ", ".join(f"{b}: {j}" for b, j in moved.items()) + ")"
     out_dir = Path(out_dir)
     source = load_paper_table()["source"]
     write_csv(rows, out_dir / f"{stem}.csv")
-    md = render_markdown(rows, judge, source)
+    md = render_markdown(rows, label, source)
     atomic_write_text(out_dir / f"{stem}.md", md)
-    atomic_write_text(out_dir / f"{stem}.tex", render_latex(rows, judge, source))
+    atomic_write_text(out_dir / f"{stem}.tex", render_latex(rows, label, source))
     missing = [f"{r['setting']}/{r['method']}/{c}: {r[f'{c}_reason']}" for r in rows for c in COLUMN_KEYS
                if r[c] is None and r[f"{c}_note"] in ("not run", "judge unavailable")]
     for m in missing:
