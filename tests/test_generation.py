@@ -265,3 +265,15 @@ def test_cli_export_import_and_unknown_benchmark(tmp_path, capsys):
 def test_completion_defaults():
     assert Completion("x", 1, True).finish_reason == "length"
     assert Completion("x", 1, False).finish_reason == "stop"
+
+
+def test_preset_overflow_policy_reaches_the_backend(tiny_model_dir):
+    from reproduce.config import load_config
+    from reproduce.generate.backends import make_backend
+
+    assert make_backend({"backend": "hf", "overflow": "truncate"}, str(tiny_model_dir)).overflow == "truncate"
+    assert make_backend({"backend": "hf"}, str(tiny_model_dir)).overflow == "error"
+    from reproduce.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"key 'generation.overflow'"):
+        load_config({"generation": {"backend": "hf", "overflow": "drop"}})

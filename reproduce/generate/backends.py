@@ -10,8 +10,10 @@ BACKENDS = ("hf", "vllm", "openai")
 def make_backend(gen_cfg: dict, model_dir: str, threads: int | None = None, overflow: str = "error"):
     """``hf`` (transformers), ``vllm`` (in-process LLM) or ``openai`` (any OpenAI-compatible endpoint).
 
-    ``overflow`` is the policy for a prompt longer than the context (``reproduce.generate.base``).
+    ``overflow`` is the policy for a prompt longer than the context (``reproduce.generate.base``); the
+    preset's ``generation.overflow`` overrides it.
     """
+    overflow = gen_cfg.get("overflow", overflow)
     kind = gen_cfg.get("backend", "hf")
     if kind == "hf":
         from reproduce.generate.hf import HFBackend

@@ -46,7 +46,7 @@ class PromptTooLong(DataError):
     def __init__(self, index: int, n_tokens: int, max_len: int):
         self.index, self.n_tokens, self.max_len = index, n_tokens, max_len
         super().__init__(f"conversation {index}: prompt of {n_tokens} tokens does not fit the context of "
-                         f"{max_len} tokens (set overflow='truncate' to cut it from the left, recorded in the answer)")
+                         f"{max_len} tokens (set generation.overflow: truncate in the preset to cut it from the left, recorded in the answer)")
 
 
 def require_chat_template(tokenizer, where: str) -> None:
