@@ -83,10 +83,11 @@ class Paths:
         """Scores of one model on one benchmark by one judge."""
         return f"{self.r}/scores/{benchmark}/{judge}/{setting}/{model}.json"
 
-    def all_scores(self, judge: str) -> list[str]:
-        """Every score file Table 1 for ``judge`` needs."""
-        return [self.score(b, judge_for(self.cfg, b, judge), s, m) for s in self.cfg["settings"] for m in self.cfg["methods"]
-                for b in self.cfg["benchmarks"]]
+    def all_scores(self, judge: str, routed: bool = True) -> list[str]:
+        """Every score file Table 1 for ``judge`` needs (``routed``: benchmarks with their own official judge
+        in ``benchmark_judges`` take that judge's scores); ``routed=False``: ``judge``'s own scores of all."""
+        return [self.score(b, judge_for(self.cfg, b, judge) if routed else judge, s, m)
+                for s in self.cfg["settings"] for m in self.cfg["methods"] for b in self.cfg["benchmarks"]]
 
     def table1(self, judge: str) -> list[str]:
         """Table 1 files (csv, md, tex) for one judge (the table judge's under the plain name ``table1``)."""
@@ -135,8 +136,8 @@ class Paths:
         if name == "length_bias":
             return self.all_scores(tj) + [self.answers(b, s, m) for b in self.cfg["benchmarks"] for s in settings
                                           for m in self.cfg["methods"]]
-        if name == "judge_scatter":
-            return [p for j in self.cfg["judges"] for p in self.all_scores(j)]
+        if name == "judge_scatter":  # judge vs judge: each judge's own scores
+            return [p for j in self.cfg["judges"] for p in self.all_scores(j, routed=False)]
         if name == "training_curves":
             return [self.model_dir(s, m) for s in settings for m in self.trained_methods()]
         if name == "token_rewards":

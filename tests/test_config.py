@@ -105,3 +105,12 @@ def test_benchmark_judges_route_table_cells_to_the_official_judge():
     assert not any("/scores/mt_bench/gpt-4-1106-preview/" in p for p in scores)
     with pytest.raises(ConfigError, match=r"key 'benchmark_judges.mt_bench': 'gpt-5' is not one of judges"):
         load_config({"preset": "paper", "benchmark_judges": {"mt_bench": "gpt-5"}})
+
+
+def test_judge_comparisons_use_each_judges_own_scores():
+    from reproduce.workflow import Paths
+
+    paths = Paths(load_config({"preset": "paper"}))
+    own = paths.all_scores("gpt-4-1106-preview", routed=False)
+    assert any("/scores/mt_bench/gpt-4-1106-preview/" in p for p in own)
+    assert set(paths.all_scores("gpt-4-1106-preview", routed=False)) != set(paths.all_scores("gpt-4-1106-preview"))

@@ -122,8 +122,8 @@ def judge_scatter_figure(cfg: dict, results: Path, out: Path, judges: list[str] 
     if len(judges) < 2:
         raise ConfigError(f"judge scatter needs at least two judges; preset '{cfg['preset']}' has {judges}")
     ja, others = judges[0], judges[1:]
-    rows_a = collect_rows(cfg, ja, results)
-    rows_b = {j: collect_rows(cfg, j, results) for j in others}
+    rows_a = collect_rows(cfg, ja, results, routed=False)  # each judge's own scores, not the routed table
+    rows_b = {j: collect_rows(cfg, j, results, routed=False) for j in others}
     cols = [c for c in _present_columns(rows_a) if any(_present_columns(rb) and c in _present_columns(rb) for rb in rows_b.values())]
     if not cols:
         raise DataError(f"judge scatter: no metric has scores under both {ja} and {others}")

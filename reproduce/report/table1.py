@@ -54,8 +54,11 @@ def benchmark_for(cfg: dict, protocol: str) -> str | None:
     return benches[0] if benches else None
 
 
-def collect_rows(cfg: dict, judge: str, results: Path) -> list[dict]:
+def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> list[dict]:
     """One row per (setting, method): our value, CI, paper value, difference, reason when empty, provenance.
+
+    ``routed`` (default): cells of benchmarks listed in the preset's ``benchmark_judges`` come from that
+    judge when ``judge`` is the table judge; ``routed=False`` reads ``judge``'s own scores everywhere.
 
     Keys per column ``C``: ``C`` (ours), ``C_ci_low``/``C_ci_high`` (95% interval; for AlpacaEval ±1.96 SE),
     ``C_se``, ``C_paper``, ``C_diff``, ``C_note`` (short), ``C_reason`` (full), ``C_source`` (score file,
@@ -80,7 +83,7 @@ def collect_rows(cfg: dict, judge: str, results: Path) -> list[dict]:
                 if bench is None:
                     note, reason = "not in preset", f"no benchmark with protocol {protocol} in preset '{cfg['preset']}'"
                 else:
-                    bjudge = judge_for(cfg, bench, judge)
+                    bjudge = judge_for(cfg, bench, judge) if routed else judge
                     sc = load_score(results, cfg, bench, bjudge, setting, method)
                     if sc is None:
                         note, reason = missing_reason(results, cfg, bench, bjudge, setting, method)

@@ -41,7 +41,7 @@ rule table1_main:
 rule judge_agreement:
     """Re-judging report: every judge against the table judge on the same cached answers."""
     input:
-        scores=lambda w: [p for j in CFG["judges"] for p in P.all_scores(j)],
+        scores=lambda w: [p for j in CFG["judges"] for p in P.all_scores(j, routed=False)],
         judgments=lambda w: [P.judgments(b, j, s, m) for j in CFG["judges"] for b in CFG["benchmarks"]
                              for s in CFG["settings"] for m in CFG["methods"]],
     output:
