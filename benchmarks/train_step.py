@@ -24,17 +24,13 @@ def build_fixture(work: Path, hidden: int, layers: int, n_pairs: int) -> tuple[P
     import torch
 
     from reproduce.data.prefs import write_pairs
-    from reproduce.tiny.model import build_tiny_llama
+    from reproduce.tiny.sft import init_tiny_base
     from reproduce.tiny.task import load_task
-    from reproduce.tiny.tokenizer import train_tokenizer
 
     task = load_task("addition")
-    rng = random.Random(0)
-    corpus = [f"<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n{task.demonstrate(p, rng)}<|im_end|>\n"
-              for p in task.split("sft")[:500]]
     base, guide = work / "base", work / "guide"
-    tok = train_tokenizer(corpus, 320, base)
-    model = build_tiny_llama(tok, hidden_size=hidden, num_layers=layers, head_dim=64, seed=0)
+    tok, model = init_tiny_base(task, base, random.Random(0), vocab_size=320, corpus_size=500,
+                                hidden_size=hidden, num_layers=layers, head_dim=64)
     model.save_pretrained(str(base))
     with torch.no_grad():
         for p in model.parameters():

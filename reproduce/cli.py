@@ -187,22 +187,6 @@ def cmd_score(args) -> None:
         print(json.dumps(result, default=str))
 
 
-def cmd_table(args) -> None:
-    """Build Table 1 (csv, md) from score files."""
-    from reproduce.report.table1 import build_table1
-
-    cfg = config_from_cli(args.preset, args.config_json)
-    build_table1(cfg, args.judge or cfg["table_judge"], Path(args.results), Path(args.out_dir), log=_log)
-
-
-def cmd_figures(args) -> None:
-    """Draw the report figures."""
-    from reproduce.report.figures import draw_figures
-
-    cfg = config_from_cli(args.preset, args.config_json)
-    draw_figures(cfg, Path(args.results), Path(args.out_dir), log=_log)
-
-
 def cmd_check_config(args) -> None:
     """Validate a preset and everything it references; print the grid."""
     cfg = load_config({"preset": args.preset} if args.preset else None)
@@ -244,14 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out")
     s.add_argument("--job")
     s.add_argument("--preset")
-    for name, fn in (("table", cmd_table), ("figures", cmd_figures)):
-        t = sub.add_parser(name, help=fn.__doc__)
-        t.set_defaults(fn=fn)
-        t.add_argument("--preset")
-        t.add_argument("--config-json", help="the Snakemake config (preset + overrides) as JSON")
-        t.add_argument("--judge")
-        t.add_argument("--results", default="results")
-        t.add_argument("--out-dir", required=True)
     c = sub.add_parser("check-config", help=cmd_check_config.__doc__)
     c.set_defaults(fn=cmd_check_config)
     c.add_argument("--preset")

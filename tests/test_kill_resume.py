@@ -30,6 +30,7 @@ from reproduce.benchmarks.questions import default_mirror
 from reproduce.config import load_config
 from reproduce.io import read_jsonl
 
+from conftest import build_tiny_model, near_miss_pairs
 from support.standin_server import StandinServer
 from support.verdicts import logprobs_for, verdict_for
 
@@ -44,31 +45,12 @@ METHOD = {"loss": "dpo", "beta": 0.1, "learning_rate": 1e-3, "per_device_batch_s
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    """A tiny random base model and 32 preference pairs, shared by both runs."""
-    import torch
-
+    """A tiny random model and 32 near-miss preference pairs."""
     from reproduce.data.prefs import write_pairs
-    from reproduce.tiny.model import build_tiny_llama
-    from reproduce.tiny.task import load_task
-    from reproduce.tiny.tokenizer import train_tokenizer
 
-    torch.set_num_threads(2)
     out = tmp_path_factory.mktemp("kill_assets")
-    task = load_task("addition")
-    rng = random.Random(0)
-    corpus = [f"<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n{task.demonstrate(p, rng)}<|im_end|>\n"
-              for p in task.split("sft")[:300]]
-    model_dir = out / "sft"
-    tok = train_tokenizer(corpus, 300, model_dir)
-    build_tiny_llama(tok, hidden_size=64, num_layers=2, head_dim=64, seed=0).save_pretrained(str(model_dir))
-    pairs = []
-    for i, p in enumerate(task.split("prefs")[:32]):
-        right = str(task.solve(p))
-        wrong = right[:-1] + str((int(right[-1]) + 1) % 10) + ("9" * (i % 3))
-        pairs.append({"pair_id": f"p{i}", "prompt": [{"role": "user", "content": p}],
-                      "chosen": [{"role": "assistant", "content": right}],
-                      "rejected": [{"role": "assistant", "content": wrong}]})
-    write_pairs(pairs, {"pairs": len(pairs)}, out / "prefs.jsonl")
+    model_dir = build_tiny_model(out / "sft")
+    write_pairs(near_miss_pairs(32), {"pairs": 32}, out / "prefs.jsonl")
     return {"model": model_dir, "prefs": out / "prefs.jsonl"}
 
 

@@ -23,6 +23,21 @@ def _cfg(args) -> dict:
     return config_from_cli(args.preset, args.config_json, getattr(args, "methods", None))
 
 
+def cmd_table(args) -> None:
+    """Build Table 1 (csv, md, tex) for one judge from score files."""
+    from reproduce.report.table1 import build_table1
+
+    cfg = _cfg(args)
+    build_table1(cfg, args.judge or cfg["table_judge"], Path(args.results), Path(args.out_dir), log=_log)
+
+
+def cmd_figures(args) -> None:
+    """Draw every figure the config supports (PNG + PDF)."""
+    from reproduce.report.figures import draw_figures
+
+    draw_figures(_cfg(args), Path(args.results), Path(args.out_dir), log=_log)
+
+
 def cmd_figure(args) -> None:
     """Draw one report figure (PNG + PDF)."""
     from reproduce.report.figures import draw_figure
@@ -55,6 +70,17 @@ def register(sub) -> None:
         p.add_argument("--config-json", help="the Snakemake config (preset + overrides) as JSON")
         p.add_argument("--methods", nargs="+", help="override the preset's methods (e.g. an alpha sweep)")
         p.add_argument("--results", default="results")
+
+    t = sub.add_parser("table", help=cmd_table.__doc__)
+    t.set_defaults(fn=cmd_table)
+    common(t)
+    t.add_argument("--judge", help="whose scores (default: the table judge)")
+    t.add_argument("--out-dir", default="results/tables")
+
+    fs = sub.add_parser("figures", help=cmd_figures.__doc__)
+    fs.set_defaults(fn=cmd_figures)
+    common(fs)
+    fs.add_argument("--out-dir", default="figures")
 
     f = sub.add_parser("figure", help=cmd_figure.__doc__)
     f.set_defaults(fn=cmd_figure)

@@ -30,6 +30,21 @@ def render_pair(tokenizer, prompt: str, answer: str) -> tuple[list[int], int]:
     return list(full_ids), len(prompt_ids)
 
 
+def init_tiny_base(task: AdditionTask, out_dir: str | Path, rng: random.Random, vocab_size: int = 320,
+                   corpus_size: int = 2000, seed: int = 0, **architecture):
+    """Train the tokenizer on ChatML-rendered demonstrations (saved to ``out_dir``) and build a random tiny
+    Llama for it (not saved); returns (tokenizer, model). ``architecture``: ``build_tiny_llama`` sizes."""
+    from reproduce.tiny.model import build_tiny_llama
+
+    # The template is fixed text, so the corpus can be rendered as plain strings.
+    corpus = [
+        f"<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n{task.demonstrate(p, rng)}<|im_end|>\n"
+        for p in task.split("sft")[:corpus_size]
+    ]
+    tokenizer = train_tokenizer(corpus, vocab_size, out_dir)
+    return tokenizer, build_tiny_llama(tokenizer, seed=seed, **architecture)
+
+
 def build_base(task: AdditionTask, base_cfg: dict, out_dir: str | Path, seed: int = 0, log=print) -> dict:
     """Train tokenizer + SFT model into ``out_dir``; returns a summary (also written to ``sft_summary.json``)."""
     import torch
@@ -42,24 +57,8 @@ def build_base(task: AdditionTask, base_cfg: dict, out_dir: str | Path, seed: in
     tok_cfg = base_cfg.get("tokenizer", {})
     sft = base_cfg.get("sft", {})
 
-    # Tokenizer corpus: ChatML-rendered demonstrations (plain strings; the template is fixed text).
-    corpus = [
-        f"<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n{task.demonstrate(p, rng)}<|im_end|>\n"
-        for p in prompts[: tok_cfg.get("corpus_size", 2000)]
-    ]
-    tokenizer = train_tokenizer(corpus, tok_cfg.get("vocab_size", 320), out_dir)
-
-    from reproduce.tiny.model import build_tiny_llama
-
-    model = build_tiny_llama(
-        tokenizer,
-        hidden_size=arch.get("hidden_size", 128),
-        num_layers=arch.get("num_layers", 2),
-        head_dim=arch.get("head_dim", 64),
-        intermediate_multiple=arch.get("intermediate_multiple", 4),
-        max_position_embeddings=arch.get("max_position_embeddings", 64),
-        seed=seed,
-    )
+    tokenizer, model = init_tiny_base(task, out_dir, rng, vocab_size=tok_cfg.get("vocab_size", 320),
+                                      corpus_size=tok_cfg.get("corpus_size", 2000), seed=seed, **arch)
 
     # Every prompt has at most two demonstrations (right, carry dropped); render each once.
     rendered: dict[tuple[str, str], tuple[list[int], int]] = {}
