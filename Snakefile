@@ -10,7 +10,8 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 from reproduce.config import ConfigError, load_config
-from reproduce.workflow import Paths, config_arg, job_arg, train_launcher, wildcard_pattern
+from reproduce.workflow import (Paths, config_arg, generate_jobs_arg, generate_launcher, job_arg, train_launcher,
+                                wildcard_pattern)
 
 try:
     CFG = load_config(config)  # validated against reproduce/schemas/*.schema.yaml before any job runs

@@ -49,9 +49,21 @@ def cmd_base(args) -> None:
 
 
 def cmd_prefs(args) -> None:
-    """Build (on-policy) or download the setting's preference pairs."""
-    from reproduce.data.prefs import build_on_policy_pairs, download_pairs, write_pairs
+    """Build (on-policy) or download the setting's preference pairs; without --job, read --dataset."""
+    from reproduce.data.prefs import build_on_policy_pairs, download_pairs, read_preference_dataset, write_pairs
 
+    if not args.job:
+        # Standalone use: a released dataset from the hub, a local directory or a local file.
+        if not args.dataset:
+            raise ConfigError("reproduce prefs: give --dataset SOURCE (or --job, as the workflow does)")
+        if args.max_pairs is not None and args.max_pairs < 1:
+            raise ConfigError(f"reproduce prefs: --max-pairs must be at least 1, got {args.max_pairs}")
+        pairs, summary = read_preference_dataset(args.dataset, args.revision, args.split, args.max_pairs)
+        _log(f"preference pairs: {json.dumps(summary)}")
+        write_pairs(pairs, summary, args.out)
+        return
+    if args.dataset:
+        raise ConfigError("reproduce prefs: --dataset and --job exclude each other (the job names its data)")
     job = _job(args)
     _threads(args)
     cfg = job["preference_data"]
@@ -59,6 +71,8 @@ def cmd_prefs(args) -> None:
         from reproduce.generate.hf import HFBackend
         from reproduce.tiny.task import load_task
 
+        if not args.base:
+            raise ConfigError("reproduce prefs: on-policy pairs need --base (the model that samples them)")
         task = load_task(job["base"]["task"])
         if cfg.get("reward", "verifier") != "verifier":
             raise ConfigError(f"preference_data.reward: only 'verifier' is implemented for on-policy data, got {cfg['reward']!r}")
@@ -66,8 +80,7 @@ def cmd_prefs(args) -> None:
         pairs, summary = build_on_policy_pairs(task.split("prefs"), backend, task.reward, cfg.get("samples_per_prompt", 5),
                                                cfg.get("temperature", 0.8), cfg.get("max_new_tokens", 16), job.get("seed", 0))
     else:
-        pairs = download_pairs(cfg)
-        summary = {"dataset": cfg.get("dataset"), "revision": cfg.get("revision"), "pairs": len(pairs)}
+        pairs, summary = download_pairs(cfg)
     _log(f"preference pairs: {json.dumps(summary)}")
     write_pairs(pairs, summary, args.out)
     _write_resolved(job, args.out)
@@ -97,19 +110,29 @@ def cmd_reference(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    """Answer a benchmark's questions with a model."""
+    """Answer benchmarks' questions with a model, loaded once for all of them (one --out per job)."""
     from reproduce.benchmarks.questions import load_questions
     from reproduce.generate.backends import make_backend
     from reproduce.generate.run import generate_answers
 
-    job = _job(args)
-    bench = job["benchmark_config"]
-    questions = load_questions(bench)
-    backend = make_backend(job.get("generation", {}), args.model, threads=args.threads)
-    summary = generate_answers(questions, backend, bench["decoding"], job["method"], str(Path(args.model).resolve()),
-                               args.out, batch_size=job.get("generation", {}).get("batch_size", 256), log=_log)
-    _log(json.dumps(summary))
-    _write_resolved({**job, "generation_summary": summary}, args.out)
+    jobs = json.loads(args.jobs) if getattr(args, "jobs", None) else [_job(args)]
+    outs = args.out if isinstance(args.out, list) else [args.out]
+    if len(jobs) != len(outs):
+        raise ConfigError(f"--out: {len(outs)} output files for {len(jobs)} jobs in --jobs (one --out per job)")
+    # read every benchmark's questions before the (slow) model load, so a bad file fails fast
+    questions = [load_questions(job["benchmark_config"]) for job in jobs]
+    import time
+
+    t0 = time.time()
+    backend = make_backend(jobs[0].get("generation", {}), args.model, threads=args.threads)
+    _log(f"model loaded in {time.time() - t0:.1f} s ({backend.name} backend): {args.model}")
+    for job, qs, out in zip(jobs, questions, outs):
+        bench = job["benchmark_config"]
+        summary = generate_answers(qs, backend, bench["decoding"], job["method"], str(Path(args.model).resolve()),
+                                   out, batch_size=job.get("generation", {}).get("batch_size", 256), log=_log)
+        summary["benchmark"] = job.get("benchmark")
+        _log(json.dumps(summary))
+        _write_resolved({**job, "generation_summary": summary}, out)
 
 
 def cmd_judge(args) -> None:
@@ -203,18 +226,25 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=fn.__doc__)
         s.set_defaults(fn=fn)
         s.add_argument("--job", help="resolved job config (JSON), as written by the Snakefile")
-        s.add_argument("--out", required=name not in ("judge",))
+        # generate writes one answers file per job of --jobs (a model is loaded once for all its benchmarks)
+        s.add_argument("--out", required=name not in ("judge",), nargs="+" if name == "generate" else None)
         s.add_argument("--threads", type=int, help="torch CPU threads (Snakemake passes its job threads)")
         for flag, kw in extra:
             s.add_argument(flag, **kw)
         return s
 
     stage("base", cmd_base)
-    stage("prefs", cmd_prefs, ("--base", {"required": True}))
+    stage("prefs", cmd_prefs, ("--base", {"help": "with --job and on-policy data: the model that samples the pairs"}),
+          ("--dataset", {"metavar": "SOURCE", "help": "without --job: a hub dataset id, a local directory or a local "
+                         ".json/.jsonl/.parquet file, in the princeton-nlp or mk1111 layout"}),
+          ("--revision", {"help": "with --dataset from the hub: the commit or tag to read (default main)"}),
+          ("--split", {"default": "train", "help": "with --dataset: the split to read (default train)"}),
+          ("--max-pairs", {"type": int, "help": "with --dataset: stop after this many pairs"}))
     stage("train", cmd_train, ("--base", {"required": True}), ("--prefs", {"required": True}), ("--guide", {}),
           ("--cache", {}), ("--checkpoints", {}))
     stage("reference", cmd_reference)
-    stage("generate", cmd_generate, ("--model", {"required": True}))
+    stage("generate", cmd_generate, ("--model", {"required": True}),
+          ("--jobs", {"help": "resolved job configs (JSON list, one per benchmark; as written by the Snakefile)"}))
     stage("judge", cmd_judge, ("--benchmark", {}), ("--answers", {"required": True}), ("--judge", {}),
           ("--reference", {"help": "reference/baseline answers JSONL"}), ("--cache", {}), ("--preset", {}))
     s = sub.add_parser("score", help=cmd_score.__doc__)
@@ -245,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMAND_PACKAGES = ("reproduce.generate", "reproduce.judges", "reproduce.report", "reproduce.train")
+COMMAND_PACKAGES = ("reproduce.generate", "reproduce.judges", "reproduce.rehearsal", "reproduce.report", "reproduce.train")
 
 
 def main(argv: list[str] | None = None) -> int:

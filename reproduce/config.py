@@ -116,6 +116,13 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
         b: _load_named("benchmark", root / "evals" / "benchmarks", b, "benchmark", f"{src}: key 'benchmarks'")
         for b in preset["benchmarks"]
     }
+    for b, override in cfg.get("benchmark_overrides", {}).items():
+        if b not in cfg["benchmarks"]:
+            raise ConfigError(f"{src}: key 'benchmark_overrides.{b}': '{b}' is not one of benchmarks {preset['benchmarks']}")
+        merged = deep_merge(cfg["benchmarks"][b], override)
+        merged_file = merged.pop("_file")
+        validate(merged, "benchmark", f"{src} (benchmark_overrides.{b} over {merged_file})")
+        cfg["benchmarks"][b] = {**merged, "_file": merged_file, "_overridden_by": src}
     cfg["judges"] = {
         j: _load_named("judge", root / "evals" / "judges", j, "judge", f"{src}: key 'judges'") for j in preset["judges"]
     }
@@ -142,6 +149,17 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
         if task is not None and not (root / "evals" / "tasks" / f"{task}.yaml").exists():
             raise ConfigError(f"{bench['_file']}: key 'questions.task': unknown task '{task}'")
     return cfg
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A copy of ``base`` with ``override`` merged in: nested mappings merge key by key, other values replace."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def judge_for(cfg: dict, benchmark: str, judge: str) -> str:

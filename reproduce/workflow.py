@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 
 from reproduce.config import job_config, judge_for, trained_methods
 
@@ -26,6 +27,25 @@ def train_launcher(cfg: dict) -> str:
     if training.get("launcher") == "accelerate":
         return f"accelerate launch --config_file {shlex.quote(training['accelerate_config'])} -m reproduce.cli"
     return "reproduce"
+
+
+def generate_launcher(cfg: dict) -> str:
+    """The command that runs ``reproduce generate``: the workflow's own, or the preset's ``generation.python``
+    (an interpreter with vLLM installed, e.g. ``.venv-vllm/bin/python``; a relative path is taken from the
+    repository root, so the workflow can run in any working directory)."""
+    from reproduce.config import ROOT
+
+    python = cfg.get("generation", {}).get("python")
+    if not python:
+        return "reproduce"
+    path = Path(python) if Path(python).is_absolute() else ROOT / python
+    return f"{shlex.quote(str(path))} -m reproduce.cli"
+
+
+def generate_jobs_arg(cfg: dict, setting: str, model: str) -> str:
+    """The resolved job configs of one model's generation job, one per benchmark, as a JSON list argument."""
+    jobs = [job_config(cfg, "generate", setting=setting, method=model, benchmark=b) for b in cfg["benchmarks"]]
+    return shlex.quote(json.dumps(jobs, sort_keys=True))
 
 
 def config_arg(config: dict) -> str:

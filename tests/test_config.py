@@ -31,7 +31,7 @@ def test_both_presets_load():
 
 
 @pytest.mark.parametrize("overrides, match", [
-    ({"preset": "nope"}, r"--config: key 'preset': unknown preset 'nope' \(known: paper, tiny\)"),
+    ({"preset": "nope"}, r"--config: key 'preset': unknown preset 'nope' \(known: paper, rehearsal, tiny\)"),
     ({"generation": {"batch_size": "two"}}, r"config/presets/tiny.yaml: key 'generation.batch_size': 'two' is not of type"),
     ({"bogus": 1}, r"config/presets/tiny.yaml: key 'bogus': unknown key"),
     ({"benchmarks": ["tiny_alpaca_eval2", "nope"]}, r"config/presets/tiny.yaml: key 'benchmarks': unknown benchmark 'nope'"),

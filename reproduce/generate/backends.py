@@ -23,7 +23,8 @@ def make_backend(gen_cfg: dict, model_dir: str, threads: int | None = None, over
         from reproduce.generate.vllm_backend import VLLMBackend
 
         return VLLMBackend(model_dir, tensor_parallel_size=gen_cfg.get("tensor_parallel_size", 1),
-                           max_model_len=gen_cfg.get("max_model_len"), overflow=overflow)
+                           max_model_len=gen_cfg.get("max_model_len"), overflow=overflow,
+                           enforce_eager=gen_cfg.get("enforce_eager"), dtype=gen_cfg.get("dtype", "auto"))
     if kind == "openai":
         from reproduce.generate.openai_backend import OpenAIBackend
 

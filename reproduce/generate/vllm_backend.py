@@ -20,11 +20,17 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(self, model_dir: str, tensor_parallel_size: int = 1, max_model_len: int | None = None,
-                 dtype: str = "auto", seed: int = 0, overflow: str = "error", **llm_kwargs):
+                 dtype: str = "auto", seed: int = 0, overflow: str = "error", enforce_eager: bool | None = None,
+                 progress: bool = True, **llm_kwargs):
+        import torch
         from vllm import LLM
 
+        # CUDA graphs speed up decoding on GPUs; without a GPU there are none to capture
+        if enforce_eager is None:
+            enforce_eager = not torch.cuda.is_available()
         self.llm = LLM(model=str(model_dir), tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                       dtype=dtype, seed=seed, enforce_eager=True, **llm_kwargs)
+                       dtype=dtype, seed=seed, enforce_eager=enforce_eager, **llm_kwargs)
+        self.progress = progress
         self.tokenizer = self.llm.get_tokenizer()
         require_chat_template(self.tokenizer, str(model_dir))
         self.max_len = self.llm.llm_engine.model_config.max_model_len
@@ -55,7 +61,7 @@ class VLLMBackend:
                                  max_tokens=budget, seed=s, stop_token_ids=stops, skip_special_tokens=True)
                   for (_, _, budget), s in zip(fitted, seeds)]
         prompts = [TokensPrompt(prompt_token_ids=ids) for ids, _, _ in fitted]
-        outs = self.llm.generate(prompts, params, use_tqdm=False)
+        outs = self.llm.generate(prompts, params, use_tqdm=self.progress)  # vLLM's own bar, to stderr (the job log)
         result = []
         for (ids_in, dropped, budget), out in zip(fitted, outs):
             samples = []

@@ -14,6 +14,8 @@ rule base_model:
         "../../environment.yml"
     log:
         "results/logs/base/{setting}.log",
+    benchmark:
+        "results/benchmarks/base/{setting}.tsv"
     shell:
         "reproduce base --job {params.job} --threads {threads} --out {output} 2> {log}"
 
@@ -34,5 +36,7 @@ rule preference_pairs:
         "../../environment.yml"
     log:
         "results/logs/prefs/{setting}.log",
+    benchmark:
+        "results/benchmarks/prefs/{setting}.tsv"
     shell:
         "reproduce prefs --job {params.job} --threads {threads} --base {input.base} --out {output} 2> {log}"

@@ -16,13 +16,15 @@ rule reference_answers:
 
 
 rule generate:
-    """One model answers one benchmark (resumable; decoding settings from evals/benchmarks/)."""
+    """One model answers every benchmark of the preset in one job, so it is loaded once (resumable and
+    incremental per answer; decoding settings from evals/benchmarks/)."""
     input:
         model=lambda w: P.model_dir(w.setting, w.model),
     output:
-        P.answers("{benchmark}", "{setting}", "{model}"),
+        [P.answers(b, "{setting}", "{model}") for b in CFG["benchmarks"]],
     params:
-        job=lambda w: job_arg(CFG, "generate", setting=w.setting, method=w.model, benchmark=w.benchmark),
+        jobs=lambda w: generate_jobs_arg(CFG, w.setting, w.model),
+        launcher=generate_launcher(CFG),
     threads: workflow.cores
     resources:
         mem_mb=8000,
@@ -31,6 +33,8 @@ rule generate:
     conda:
         "../../environment.yml"
     log:
-        "results/logs/generate/{benchmark}/{setting}/{model}.log",
+        "results/logs/generate/{setting}/{model}.log",
+    benchmark:
+        "results/benchmarks/generate/{setting}/{model}.tsv"
     shell:
-        "reproduce generate --job {params.job} --threads {threads} --model {input.model} --out {output} 2> {log}"
+        "{params.launcher} generate --jobs {params.jobs} --threads {threads} --model {input.model} --out {output} 2> {log}"

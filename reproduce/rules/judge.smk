@@ -17,6 +17,8 @@ rule judge:
         "../../environment.yml"
     log:
         "results/logs/judge/{benchmark}/{judge}/{setting}/{model}.log",
+    benchmark:
+        "results/benchmarks/judge/{benchmark}/{judge}/{setting}/{model}.tsv"
     shell:
         "reproduce judge --job {params.job} --answers {input.answers} --reference {input.reference}"
         " --cache {params.cache} --out {output} 2> {log}"

@@ -23,6 +23,8 @@ rule train:
         "../../environment.yml"
     log:
         "results/logs/train/{setting}/{method}.log",
+    benchmark:
+        "results/benchmarks/train/{setting}/{method}.tsv"
     shell:
         "{params.launcher} train --job {params.job} --threads {threads} --base {input.base} --prefs {input.prefs} {params.guide}"
         " --cache results/cache/token_logps/{wildcards.setting} --checkpoints {params.checkpoints}"
