@@ -1,4 +1,6 @@
-"""SIGKILL during training, generation and judging, then a rerun: the final table is byte-identical.
+"""SIGKILL during training, generation and judging, then a rerun: the final table is byte-identical, and
+the rerun did strictly less work than a fresh run (steps resumed from a checkpoint, answers and judgments
+reused from the caches), counted exactly.
 
 Choice (documented in the final report): the pipeline runs through the real CLI stages (``reproduce train /
 reference / generate / judge / score / table``), not Snakemake, so the whole file stays well under five
@@ -8,6 +10,13 @@ points (after k logged steps / k cached answers / k cached judgments, plus a ran
 Snakemake adds nothing to these stages' own resume logic; it only decides what to rerun (a killed job's
 outputs are marked incomplete in .snakemake/ and rerun). The judge is the fault-free stand-in server with
 deterministic verdicts, the model a tiny random Llama, the preference pairs 32 built here.
+
+A byte-identical table alone cannot tell resuming from starting over (a rerun from scratch is just as
+deterministic), so each stage's work is counted as well: training steps actually run (calls of the
+trainer's ``training_step`` in this process), answers generated vs reused (the generation summary in
+``<answers>.config.json``) and judge requests sent (the stand-in server's own request count, and the judge
+stats in ``<judgments>.config.json``). The rerun of a killed stage must do exactly the fresh run's work
+minus what the killed process had durably saved (its complete checkpoint, its cache lines).
 
 Set KILL_SEED to replay a particular schedule.
 """
@@ -23,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -41,6 +51,11 @@ BENCHES = ("tiny_alpaca_eval2", "tiny_arena_hard")  # sampled (T=0.9) and greedy
 MODELS = ("sft", "dpo")
 METHOD = {"loss": "dpo", "beta": 0.1, "learning_rate": 1e-3, "per_device_batch_size": 4, "max_length": 64,
           "epochs": 1, "save_steps": 2, "seed": 42}
+TRAIN_STEPS = 8  # 32 pairs / batch 4, one epoch
+# Fewest progress lines before a kill. Training: the Trainer logs a step and then saves its checkpoint in
+# the same step end, so step save_steps + 1 is logged only once checkpoint-<save_steps> is complete: the
+# kill always leaves a checkpoint to resume from.
+MIN_KILL_LINES = {"train": METHOD["save_steps"] + 1}
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +95,13 @@ class Pipeline:
     """The CLI stages of one run in ``root``; ``kill`` names stages to SIGKILL once in a subprocess."""
 
     def __init__(self, root: Path, assets: dict, server: StandinServer, rng: random.Random | None):
-        self.root, self.assets, self.rng = root, assets, rng
+        self.root, self.assets, self.rng, self.server = root, assets, rng, server
         self.benches = _benches()
         self.judge_cfg = {"kind": "openai", "model": "standin-judge", "base_url": server.base_url,
                           "api_key_env": KEY_ENV, "concurrency": 4, "timeout_s": 10, "max_retries": 2}
         self.kills: list[str] = []
+        self.saved_by_kill: dict[str, dict] = {}  # stage -> what the killed process left durably saved
+        self.work: dict[str, dict] = {}  # stage -> work done by its (re)run in this process
         root.mkdir(parents=True, exist_ok=True)
 
     def job(self, stage: str, **keys) -> str:
@@ -106,7 +123,7 @@ class Pipeline:
         yield ("train", ["train", "--job", self.job("train", method="dpo"), "--base", str(self.assets["model"]),
                          "--prefs", str(self.assets["prefs"]), "--cache", "results/cache/token_logps",
                          "--checkpoints", "results/checkpoints/tiny-add/dpo", "--out", "results/models/tiny-add/dpo"],
-               "results/models/tiny-add/dpo/train_log.jsonl", 8)
+               "results/models/tiny-add/dpo/train_log.jsonl", TRAIN_STEPS)
         for b in BENCHES:
             yield ("reference", ["reference", "--job", self.job("reference", benchmark=b),
                                  "--out", f"results/answers/{b}/_reference.jsonl"], None, 0)
@@ -130,15 +147,48 @@ class Pipeline:
 
     def run(self, kill: tuple[str, ...] = ()) -> None:
         from reproduce import cli
+        from reproduce.train.trainer import PreferenceTrainer
 
-        for name, argv, progress, total in self.stages():
-            if name in kill:
-                self._kill_once(name, argv, progress, total)
-            with contextlib.chdir(self.root):
-                if argv is None:
-                    self.table()
-                else:
-                    assert cli.main(argv) == 0, f"stage {name} failed"
+        steps_run = [0]
+        step = PreferenceTrainer.training_step
+
+        def counted_step(trainer, *args, **kwargs):
+            steps_run[0] += 1
+            return step(trainer, *args, **kwargs)
+
+        with mock.patch.object(PreferenceTrainer, "training_step", counted_step):
+            for name, argv, progress, total in self.stages():
+                if name in kill:
+                    self._kill_once(name, argv, progress, total)
+                steps_run[0], requests_before = 0, self.server.count
+                with contextlib.chdir(self.root):
+                    if argv is None:
+                        self.table()
+                    else:
+                        assert cli.main(argv) == 0, f"stage {name} failed"
+                self.work[name] = self._work(name, argv, steps_run[0], self.server.count - requests_before)
+
+    def _work(self, name: str, argv: list[str] | None, steps_run: int, requests_sent: int) -> dict:
+        """What the stage just did, from its own outputs plus the two independent counts."""
+        if name == "train":
+            summary = json.loads((self.root / argv[argv.index("--out") + 1] / "train_summary.json").read_text())
+            return {"steps_run": steps_run, "resumed_from": summary["resumed_from"], "steps": summary["steps"]}
+        if name.startswith(("generate", "judge")):
+            out = Path(argv[argv.index("--out") + 1])
+            resolved = json.loads((self.root / out.with_name(out.name.split(".")[0] + ".config.json")).read_text())
+            if name.startswith("generate"):
+                return dict(resolved["generation_summary"])
+            return {**resolved["judge_stats"], "requests_sent": requests_sent}
+        return {}
+
+    def _complete_checkpoints(self) -> list[int]:
+        """Steps of the checkpoints whose trainer_state.json (written last) exists and parses."""
+        steps = []
+        for p in (self.root / "results/checkpoints/tiny-add/dpo").glob("checkpoint-*"):
+            with contextlib.suppress(OSError, ValueError):
+                json.loads((p / "trainer_state.json").read_text())
+                steps.append(int(p.name.split("-")[-1]))
+        return sorted(steps)
 
     def table(self) -> None:
         """``reproduce table``'s code with the stand-in added to the preset's judges (the CLI accepts only
@@ -159,13 +209,14 @@ class Pipeline:
     def _kill_once(self, name: str, argv: list[str], progress: str, total: int) -> None:
         """Start the stage as a subprocess; SIGKILL it after a seeded number of progress lines plus a
         seeded delay; it must die unfinished."""
-        k = self.rng.randint(1, int(total * 0.6))
+        k = self.rng.randint(MIN_KILL_LINES.get(name, 1), int(total * 0.6))
         delay = self.rng.uniform(0.0, 0.05 if name.startswith("generate") else 0.2)
         env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
         proc = subprocess.Popen([sys.executable, "-m", "reproduce.cli", *argv], cwd=self.root, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
-        k += self._lines(progress)  # progress made by this stage, not by earlier ones sharing the file
+        before = self._lines(progress)
+        k += before  # progress made by this stage, not by earlier ones sharing the file
         try:
             while self._lines(progress) < k:
                 assert proc.poll() is None, f"{name} ended before the kill point: {proc.stderr.read().decode()[-2000:]}"
@@ -178,6 +229,9 @@ class Pipeline:
             proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL, f"{name}: finished (rc {proc.returncode}) before the SIGKILL " \
                                                    f"(seed {SEED}, k={k}, delay={delay:.3f})"
+        # complete lines only (a torn last line has no newline): what a rerun can reuse
+        self.saved_by_kill[name] = {"lines": self._lines(progress) - before,
+                                    "checkpoints": self._complete_checkpoints() if name == "train" else []}
         self.kills.append(f"{name}: killed after {self._lines(progress)} progress lines (k={k}, +{delay:.3f}s)")
 
 
@@ -208,6 +262,7 @@ def test_killed_pipeline_reruns_to_the_identical_table(tmp_path, assets, server,
     killed.run(kill=("train", "generate:tiny_alpaca_eval2:dpo", "judge:tiny_alpaca_eval2:dpo",
                      "judge:tiny_arena_hard:sft"))
     assert len(killed.kills) == 4, killed.kills
+    check_less_work(clean, killed)
     summary = json.loads((tmp_path / "killed/results/models/tiny-add/dpo/train_summary.json").read_text())
     for name in ("table1_standin.csv", "table1_standin.md"):
         a = (tmp_path / "clean/results/tables" / name).read_bytes()
@@ -225,6 +280,41 @@ def test_killed_pipeline_reruns_to_the_identical_table(tmp_path, assets, server,
     table = (tmp_path / "killed/results/tables/table1_standin.md").read_text()
     assert "| Tiny addition (CPU) | DPO |" in table and "not run" in table  # simpo/tgdpo rows: not run here
     print("\n".join(killed.kills))
+
+
+def check_less_work(clean: Pipeline, killed: Pipeline) -> None:
+    """Each killed stage's rerun did the fresh run's work minus exactly what the killed process had saved;
+    every other stage did the same work in both runs."""
+    fresh = clean.work["train"]
+    assert fresh == {"steps_run": TRAIN_STEPS, "resumed_from": None, "steps": TRAIN_STEPS}, fresh
+    for name, work in killed.work.items():
+        fresh, saved = clean.work[name], killed.saved_by_kill.get(name)
+        if name.startswith("judge"):
+            assert work["requests_sent"] == work["new_requests"], (name, work)  # the stats count what was sent
+        if saved is None:
+            if name != "train":  # untouched stages: the same work as the fresh run
+                assert {k: work.get(k) for k in ("generated", "cached", "new_requests", "requests")} == \
+                       {k: fresh.get(k) for k in ("generated", "cached", "new_requests", "requests")}, name
+            continue
+        if name == "train":
+            last = saved["checkpoints"][-1]  # MIN_KILL_LINES guarantees one
+            assert work["resumed_from"] == f"checkpoint-{last}", (work, saved)
+            assert work["steps_run"] == TRAIN_STEPS - last < TRAIN_STEPS, (work, saved)
+            assert work["steps"] == TRAIN_STEPS
+        elif name.startswith("generate"):
+            assert fresh["generated"] == fresh["questions"] and fresh["cached"] == 0, fresh
+            assert saved["lines"] >= 1  # the kill came after at least one cached answer
+            assert (work["cached"], work["generated"]) == (saved["lines"], fresh["generated"] - saved["lines"]), \
+                (name, work, saved)
+        else:
+            assert fresh["new_requests"] == fresh["requests_sent"] > 0, fresh
+            assert saved["lines"] >= 1
+            assert work["requests"] == fresh["requests"]
+            assert work["requests_sent"] == fresh["requests_sent"] - saved["lines"], (name, work, saved)
+    print(f"rerun work: train {killed.work['train']}, "
+          + ", ".join(f"{n}: {w.get('generated', w.get('requests_sent'))} of "
+                      f"{clean.work[n].get('generated', clean.work[n].get('requests_sent'))}"
+                      for n, w in killed.work.items() if n in killed.saved_by_kill and n != "train"))
 
 
 def test_train_log_has_no_repeated_step_after_resume(tmp_path, assets):
