@@ -25,21 +25,26 @@ def train_launcher(cfg: dict) -> str:
     """The command that runs ``reproduce train``: plain, or under ``accelerate launch`` for multi-GPU."""
     training = cfg.get("training", {})
     if training.get("launcher") == "accelerate":
-        return f"accelerate launch --config_file {shlex.quote(training['accelerate_config'])} -m reproduce.cli"
+        return f"accelerate launch --config_file {shlex.quote(str(repo_path(training['accelerate_config'])))} -m reproduce.cli"
     return "reproduce"
+
+
+def repo_path(path: str) -> Path:
+    """A path from the config: absolute as given, relative ones from the repository root (the workflow may
+    run in any working directory, ``snakemake -d``)."""
+    from reproduce.config import ROOT
+
+    return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
 def generate_launcher(cfg: dict) -> str:
     """The command that runs ``reproduce generate``: the workflow's own, or the preset's ``generation.python``
     (an interpreter with vLLM installed, e.g. ``.venv-vllm/bin/python``; a relative path is taken from the
     repository root, so the workflow can run in any working directory)."""
-    from reproduce.config import ROOT
-
     python = cfg.get("generation", {}).get("python")
     if not python:
         return "reproduce"
-    path = Path(python) if Path(python).is_absolute() else ROOT / python
-    return f"{shlex.quote(str(path))} -m reproduce.cli"
+    return f"{shlex.quote(str(repo_path(python)))} -m reproduce.cli"
 
 
 def generate_jobs_arg(cfg: dict, setting: str, model: str) -> str:
@@ -138,9 +143,9 @@ class Paths:
 
     def figures(self, names: list[str] | None = None) -> list[str]:
         """The figures the report embeds (PNG + PDF); by default the table-judge figures only
-        (no judge scatter, no alpha plot), which ``reproduce_table1`` builds."""
+        (no judge scatter, no alpha plot, no method differences), which ``reproduce_table1`` builds."""
         if names is None:
-            names = [n for n in self.figure_names() if n not in ("judge_scatter", "alpha_sensitivity")]
+            names = [n for n in self.figure_names() if n not in ("judge_scatter", "alpha_sensitivity", "method_differences")]
         return [p for n in names for p in self.figure(n)]
 
     def figure_inputs(self, name: str) -> list[str]:
@@ -165,7 +170,22 @@ class Paths:
             guides = {mc.get("guide") for m, mc in self.cfg["settings"][s]["methods"].items()
                       if m in self.cfg["methods"] and mc.get("guide")}
             return [self.model_dir(s, "sft"), self.prefs(s), *[self.model_dir(s, g) for g in sorted(guides)]]
+        if name == "method_differences":
+            return [f"{self.r}/tables/method_differences.json"]
         raise ValueError(f"unknown figure '{name}'")
+
+    def method_differences(self) -> list[str]:
+        """The paired method comparisons and the planning built from them (``reproduce differences``)."""
+        return [f"{self.r}/tables/{stem}.{ext}" for stem, exts in (("method_differences", ("csv", "md", "json")),
+                                                                   ("power", ("csv", "md"))) for ext in exts]
+
+    def differences_inputs(self) -> list[str]:
+        """What the comparisons read: every judge's own score and judgments files of the compared methods."""
+        from reproduce.report.differences import resolve_pairs
+
+        methods = sorted({m for pair in resolve_pairs(self.cfg) for m in pair})
+        return [p for j in self.cfg["judges"] for b in self.cfg["benchmarks"] for s in self.cfg["settings"]
+                for m in methods for p in (self.score(b, j, s, m), self.judgments(b, j, s, m))]
 
     def report(self) -> str:
         """The one report file embedding every table and figure."""

@@ -3,6 +3,7 @@
 - ``reproduce figure --name <figure>``: draw one figure (PNG + PDF).
 - ``reproduce agreement``: the judge-agreement report (table judge vs every other judge).
 - ``reproduce report``: ``results/report.md`` embedding the tables, the agreement report and the figures.
+- ``reproduce differences``: paired method comparisons (``method_differences.*``) and the planning (``power.*``).
 
 (``reproduce table`` and ``reproduce figures`` live in ``reproduce.cli``.)
 """
@@ -58,7 +59,16 @@ def cmd_report(args) -> None:
     from reproduce.report.report import build_report
 
     build_report(_cfg(args), Path(args.results), Path(args.tables_dir), Path(args.figures_dir), Path(args.out),
-                 figures=args.figures, log=_log)
+                 figures=args.figures, log=_log, differences=args.differences)
+
+
+def cmd_differences(args) -> None:
+    """Paired method differences with bootstrap CIs and p-values, and the prompts/seeds planning."""
+    from reproduce.report.differences import DEFAULT_ROUNDS, DEFAULT_SEED, build_differences
+
+    build_differences(_cfg(args), Path(args.results), Path(args.out_dir), pairs=args.pairs,
+                      rounds=DEFAULT_ROUNDS if args.rounds is None else args.rounds,
+                      seed=DEFAULT_SEED if args.seed is None else args.seed, log=_log)
 
 
 def register(sub) -> None:
@@ -102,3 +112,15 @@ def register(sub) -> None:
     r.add_argument("--figures-dir", default="figures")
     r.add_argument("--figures", nargs="+", help="figure names to embed (default: all the config supports)")
     r.add_argument("--out", default="results/report.md")
+    r.add_argument("--differences", action="store_true",
+                   help="embed method_differences.md and the planning lines of power.md (from --tables-dir)")
+
+    d = sub.add_parser("differences", help=cmd_differences.__doc__)
+    d.set_defaults(fn=cmd_differences)
+    common(d)
+    d.add_argument("--pairs", nargs="+", metavar="A-B",
+                   help="comparisons a minus b, e.g. tgdpo-dpo (default: the preset's 'comparisons', else tgdpo-dpo "
+                        "tgdpo-simpo dpo-sft and tgdpo-chosen_nll where the preset has those methods)")
+    d.add_argument("--rounds", type=int, help="bootstrap rounds and permutation flips (default 2000)")
+    d.add_argument("--seed", type=int, help="random seed of the resampling (default 0)")
+    d.add_argument("--out-dir", default="results/tables")

@@ -7,6 +7,8 @@
 - ``training_curves``: loss, reward margin, reward accuracy per step, one line per trained method.
 - ``token_rewards``: TGDPO's token-level guidance r_t = beta * (log pi_guide - log pi_ref) on example pairs.
 - ``alpha_sensitivity``: scores against TGDPO's alpha, only when the config sweeps alpha.
+- ``method_differences``: forest plot of the paired method differences with their 95% CIs, the paper's
+  claimed gaps marked (from ``results/tables/method_differences.json``, see ``differences.py``).
 
 Each function raises ``DataError``/``ConfigError`` with a one-line reason instead of drawing an empty or
 partial plot.
@@ -30,7 +32,8 @@ MARKERS = {"sft": "s", "dpo": "o", "simpo": "^", "tgdpo": "D"}
 LINESTYLES = {"tgdpo": (0, (4, 2))}
 # win-rate metrics (vs a baseline) for the length-bias figure
 WIN_RATE_COLUMNS = ("AE-WR", "AH", "MT-WR")
-FIGURES = ("scores_by_benchmark", "judge_scatter", "length_bias", "training_curves", "token_rewards", "alpha_sensitivity")
+FIGURES = ("scores_by_benchmark", "judge_scatter", "length_bias", "training_curves", "token_rewards", "alpha_sensitivity",
+           "method_differences")
 
 
 def color(method: str, i: int = 0) -> str:
@@ -382,6 +385,61 @@ def alpha_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) 
     _finish(fig, axes, f"Sensitivity to TGDPO's α — judge: {judge}", out)
 
 
+def differences_figure(cfg: dict, results: Path, out: Path) -> None:
+    """Forest plot: one panel per metric, one line per (setting, pair, judge): the paired difference with its
+    95% CI (colored by judge), the paper's claimed gap as a cross, a dashed line at 0."""
+    from reproduce.report.differences import METRICS
+
+    plt = _plt()
+    src = Path(results) / "tables" / "method_differences.json"
+    if not src.exists():
+        raise DataError(f"method-differences figure: missing {src} (build it with `reproduce differences`)")
+    rows = read_json(src).get("rows") or []
+    if not rows:
+        raise DataError(f"method-differences figure: {src} holds no comparison")
+    metrics = [m for m in METRICS if any(r["metric"] == m for r in rows)]
+    judges = list(dict.fromkeys(r["judge"] for r in rows))
+    judge_color = {j: color("tgdpo") if k == 0 else _EXTRA[k % len(_EXTRA)] for k, j in enumerate(judges)}
+    several_settings = len({r["setting"] for r in rows}) > 1
+    per_panel = max(sum(r["metric"] == m for r in rows) for m in metrics)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 1.2, 0.32 * per_panel + 1.6), squeeze=False)
+    headers = {c[0]: c[6] for c in COLUMNS}
+    legend_ax = axes[0][0]
+    labelled: set[str] = set()
+
+    def once(label: str) -> str | None:
+        # the shared legend reads the first panel: label each judge / marker there once
+        if label in labelled:
+            return None
+        labelled.add(label)
+        return label
+
+    for j in judges:
+        legend_ax.errorbar([], [], fmt="o", color=judge_color[j], label=once(j))
+    if any(r.get("paper_diff") is not None for r in rows):
+        legend_ax.scatter([], [], marker="x", color="black", label=once("paper's gap"))
+    for ax, metric in zip(axes[0], metrics):
+        mine = [r for r in rows if r["metric"] == metric]
+        labels = []
+        for y, r in enumerate(reversed(mine)):
+            ax.errorbar(r["diff"], y, xerr=[[r["diff"] - r["ci_low"]], [r["ci_high"] - r["diff"]]], fmt="o",
+                        color=judge_color[r["judge"]], markersize=4.5, capsize=2.5)
+            if r.get("paper_diff") is not None:
+                ax.scatter([r["paper_diff"]], [y], marker="x", s=40, color="black", zorder=4)
+            label = (f"{method_label(cfg, r['setting'], r['method_a'])} − {method_label(cfg, r['setting'], r['method_b'])}"
+                     f" · {r['judge']}")
+            labels.append(f"{r['setting_label']}: {label}" if several_settings else label)
+        ax.axvline(0, color="gray", linestyle="--", linewidth=1, zorder=1)
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=7.5)
+        ax.set_title(f"{headers.get(metric, metric).replace(' [95% CI]', '')}\n{mine[0]['benchmark']}", fontsize=9.5)
+        ax.set_xlabel("difference A − B" + (" (1-10 scale)" if metric == "MT-S" else " (points)"), fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    one_seed = all(r["n_seeds"] == 1 for r in rows)
+    _finish(fig, axes, "Paired method differences A − B, 95% paired-bootstrap CIs"
+            + (" (one seed per method: prompt noise only)" if one_seed else " (over seeds and prompts)"), out)
+
+
 def draw_figure(name: str, cfg: dict, results: Path, out_dir: Path, judge: str | None = None) -> list[Path]:
     """Draw one named figure (see ``FIGURES``) into ``out_dir/<name>.{png,pdf}``."""
     out = Path(out_dir) / f"{name}.png"
@@ -390,7 +448,8 @@ def draw_figure(name: str, cfg: dict, results: Path, out_dir: Path, judge: str |
           "length_bias": lambda: length_bias_figure(cfg, results, out, judge),
           "training_curves": lambda: training_figure(cfg, results, out),
           "token_rewards": lambda: token_rewards_figure(cfg, results, out),
-          "alpha_sensitivity": lambda: alpha_figure(cfg, results, out, judge)}.get(name)
+          "alpha_sensitivity": lambda: alpha_figure(cfg, results, out, judge),
+          "method_differences": lambda: differences_figure(cfg, results, out)}.get(name)
     if fn is None:
         raise ConfigError(f"--name: unknown figure '{name}' (known: {', '.join(FIGURES)})")
     fn()
@@ -406,6 +465,10 @@ def default_figures(cfg: dict) -> list[str]:
         names.append("judge_scatter")
     if alpha_sweep(cfg):
         names.append("alpha_sensitivity")
+    from reproduce.report.differences import resolve_pairs
+
+    if resolve_pairs(cfg):  # a comparison naming a method the preset lacks stops here, naming the key
+        names.append("method_differences")
     return names
 
 

@@ -21,6 +21,7 @@ CAPTIONS = {
     "training_curves": "Training loss, reward margin and reward accuracy per optimizer step.",
     "token_rewards": "TGDPO's token-level guidance r_t on example preference pairs: which tokens it weights up and down.",
     "alpha_sensitivity": "Scores against TGDPO's α (DPO at α = 0).",
+    "method_differences": "Paired differences between methods with 95% paired-bootstrap CIs; crosses: the paper's claimed gaps.",
 }
 
 
@@ -52,10 +53,12 @@ def provenance_rows(cfg: dict, results: Path) -> list[dict]:
 
 
 def build_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: Path, out: Path,
-                 figures: list[str] | None = None, log=print) -> str:
+                 figures: list[str] | None = None, log=print, differences: bool = False) -> str:
     """Write ``out`` (Markdown) from the table files in ``tables_dir`` and the PNGs in ``figures_dir``.
 
-    Raises ``DataError`` naming the file when a table or figure the report embeds is missing.
+    ``differences``: also embed ``method_differences.md`` and the planning lines of ``power.md`` (as the
+    workflow does when the preset has a comparison). Raises ``DataError`` naming the file when a table or
+    figure the report embeds is missing.
     """
     from reproduce.report.figures import default_figures
 
@@ -90,6 +93,15 @@ def build_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: Path, 
             raise DataError(f"report: missing {agreement} (build it with `reproduce agreement`)")
         text = _strip_title(agreement.read_text()).replace("\n## ", "\n### ")
         lines += ["", "## Judge agreement", "", text]
+    if differences:
+        diff_md, power_md = tables_dir / "method_differences.md", tables_dir / "power.md"
+        for path in (diff_md, power_md):
+            if not path.exists():
+                raise DataError(f"report: missing {path} (build it with `reproduce differences`)")
+        lines += ["", "## Method differences", "",
+                  f"Files: [method_differences.csv]({_rel(tables_dir / 'method_differences.csv', base)}), "
+                  f"[power.csv]({_rel(tables_dir / 'power.csv', base)}).", "", _strip_title(diff_md.read_text()),
+                  "", "## Planning", "", _strip_title(power_md.read_text())]
     lines += ["", "## Figures"]
     for name in figures or default_figures(cfg):
         png = figures_dir / f"{name}.png"

@@ -44,6 +44,9 @@ rule judge_agreement:
         scores=lambda w: [p for j in CFG["judges"] for p in P.all_scores(j, routed=False)],
         judgments=lambda w: [P.judgments(b, j, s, m) for j in CFG["judges"] for b in CFG["benchmarks"]
                              for s in CFG["settings"] for m in CFG["methods"]],
+        # the judge-reliability length bias reads the answers and the baseline's answers
+        answers=lambda w: sorted({p for b in CFG["benchmarks"] for s in CFG["settings"]
+                                  for p in [P.reference(b, s), *[P.answers(b, s, m) for m in CFG["methods"]]]}),
     output:
         P.judge_agreement(),
     params:
@@ -65,7 +68,7 @@ rule figure:
         png="figures/{name}.png",
         pdf="figures/{name}.pdf",
     wildcard_constraints:
-        name="scores_by_benchmark|judge_scatter|length_bias|training_curves|token_rewards|alpha_sensitivity",
+        name="scores_by_benchmark|judge_scatter|length_bias|training_curves|token_rewards|alpha_sensitivity|method_differences",
     params:
         config=config_arg(config),
         methods=" ".join(CFG["methods"]),
@@ -85,19 +88,21 @@ rule report:
         tables=P.all_tables(),
         agreement=P.judge_agreement() if len(CFG["judges"]) > 1 else [],
         figures=P.figures(P.figure_names()),
+        differences=P.method_differences() if "method_differences" in P.figure_names() else [],
     output:
         P.report(),
     params:
         config=config_arg(config),
         methods=" ".join(CFG["methods"]),
         figures=" ".join(P.figure_names()),
+        differences="--differences" if "method_differences" in P.figure_names() else "",
     conda:
         "../../environment.yml"
     log:
         "results/logs/report/report.log",
     shell:
         "reproduce report --config-json {params.config} --methods {params.methods} --figures {params.figures}"
-        " --out {output} 2> {log}"
+        " {params.differences} --out {output} 2> {log}"
 
 
 rule alpha_sensitivity:
@@ -105,3 +110,21 @@ rule alpha_sensitivity:
     --config 'methods=[sft,dpo,simpo,tgdpo,tgdpo_a1,tgdpo_a2]' (recipe tiny-add defines those)."""
     input:
         P.figure("alpha_sensitivity"),
+
+
+rule method_differences:
+    """Paired method comparisons (bootstrap CIs over prompts, p-values, the paper's gaps, verdicts) for every
+    benchmark, judge and pair of the preset's 'comparisons', and the prompts/seeds planning from them."""
+    input:
+        P.differences_inputs(),
+    output:
+        P.method_differences(),
+    params:
+        config=config_arg(config),
+        methods=" ".join(CFG["methods"]),
+    conda:
+        "../../environment.yml"
+    log:
+        "results/logs/report/method_differences.log",
+    shell:
+        "reproduce differences --config-json {params.config} --methods {params.methods} --out-dir results/tables 2> {log}"
