@@ -25,26 +25,21 @@ def train_launcher(cfg: dict) -> str:
     """The command that runs ``reproduce train``: plain, or under ``accelerate launch`` for multi-GPU."""
     training = cfg.get("training", {})
     if training.get("launcher") == "accelerate":
-        return f"accelerate launch --config_file {shlex.quote(str(repo_path(training['accelerate_config'])))} -m reproduce.cli"
+        return f"accelerate launch --config_file {shlex.quote(training['accelerate_config'])} -m reproduce.cli"
     return "reproduce"
-
-
-def repo_path(path: str) -> Path:
-    """A path from the config: absolute as given, relative ones from the repository root (the workflow may
-    run in any working directory, ``snakemake -d``)."""
-    from reproduce.config import ROOT
-
-    return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
 def generate_launcher(cfg: dict) -> str:
     """The command that runs ``reproduce generate``: the workflow's own, or the preset's ``generation.python``
     (an interpreter with vLLM installed, e.g. ``.venv-vllm/bin/python``; a relative path is taken from the
     repository root, so the workflow can run in any working directory)."""
+    from reproduce.config import ROOT
+
     python = cfg.get("generation", {}).get("python")
     if not python:
         return "reproduce"
-    return f"{shlex.quote(str(repo_path(python)))} -m reproduce.cli"
+    path = Path(python) if Path(python).is_absolute() else ROOT / python
+    return f"{shlex.quote(str(path))} -m reproduce.cli"
 
 
 def generate_jobs_arg(cfg: dict, setting: str, model: str) -> str:
