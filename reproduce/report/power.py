@@ -81,15 +81,19 @@ def plan(cfg: dict, diff_rows: list[dict]) -> list[dict]:
         if (r["method_a"], r["method_b"]) != pair or r["judge"] != judge_for(cfg, r["benchmark"], cfg["table_judge"]):
             continue
         in_paper = r["paper_diff"] is not None
-        gaps = ([r["paper_diff"]] if r["paper_diff"] else []) if in_paper else paper_gaps(pair, r["metric"], paper)
+        if in_paper:
+            gaps = [r["paper_diff"]] if r["paper_diff"] else []
+        else:  # the paper's smallest and largest claim for this pair and metric
+            others = sorted(paper_gaps(pair, r["metric"], paper), key=abs)
+            gaps = list(dict.fromkeys(others[:1] + others[-1:]))
         source = ("paper shows no gap in this setting" if in_paper and not gaps else "paper, this setting" if in_paper
-                  else f"paper, its other settings ({len(gaps)})" if gaps else "paper has no such gap")
+                  else "smallest and largest over the paper's settings" if gaps else "paper has no such gap")
         seed_var_known = r["seed_var_a"] is not None and r["seed_var_b"] is not None
         seed_var = (r["seed_var_a"] + r["seed_var_b"]) if seed_var_known else 0.0
         note = "" if seed_var_known else "seed variance not measured with 1 seed, so these are lower bounds"
         if r["var_prompt"] == 0:
             note = "; ".join(x for x in (note, "the two methods' verdicts agree on every prompt: zero measured variance") if x)
-        for gap in sorted(gaps, key=abs) or [None]:
+        for gap in gaps or [None]:
             row = {"setting": r["setting"], "benchmark": r["benchmark"], "metric": r["metric"], "judge": r["judge"],
                    "method_a": pair[0], "method_b": pair[1], "gap": gap, "gap_source": source,
                    "n_prompts": r["n_prompts"], "n_seeds": r["n_seeds"], "sd_prompt": math.sqrt(r["var_prompt"]),
