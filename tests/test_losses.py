@@ -11,6 +11,8 @@ from reproduce.train.losses import LOSSES, get_loss
 
 
 def _batch(b: int, t: int, seed: int = 0, padded: bool = True):
+    """Random per-token log-probs and 0/1 masks. Masked positions (prompt, padding) hold finite garbage, not
+    zeros, so a loss that forgets a mask anywhere gives a different value."""
     g = torch.Generator().manual_seed(seed)
     def lp():
         return -torch.rand(b, t, generator=g) * 3
@@ -23,14 +25,16 @@ def _batch(b: int, t: int, seed: int = 0, padded: bool = True):
             rm[i, t - ((i + 1) % 5):] = 0
     tensors = dict(policy_chosen_logps=lp(), policy_rejected_logps=lp(), ref_chosen_logps=lp(), ref_rejected_logps=lp(),
                    guide_chosen_logps=lp(), guide_rejected_logps=lp())
-    # per-token log-probs are zero where masked, as TRL's fused head returns them
     for k in tensors:
-        tensors[k] = tensors[k] * (cm if "chosen" in k else rm)
+        mask = cm if "chosen" in k else rm
+        garbage = (torch.rand(b, t, generator=g) - 0.5) * 40
+        tensors[k] = torch.where(mask.bool(), tensors[k], garbage)
     return tensors, cm, rm
 
 
-def released_tgdpo(t, cm, rm, beta, alpha):
-    """PAPER.md's formula, written as explicit loops over pairs and tokens (independent of our vectorised code)."""
+def released_tgdpo(t, cm, rm, beta, alpha, rejected_sign=-1.0):
+    """PAPER.md's formula, written as explicit loops over pairs and tokens (independent of our vectorised code).
+    ``rejected_sign=+1`` is a planted bug (the rejected weight 1 + alpha r_t) the tests must tell apart."""
     losses = []
     for i in range(cm.shape[0]):
         u = 0.0
@@ -42,19 +46,28 @@ def released_tgdpo(t, cm, rm, beta, alpha):
             if rm[i, j]:
                 d = t["policy_rejected_logps"][i, j] - t["ref_rejected_logps"][i, j]
                 r = beta * (t["guide_rejected_logps"][i, j] - t["ref_rejected_logps"][i, j])
-                u -= beta * (1 - alpha * r) * d
+                u -= beta * (1 + rejected_sign * alpha * r) * d
         losses.append(-math.log(1 / (1 + math.exp(-float(u)))))
     return torch.tensor(losses)
 
 
+# (alpha, beta): the paper's alpha 0.5 and the sensitivity study's 2.0, each with a beta that keeps the loss
+# away from saturation (a saturated loss ~ 0 hides any error in u) and makes r_t large enough to matter.
+ALPHA_BETA = [(0.5, 0.3), (2.0, 0.2)]
+
+
 @pytest.mark.parametrize("b", [1, 8])
-@pytest.mark.parametrize("alpha", [0.5, 2.0])
-def test_tgdpo_equals_released_formula(b, alpha):
+@pytest.mark.parametrize("alpha,beta", ALPHA_BETA)
+def test_tgdpo_equals_released_formula(b, alpha, beta):
     t, cm, rm = _batch(b, 12, seed=b)
-    loss, _, _ = get_loss("tgdpo")(**t, chosen_mask=cm, rejected_mask=rm, beta=0.1 if alpha < 1 else 3.0, alpha=alpha)
-    expected = released_tgdpo(t, cm, rm, 0.1 if alpha < 1 else 3.0, alpha)
+    loss, _, _ = get_loss("tgdpo")(**t, chosen_mask=cm, rejected_mask=rm, beta=beta, alpha=alpha)
+    expected = released_tgdpo(t, cm, rm, beta, alpha)
     assert loss.shape == (b,)
+    assert (expected > 0.03).all(), expected  # not saturated: errors in u show in the loss
     torch.testing.assert_close(loss, expected.to(loss.dtype), atol=1e-6, rtol=1e-5)
+    # the comparison has the power to see a sign flip of the rejected tokens' weight
+    flipped = released_tgdpo(t, cm, rm, beta, alpha, rejected_sign=1.0)
+    assert ((flipped - expected).abs() > 1e-4).all(), (flipped, expected)
 
 
 @pytest.mark.parametrize("b", [1, 8])

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from reproduce.train.run import build_trainer
+from reproduce.train.trainer import per_token_logps
 
 METHOD = {"beta": 0.1, "learning_rate": 1e-3, "per_device_batch_size": 8, "max_length": 64, "save_steps": 1000}
 
@@ -78,13 +79,28 @@ def test_tgdpo_precomputed_equals_live(tiny_model_dir, pairs_file, tmp_path):
     assert list((tmp_path / "cache").glob("token_logps-*.pt")), "precomputed token log-probs were not cached"
 
 
-def test_gradients_reach_only_policy_and_dropout_off(tiny_model_dir, pairs_file, tmp_path):
-    from transformers import AutoModelForCausalLM
+def _variant(model_dir, tmp_path, name, attention_dropout=None, pad_token="keep"):
+    """A copy of the tiny model with attention dropout set in its config and/or its pad token removed."""
+    import shutil
 
+    from transformers import AutoConfig, AutoTokenizer
+
+    out = tmp_path / name
+    shutil.copytree(model_dir, out)
+    if attention_dropout is not None:
+        cfg = AutoConfig.from_pretrained(str(out))
+        cfg.attention_dropout = attention_dropout
+        cfg.save_pretrained(str(out))
+    if pad_token is None:
+        tok = AutoTokenizer.from_pretrained(str(out))
+        tok.pad_token = None
+        tok.save_pretrained(str(out))
+        assert AutoTokenizer.from_pretrained(str(out)).pad_token is None
+    return out
+
+
+def test_gradients_reach_only_policy(tiny_model_dir, pairs_file, tmp_path):
     guide = _perturbed(tiny_model_dir, tmp_path, "guide")
-    m = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
-    m.config.attention_dropout = 0.3  # the trainer must switch dropout off anyway
-    m.save_pretrained(str(tiny_model_dir / "..") + "/dropout_model")
     method = {**METHOD, "loss": "tgdpo", "alpha": 0.5, "guide": "g", "token_rewards": "live"}
     tr, _ = build_trainer(method, tiny_model_dir, pairs_file, tmp_path / "x", guide_dir=guide)
     tr.model.train()
@@ -93,9 +109,75 @@ def test_gradients_reach_only_policy_and_dropout_off(tiny_model_dir, pairs_file,
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tr.model.parameters())
     for other in (tr.ref_model, tr.guide_model):
         assert all(p.grad is None for p in other.parameters())
-    for model in (tr.model, tr.ref_model):
-        assert all(mod.p == 0 for mod in model.modules() if isinstance(mod, torch.nn.Dropout))
-        assert getattr(model.config, "attention_dropout", 0) == 0
+
+
+def test_dropout_off_in_training_mode(tiny_model_dir, pairs_file, tmp_path):
+    """Llama applies config.attention_dropout functionally (it has no nn.Dropout module): the trainer must
+    switch that off too, so two training-mode forwards of one batch give the same loss."""
+    from transformers import AutoModelForCausalLM
+
+    with_dropout = _variant(tiny_model_dir, tmp_path, "dropout_model", attention_dropout=0.5)
+    probe = AutoModelForCausalLM.from_pretrained(str(with_dropout), attn_implementation="eager").train()
+    ids = torch.randint(0, 200, (2, 24), generator=torch.Generator().manual_seed(0))
+    a, b = probe(input_ids=ids).logits, probe(input_ids=ids).logits
+    assert not torch.allclose(a, b), "the model under test must have active dropout"
+    method = {**METHOD, "loss": "tgdpo", "alpha": 0.5, "guide": "g", "token_rewards": "live"}
+    tr, _ = build_trainer(method, with_dropout, pairs_file, tmp_path / "x", guide_dir=with_dropout)
+    batch = _first_batch(tr)
+    for model in (tr.model, tr.ref_model, tr.guide_model):
+        model.train()
+    torch.manual_seed(1)
+    first = tr.compute_loss(tr.model, batch)
+    torch.manual_seed(2)
+    second = tr.compute_loss(tr.model, batch)
+    assert first.item() == second.item()
+    for model in (tr.ref_model, tr.guide_model):
+        assert torch.equal(per_token_logps(model, batch), per_token_logps(model, batch))
+
+
+def test_tokenizer_without_pad_token_gets_trls_default(tiny_model_dir, pairs_file, tmp_path):
+    """Llama-3 tokenizers have no pad token: the collator must pad with the id TRL would pick (EOS)."""
+    no_pad = _variant(tiny_model_dir, tmp_path, "no_pad", pad_token=None)
+    tr, tok = build_trainer({**METHOD, "loss": "dpo"}, no_pad, pairs_file, tmp_path / "np")
+    assert tok.pad_token == tok.eos_token and tr.data_collator.pad_token_id == tok.eos_token_id
+    batch = _first_batch(tr)  # pairs of different lengths: padding happens
+    assert (batch["attention_mask"] == 0).any()
+    assert (batch["input_ids"][batch["attention_mask"] == 0] == tok.eos_token_id).all()
+    assert torch.isfinite(tr.compute_loss(tr.model, batch))
+
+
+def test_precompute_models_sit_on_the_accelerator_device(tiny_model_dir, pairs_file, tmp_path, monkeypatch):
+    """Every model the reference/guide precompute (inside DPOTrainer.__init__) forwards must have been
+    placed on accelerator.device before its first forward. On a CPU-only machine all devices are the CPU,
+    so this records where each model was last sent (Module.to) when it first runs."""
+    from transformers import PreTrainedModel
+
+    sent_to: dict[int, torch.device] = {}
+    first_forward: dict[int, torch.device | None] = {}
+    real_to = torch.nn.Module.to
+
+    def spy_to(self, *args, **kwargs):
+        device = torch._C._nn._parse_to(*args, **kwargs)[0]
+        if device is not None:
+            sent_to[id(self)] = device
+        return real_to(self, *args, **kwargs)
+
+    def record(module, _inputs):
+        if isinstance(module, PreTrainedModel) and hasattr(module, "lm_head"):
+            first_forward.setdefault(id(module), sent_to.get(id(module)))
+
+    monkeypatch.setattr(torch.nn.Module, "to", spy_to)
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        guide = _perturbed(tiny_model_dir, tmp_path, "guide")
+        tr, _ = build_trainer({**METHOD, "loss": "tgdpo", "alpha": 0.5, "guide": "g"}, tiny_model_dir, pairs_file,
+                              tmp_path / "pc", guide_dir=guide)
+    finally:
+        handle.remove()
+    assert len(first_forward) == 2, first_forward  # the policy (as reference) and the guide
+    for device in first_forward.values():
+        assert device is not None and device.type == tr.accelerator.device.type, first_forward
+    assert tr.guide_model is None  # freed once its log-probs were cached
 
 
 def test_guide_with_other_tokenizer_is_rejected(tiny_model_dir, pairs_file, tmp_path):

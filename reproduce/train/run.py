@@ -12,22 +12,25 @@ import json
 import time
 from pathlib import Path
 
-from transformers import TrainerCallback
+from transformers import ProgressCallback, TrainerCallback
 
+from reproduce.config import ConfigError
 from reproduce.data.prefs import load_pairs
-from reproduce.io import append_jsonl, atomic_write_json, atomic_write_jsonl, read_jsonl, repair_jsonl
+from reproduce.io import append_jsonl, atomic_write_json, atomic_write_jsonl, content_hash, read_jsonl, repair_jsonl
 
 
 class StepLogger(TrainerCallback):
-    """Append every logged step to a JSONL file, adding tokens/s; stop on a non-finite loss."""
+    """Append every logged step to a JSONL file, adding tokens/s; only the world's process zero writes
+    (the metrics it logs are already reduced over ranks)."""
 
-    def __init__(self, path: Path):
-        self.path, self.t_last, self.tokens_last = path, time.time(), 0.0
-        repair_jsonl(path)
+    def __init__(self, path: Path, is_main: bool = True):
+        self.path, self.t_last = path, time.time()
+        if is_main:
+            repair_jsonl(path)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
-        if "loss" not in logs:
+        if "loss" not in logs or not state.is_world_process_zero:
             return
         now = time.time()
         tokens = logs.pop("num_tokens_batch", None)
@@ -36,6 +39,15 @@ class StepLogger(TrainerCallback):
             row["tokens_per_s"] = tokens * args.logging_steps * args.gradient_accumulation_steps / max(1e-9, now - self.t_last)
         self.t_last = now
         append_jsonl(self.path, [row])
+
+
+class LossProgress(ProgressCallback):
+    """transformers' training bar (rank 0, with its ETA) showing the loss, instead of a printed dict per
+    step (the full rows are in ``train_log.jsonl``)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and "loss" in (logs or {}):
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
 
 
 def _complete_checkpoint(path: Path) -> bool:
@@ -56,8 +68,40 @@ def _truncate_log(path: Path, step: int) -> None:
             atomic_write_jsonl(path, keep)
 
 
+def report_to(method: dict) -> list[str]:
+    """The recipe's ``report_to`` trackers (default none) as transformers takes them; a tracker transformers
+    does not know, or one that is not installed, is a one-line error naming the key."""
+    value = method.get("report_to", "none")
+    names = [value] if isinstance(value, str) else list(value)
+    if names in ([], ["none"]):
+        return []
+    if names == ["all"]:
+        return names
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    installed = get_available_reporting_integrations()
+    for name in names:
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise ConfigError(f"recipe key 'report_to': unknown tracker '{name}' (transformers knows: "
+                              f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))})")
+        if name not in installed:
+            raise ConfigError(f"recipe key 'report_to': tracker '{name}' is not installed in this environment")
+    return names
+
+
+def model_dtype(method: dict):
+    """The dtype models load in: bf16 when the recipe asks for it and a GPU is there, else fp32."""
+    import torch
+
+    return torch.bfloat16 if method.get("bf16", False) and torch.cuda.is_available() else torch.float32
+
+
 def dpo_config(method: dict, checkpoint_dir: Path, live: bool):
-    """TRL ``DPOConfig`` from a recipe's method entry (defaults are the paper's where it gives them)."""
+    """TRL ``DPOConfig`` from a recipe's method entry (defaults are the paper's where it gives them).
+
+    Built before any model is loaded: it sets up the process group and, under DeepSpeed ZeRO-3, makes
+    ``from_pretrained`` partition the weights as they load.
+    """
     import torch
     from trl import DPOConfig
 
@@ -80,22 +124,48 @@ def dpo_config(method: dict, checkpoint_dir: Path, live: bool):
         seed=method.get("seed", 42),
         logging_steps=1,
         save_strategy="steps",
-        save_steps=method.get("save_steps", 500),
+        save_steps=method.get("save_steps", 500),  # a float < 1 is a fraction of the run's steps
         save_total_limit=1,
-        report_to=[],
+        report_to=report_to(method),
         precompute_ref_log_probs=not live,
         remove_unused_columns=False,  # keep our per-token columns and pair ids for the collator
         disable_dropout=True,
+        ddp_find_unused_parameters=False,  # every policy parameter gets a gradient; skip DDP's extra graph walk
         use_cpu=not on_gpu,
         dataloader_num_workers=0,
-        disable_tqdm=True,
+        disable_tqdm=False,  # rank 0's bar (loss, ETA) goes to stderr, which the rule sends to the job log
     )
+
+
+def pairs_dataset(prefs_path: str | Path, work_dir: Path):
+    """The preference pairs as a ``datasets.Dataset`` every rank can open: validated, written once as a
+    content-named JSONL under ``work_dir`` by the main process and loaded from that file with a shared
+    cache (an in-memory ``Dataset.from_list`` fails under several ranks: its temp Arrow files are per rank)."""
+    from accelerate import PartialState
+    from datasets import load_dataset
+
+
+    pairs = load_pairs(prefs_path)
+    rows = [{"pair_id": p["pair_id"], "prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
+    rows_file = work_dir / "pairs" / f"pairs-{content_hash(rows)}.jsonl"
+    with PartialState().main_process_first():
+        if not rows_file.exists():
+            atomic_write_jsonl(rows_file, rows)
+        return load_dataset("json", data_files=str(rows_file), split="train", cache_dir=str(work_dir / "pairs" / "cache"))
+
+
+def default_pad_token(tokenizer, args, model_dir) -> None:
+    """Give a tokenizer without a pad token (Llama-3) the one TRL's DPOTrainer would pick (its ``pad_token``
+    argument, else EOS), before our collator is built with its id."""
+    pad = args.pad_token or tokenizer.pad_token or tokenizer.eos_token
+    if pad is None or pad not in tokenizer.get_vocab():
+        raise ConfigError(f"{model_dir}: tokenizer has no pad token and no EOS token in its vocabulary to pad with")
+    tokenizer.pad_token = pad
 
 
 def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, checkpoint_dir: str | Path,
                   guide_dir: str | Path | None = None, cache_dir: str | Path | None = None):
     """The configured :class:`PreferenceTrainer` for ``method`` (not yet trained) and its tokenizer."""
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from reproduce.train.trainer import PreferenceTrainer, TokenLogpCollator, check_same_tokenizer
@@ -104,23 +174,26 @@ def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, ch
     if method["beta"] <= 0 or method.get("alpha", 0) < 0:
         raise ValueError(f"{loss}: beta must be > 0 and alpha >= 0 (got beta={method['beta']}, alpha={method.get('alpha')})")
     live = method.get("token_rewards", "precomputed") == "live"
-    pairs = load_pairs(prefs_path)
-    rows = [{"pair_id": p["pair_id"], "prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
-    dataset = Dataset.from_list(rows)
+    checkpoint_dir = Path(checkpoint_dir)
+    args = dpo_config(method, checkpoint_dir, live)
+    dataset = pairs_dataset(prefs_path, checkpoint_dir)
 
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype="float32")
+    default_pad_token(tokenizer, args, base_dir)
+    dtype = model_dtype(method)
     guide = None
     if loss == "tgdpo":
         if guide_dir is None:
             raise ValueError("tgdpo needs a guidance model directory (--guide)")
         guide_tok = AutoTokenizer.from_pretrained(str(guide_dir))
         check_same_tokenizer(tokenizer, guide_tok, str(guide_dir))
-        guide = AutoModelForCausalLM.from_pretrained(str(guide_dir), dtype="float32")
-    ref = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype="float32") if live and loss != "simpo" else None
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype)
+    if loss == "tgdpo":
+        guide = AutoModelForCausalLM.from_pretrained(str(guide_dir), dtype=dtype)
+    # a reference copy only when it forwards live; precomputed, TRL uses the policy before training
+    ref = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype) if live and loss != "simpo" else None
 
-    args = dpo_config(method, Path(checkpoint_dir), live)
     loss_kwargs = {k: method[k] for k in ("alpha", "gamma") if k in method}
     collator = TokenLogpCollator(pad_token_id=tokenizer.pad_token_id, max_length=args.max_length)
     trainer = PreferenceTrainer(
@@ -128,6 +201,8 @@ def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, ch
         data_collator=collator, loss_name=loss, loss_kwargs=loss_kwargs, guide_model=guide,
         token_rewards="live" if live else "precomputed", cache_dir=cache_dir,
     )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(LossProgress())
     return trainer, tokenizer
 
 
@@ -136,32 +211,49 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
                  checkpoint_dir: str | Path | None = None, threads: int | None = None, log=print) -> dict:
     """Train ``method`` and save the policy to ``out_dir``; returns the summary written beside it.
 
-    Checkpoints go to ``checkpoint_dir`` (default ``<out_dir>/checkpoints``); keep it outside a
-    Snakemake output directory so a failed job's cleanup does not delete them.
+    Runs as one process or as every rank of ``accelerate launch`` (only the main process writes the log,
+    the model and the summary). Checkpoints go to ``checkpoint_dir`` (default ``<out_dir>/checkpoints``);
+    keep it outside a Snakemake output directory so a failed job's cleanup does not delete them. A
+    ``guide: {model, revision}`` recipe entry is fetched here when no ``guide_dir`` is given.
     """
-    import torch
+    import os
 
-    if threads:
-        torch.set_num_threads(threads)
+    import torch
+    from accelerate import PartialState
+
+    from reproduce.train.guide import external_guide_dir
+
+    if threads:  # the job's threads are shared by the ranks on this node
+        torch.set_num_threads(max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out_dir / "checkpoints"
+    if guide_dir is None and isinstance(method.get("guide"), dict):
+        with PartialState().main_process_first():  # one download per node; the others find it cached
+            guide_dir = external_guide_dir(method["guide"], "guide")
     trainer, tokenizer = build_trainer(method, base_dir, prefs_path, checkpoint_dir, guide_dir, cache_dir)
+    is_main = trainer.is_world_process_zero()
     log_path = out_dir / "train_log.jsonl"
-    trainer.add_callback(StepLogger(log_path))
+    trainer.add_callback(StepLogger(log_path, is_main))
     # a checkpoint cut short by a kill has no parseable trainer_state.json (written last): never resume from it
     checkpoints = sorted((p for p in checkpoint_dir.glob("checkpoint-*") if _complete_checkpoint(p)),
                          key=lambda p: int(p.name.split("-")[-1]))
-    _truncate_log(log_path, int(checkpoints[-1].name.split("-")[-1]) if checkpoints else 0)
+    resumed_step = int(checkpoints[-1].name.split("-")[-1]) if checkpoints else 0
+    if is_main:
+        _truncate_log(log_path, resumed_step)
+    trainer.accelerator.wait_for_everyone()
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     seconds = time.time() - t0
     trainer.model.eval()
-    trainer.save_model(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
+    trainer.save_model(str(out_dir))  # the main process writes (gathering a sharded model first)
     summary = {"loss_name": method["loss"], "pairs": len(trainer.train_dataset), "steps": trainer.state.global_step,
+               "steps_this_run": trainer.state.global_step - resumed_step, "processes": trainer.accelerator.num_processes,
                "train_seconds": round(seconds, 2), "final_train_loss": result.training_loss,
                "resumed_from": checkpoints[-1].name if checkpoints else None, "method": method}
-    atomic_write_json(out_dir / "train_summary.json", summary)
-    log(json.dumps({k: v for k, v in summary.items() if k != "method"}))
+    if is_main:
+        tokenizer.save_pretrained(str(out_dir))
+        atomic_write_json(out_dir / "train_summary.json", summary)
+        log(json.dumps({k: v for k, v in summary.items() if k != "method"}))
+    trainer.accelerator.wait_for_everyone()
     return summary

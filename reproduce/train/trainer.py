@@ -9,18 +9,28 @@ in memory (parity tests). The loss itself is a registered pure function (``repro
 
 from __future__ import annotations
 
+import gc
+import math
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate.utils import broadcast_object_list, gather_object
+from tqdm.auto import tqdm
 from trl import DPOTrainer
+from trl.models import prepare_deepspeed, prepare_fsdp
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import add_fused_lm_head, hash_module
 
+from reproduce.config import ConfigError
 from reproduce.io import content_hash
 from reproduce.train.losses import NEEDS_GUIDE, NEEDS_REFERENCE, get_loss
 
 TOKEN_SOURCES = ("ref", "guide")
+CACHE_FORMAT = 2  # flat float32 values + lengths per column (format 1 was nested Python lists)
 
 
 @dataclass
@@ -66,13 +76,15 @@ class PreferenceTrainer(DPOTrainer):
     Args beyond DPOTrainer's:
         loss_name: registered loss.
         loss_kwargs: hyperparameters of the loss besides beta (alpha, gamma).
-        guide_model: TGDPO's guidance model (a trained DPO model from the same start).
+        guide_model: TGDPO's guidance model (a DPO/SimPO model from the same start). With precomputed token
+            rewards it is placed on the accelerator only for the precompute (inside ``DPOTrainer.__init__``)
+            and freed once its log-probs are cached; live, it stays for training.
         token_rewards: "precomputed" (cached per-token ref/guide log-probs) or "live" (three models in memory).
         cache_dir: where precomputed per-token log-probs are cached (content-addressed .pt files).
     """
 
-    def __init__(self, *args, loss_name: str, loss_kwargs: dict | None = None, guide_model=None,
-                 token_rewards: str = "precomputed", cache_dir: str | Path | None = None, **kwargs):
+    def __init__(self, model, ref_model=None, args=None, *rest, loss_name: str, loss_kwargs: dict | None = None,
+                 guide_model=None, token_rewards: str = "precomputed", cache_dir: str | Path | None = None, **kwargs):
         self.loss_name, self.loss_fn = loss_name, get_loss(loss_name)
         self.loss_kwargs = dict(loss_kwargs or {})
         self.needs_ref, self.needs_guide = NEEDS_REFERENCE[loss_name], NEEDS_GUIDE[loss_name]
@@ -82,63 +94,150 @@ class PreferenceTrainer(DPOTrainer):
             raise ValueError(f"token_rewards must be 'precomputed' or 'live', got {token_rewards!r}")
         self.token_rewards = token_rewards
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.guide_model = guide_model
+        self.guide_model, self._guide_placed, self._guide_hash = guide_model, False, None
         if guide_model is not None:
             guide_model.eval()
             for p in guide_model.parameters():
                 p.requires_grad_(False)
             add_fused_lm_head(guide_model)
-        super().__init__(*args, **kwargs)
+            if token_rewards == "precomputed":
+                # hashed before any sharding (DTensor / ZeRO-3 partitions cannot be hashed whole), as TRL does
+                self._guide_hash = hash_module(guide_model)
+        if args is None or args.disable_dropout:
+            for m in (model, ref_model, guide_model):
+                if isinstance(m, torch.nn.Module):
+                    disable_attention_dropout(m)
+        # runs the reference/guide precompute (TRL calls it in __init__)
+        super().__init__(model, ref_model, args, *rest, **kwargs)
         if self.guide_model is not None:
+            self._place_guide()  # live token rewards: the guide forwards in every training step
+
+    # -- placement ----------------------------------------------------------------------------------
+    def _place_guide(self) -> None:
+        """Put the guide where the policy's batches are, as TRL places its reference model: a ZeRO-3
+        inference engine under DeepSpeed, FSDP-sharded under FSDP, else ``accelerator.device``."""
+        if self._guide_placed:
+            return
+        if self.is_deepspeed_enabled:
+            self.guide_model = prepare_deepspeed(self.guide_model, self.accelerator)
+        elif self.is_fsdp_enabled:
+            self.guide_model = prepare_fsdp(self.guide_model, self.accelerator)
+        else:
             self.guide_model.to(self.accelerator.device)
+        self._guide_placed = True
+
+    def _reference_for_precompute(self):
+        """The model whose log-probs are the reference: TRL's ``ref_model`` (FSDP loads one for the
+        precompute), else the policy before training; under DeepSpeed the policy is not placed until
+        ``train``, so it runs inside an inference engine (built once, as TRL does)."""
+        if self.ref_model is not None:
+            return self.ref_model
+        if self.is_deepspeed_enabled:
+            if self._precompute_engine is None:
+                self._precompute_engine = prepare_deepspeed(self.model, self.accelerator)
+            return self._precompute_engine
+        return self.model
+
+    def _note(self, message: str) -> None:
+        """One line on stderr (the job log) from the main process."""
+        if self.accelerator.is_main_process:
+            print(message, file=sys.stderr, flush=True)
+
+    def _free_guide(self) -> None:
+        """Drop the guide once its log-probs are cached: training reads them from the batches."""
+        self.guide_model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     # -- precompute ---------------------------------------------------------------------------------
     def _precompute_ref_logps(self, dataset, name, batch_size):
         """Replace TRL's sequence-level reference precompute with one pass computing per-token
-        log-probs of the reference (the policy before training) and, for TGDPO, the guidance model."""
+        log-probs of the reference (the policy before training) and, for TGDPO, the guidance model.
+
+        The pass is sharded over ranks and gathered; rank 0 writes the cache once (atomically: complete or
+        absent), every rank waits for it and reads the same file.
+        """
         sources = []
         if self.needs_ref:
-            sources.append(("ref", self.ref_model or self.model))
+            sources.append(("ref", self._reference_for_precompute(), self._precompute_model_hash))
         if self.needs_guide and self.token_rewards == "precomputed":
-            sources.append(("guide", self.guide_model))
+            self._place_guide()
+            sources.append(("guide", self.guide_model, self._guide_hash))
         if not sources:
             return dataset
-        key = content_hash({"data": dataset._fingerprint, "models": [hash_module(m) for _, m in sources],
-                            "sources": [s for s, _ in sources], "max_length": self.args.max_length})
-        cache = self.cache_dir / f"token_logps-{key}.pt" if self.cache_dir else None
-        if cache is not None and cache.exists():
-            columns = torch.load(cache)
+        # rank 0's key for every rank (fingerprints and ZeRO-3 shard hashes may differ per rank)
+        key = [content_hash({"data": dataset._fingerprint, "models": [h for _, _, h in sources], "format": CACHE_FORMAT,
+                             "sources": [s for s, _, _ in sources], "max_length": self.args.max_length})]
+        broadcast_object_list(key, from_process=0)
+        cache = self.cache_dir / f"token_logps-{key[0]}.pt" if self.cache_dir else None
+        hit = [cache is not None and cache.exists()]
+        broadcast_object_list(hit, from_process=0)
+        if hit[0]:
+            packed = torch.load(cache)
+            self._note(f"token log-probs read from {cache}")
         else:
-            columns = self._compute_token_logps(dataset, sources, batch_size)
+            packed = self._compute_token_logps(dataset, [(s, m) for s, m, _ in sources], batch_size)
             if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp")
-                torch.save(columns, tmp)
-                tmp.rename(cache)  # atomic: a killed precompute leaves no half cache
+                if self.accelerator.is_main_process:
+                    _atomic_torch_save(packed, cache)
+                    self._note(f"token log-probs of {self.accelerator.num_processes} rank(s) written to {cache}")
+                self.accelerator.wait_for_everyone()
+                packed = torch.load(cache)  # every rank trains on exactly what rank 0 wrote
+        if self.guide_model is not None and self.token_rewards == "precomputed":
+            self._free_guide()
+        columns = {col: _unpack(v) for col, v in packed["columns"].items()}
         for col, values in columns.items():
-            dataset = dataset.add_column(col, values)
+            dataset = dataset.add_column(col, [v.numpy() for v in values])
         # TRL's loss path reads sequence sums of the reference under these names (kept for its metrics).
         if "ref_chosen_token_logps" in columns:
-            dataset = dataset.add_column("ref_chosen_logps", [sum(v) for v in columns["ref_chosen_token_logps"]])
-            dataset = dataset.add_column("ref_rejected_logps", [sum(v) for v in columns["ref_rejected_token_logps"]])
+            dataset = dataset.add_column("ref_chosen_logps", [float(v.sum()) for v in columns["ref_chosen_token_logps"]])
+            dataset = dataset.add_column("ref_rejected_logps", [float(v.sum()) for v in columns["ref_rejected_token_logps"]])
         return dataset
 
-    def _compute_token_logps(self, dataset, sources, batch_size) -> dict[str, list[list[float]]]:
-        columns = {f"{s}_{side}_token_logps": [] for s, _ in sources for side in ("chosen", "rejected")}
+    def _compute_token_logps(self, dataset, sources, batch_size) -> dict:
+        """Per-token log-probs of every source over this rank's contiguous shard of ``dataset``, gathered
+        from all ranks and packed per column (flat float32 values + lengths, in dataset order).
+
+        Every rank runs the same number of batches (a short shard repeats its last row, dropped after the
+        gather): ZeRO-3 and FSDP gather parameters collectively in each forward.
+        """
         device = self.accelerator.device
-        for start in range(0, len(dataset), batch_size):
-            examples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        for src, model in sources:
+            p = next(model.parameters())
+            if not self.is_deepspeed_enabled and p.device.type != device.type:
+                raise RuntimeError(f"precompute: the {src} model is on {p.device}, its batches on {device}")
+        world, rank, n = self.accelerator.num_processes, self.accelerator.process_index, len(dataset)
+        per_rank = math.ceil(n / world)
+        mine = list(range(rank * per_rank, min(n, (rank + 1) * per_rank)))
+        n_batches = math.ceil(per_rank / batch_size)
+        rows = {}  # dataset index -> {column: float32 tensor of the completion's token log-probs}
+        bar = tqdm(total=n_batches, desc="token log-probs (" + ", ".join(s for s, _ in sources) + ")",
+                   disable=not self.accelerator.is_main_process, dynamic_ncols=True)
+        for b in range(n_batches):
+            idx = mine[b * batch_size:(b + 1) * batch_size]
+            padding = not idx  # this rank's shard is done: forward a repeated row with the others, keep nothing
+            if padding:
+                idx = [mine[-1] if mine else 0]
+            examples = [dataset[i] for i in idx]
             batch = self.data_collator(examples)
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             for src, model in sources:
-                lp = per_token_logps(model, batch).cpu()
-                n = len(examples)
-                for side, offset in (("chosen", 0), ("rejected", n)):
-                    for i, ex in enumerate(examples):
+                with self.accelerator.autocast():
+                    lp = per_token_logps(model, batch).cpu()
+                for side, offset in (("chosen", 0), ("rejected", len(examples))):
+                    for j, (i, ex) in enumerate(zip(idx, examples)):
                         p, c = len(ex["prompt_ids"]), len(ex[f"{side}_ids"])
-                        row = lp[offset + i, p - 1 : p - 1 + c]
-                        columns[f"{src}_{side}_token_logps"].append(row.tolist())
-        return columns
+                        if not padding:
+                            rows.setdefault(i, {})[f"{src}_{side}_token_logps"] = lp[offset + j, p - 1: p - 1 + c].clone()
+            bar.update(1)
+        bar.close()
+        gathered = dict(gather_object(list(rows.items())))
+        missing = [i for i in range(n) if i not in gathered]
+        if missing:
+            raise RuntimeError(f"precompute: rows {missing[:5]} came back from no rank")
+        cols = [f"{s}_{side}_token_logps" for s, _ in sources for side in ("chosen", "rejected")]
+        return {"format": CACHE_FORMAT, "columns": {c: _pack([gathered[i][c] for i in range(n)]) for c in cols}}
 
     # -- loss ---------------------------------------------------------------------------------------
     def _side_logps(self, src: str, model, inputs, width: int) -> torch.Tensor:
@@ -178,30 +277,76 @@ class PreferenceTrainer(DPOTrainer):
         return (loss, out) if return_outputs else loss
 
     def _log_metrics(self, mode, chosen_rewards, rejected_rewards, kw, inputs) -> None:
-        m = self._metrics[mode]
-        m["rewards/chosen"].append(chosen_rewards.mean().item())
-        m["rewards/rejected"].append(rejected_rewards.mean().item())
-        m["rewards/margins"].append((chosen_rewards - rejected_rewards).mean().item())
-        m["rewards/accuracies"].append((chosen_rewards > rejected_rewards).float().mean().item())
-        m["num_tokens_batch"].append(float(inputs["attention_mask"].sum().item()))
+        """Record this micro-batch's metrics reduced over all ranks: means over every rank's pairs (and
+        tokens), so rank 0's log describes the whole global batch, as TRL's own metrics do."""
+        m, acc = self._metrics[mode], self.accelerator
+        chosen, rejected = acc.gather(chosen_rewards.detach()), acc.gather(rejected_rewards.detach())
+        m["rewards/chosen"].append(chosen.mean().item())
+        m["rewards/rejected"].append(rejected.mean().item())
+        m["rewards/margins"].append((chosen - rejected).mean().item())
+        m["rewards/accuracies"].append((chosen > rejected).float().mean().item())
+        m["num_tokens_batch"].append(acc.gather(inputs["attention_mask"].sum().float().reshape(1)).sum().item())
         if self.needs_guide:
             # TGDPO's token rewards r_t and how often a weight 1 +/- alpha r_t turns negative (PAPER.md: unguarded).
             alpha = self.loss_kwargs["alpha"]
             mc, mr = kw["chosen_mask"].bool(), kw["rejected_mask"].bool()
-            r_w = (self.beta * (kw["guide_chosen_logps"] - kw["ref_chosen_logps"]))[mc]
-            r_l = (self.beta * (kw["guide_rejected_logps"] - kw["ref_rejected_logps"]))[mr]
+            r_w = (self.beta * (kw["guide_chosen_logps"] - kw["ref_chosen_logps"]))[mc].detach().float()
+            r_l = (self.beta * (kw["guide_rejected_logps"] - kw["ref_rejected_logps"]))[mr].detach().float()
             r = torch.cat([r_w, r_l])
             neg = torch.cat([(1 + alpha * r_w) < 0, (1 - alpha * r_l) < 0]).float()
-            m["token_reward/mean"].append(r.mean().item())
-            m["token_reward/std"].append(r.std().item() if r.numel() > 1 else 0.0)
-            m["token_reward/min"].append(r.min().item())
-            m["token_reward/max"].append(r.max().item())
-            m["token_weight/negative_fraction"].append(neg.mean().item())
+            # ranks hold different token counts: reduce sums and extremes, not the tensors themselves
+            inf = torch.tensor(float("inf"), device=r.device)
+            sums = acc.gather(torch.stack([r.sum(), (r * r).sum(), torch.tensor(float(r.numel()), device=r.device),
+                                           neg.sum()]).reshape(1, 4)).sum(0)
+            lo = acc.gather((r.min() if r.numel() else inf).reshape(1)).min()
+            hi = acc.gather((r.max() if r.numel() else -inf).reshape(1)).max()
+            total, count = sums[0].item(), sums[2].item()
+            var = (sums[1].item() - total * total / count) / (count - 1) if count > 1 else 0.0
+            m["token_reward/mean"].append(total / max(count, 1))
+            m["token_reward/std"].append(math.sqrt(max(var, 0.0)))
+            m["token_reward/min"].append(lo.item())
+            m["token_reward/max"].append(hi.item())
+            m["token_weight/negative_fraction"].append(sums[3].item() / max(count, 1))
+
+
+def disable_attention_dropout(model: torch.nn.Module) -> None:
+    """Switch off the dropout that TRL's ``disable_dropout`` misses: Llama/Gemma attention applies
+    ``config.attention_dropout`` functionally (no ``nn.Dropout`` module to find)."""
+    for module in model.modules():
+        if isinstance(getattr(module, "attention_dropout", None), (int, float)):
+            module.attention_dropout = 0.0
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "attention_dropout"):
+        config.attention_dropout = 0.0
+
+
+def _pack(rows: list[torch.Tensor]) -> dict:
+    """Variable-length rows as one flat float32 tensor and their lengths (compact to save and to gather)."""
+    return {"values": torch.cat(rows) if rows else torch.zeros(0), "lengths": torch.tensor([len(r) for r in rows])}
+
+
+def _unpack(packed: dict) -> list[torch.Tensor]:
+    """The rows :func:`_pack` packed."""
+    return list(torch.split(packed["values"], packed["lengths"].tolist()))
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    """``torch.save`` to a uniquely named temp sibling, then rename: the file is complete or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared like the other results
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def check_same_tokenizer(policy_tok, guide_tok, guide_path: str) -> None:
     """TGDPO needs the guidance model to share the policy's tokenizer and chat template (PAPER.md)."""
     if policy_tok.get_vocab() != guide_tok.get_vocab():
-        raise ValueError(f"guidance model {guide_path}: tokenizer vocabulary differs from the policy's")
+        raise ConfigError(f"guidance model {guide_path}: tokenizer vocabulary differs from the policy's")
     if (policy_tok.chat_template or "") != (guide_tok.chat_template or ""):
-        raise ValueError(f"guidance model {guide_path}: chat template differs from the policy's")
+        raise ConfigError(f"guidance model {guide_path}: chat template differs from the policy's")
