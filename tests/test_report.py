@@ -204,12 +204,123 @@ def test_mixed_judges_or_versions_in_a_cell_are_refused(results, tmp_path):
         collect_rows(cfg, "verifier", res)
 
 
-@pytest.mark.parametrize("name", ["scores_by_benchmark", "length_bias", "judge_scatter", "training_curves"])
-def test_figures_are_drawn_from_result_files(results, tmp_path, name):
-    from reproduce.report.figures import draw_figure
+@pytest.fixture()
+def drawn(monkeypatch, tmp_path):
+    """``draw(name)`` draws a figure and returns its matplotlib Figure (kept as it is saved) and PNG path; the
+    PNG is read back to check that it is the figure, with every method's color in its pixels."""
+    from reproduce.report import figures
 
-    png, pdf = draw_figure(name, tiny_cfg(), results, tmp_path)
-    assert png.stat().st_size > 10_000 and pdf.read_bytes()[:4] == b"%PDF"
+    kept = []
+    save = figures._save
+
+    def keep(fig, out):
+        kept.append(fig)
+        return save(fig, out)
+
+    monkeypatch.setattr(figures, "_save", keep)
+
+    def draw(name: str, cfg: dict, results: Path):
+        png, pdf = figures.draw_figure(name, cfg, results, tmp_path / "fig")
+        (fig,) = kept[-1:]
+        assert pdf.read_bytes()[:4] == b"%PDF"
+        from PIL import Image
+
+        with Image.open(png) as im:
+            w, h = im.size
+            fw, fh = fig.get_size_inches()
+            # the canvas at 200 dpi, give or take what bbox_inches="tight" trims or adds (the legend below)
+            assert 0.7 < w / (fw * 200) < 1.3 and 0.7 < h / (fh * 200) < 1.3, (im.size, fw, fh)
+            colors = {c[:3] for _, c in im.convert("RGBA").getcolors(maxcolors=1 << 20)}
+        return fig, colors
+
+    return draw
+
+
+def _rgb(hex_color: str) -> tuple[int, int, int]:
+    return tuple(int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def _titles(fig) -> list[str]:
+    return [ax.get_title() for ax in fig.axes]
+
+
+PANELS = {"AE-WR": ("tiny_alpaca_eval2", "win_rate", "AlpacaEval 2 WR (%)"),
+          "AH": ("tiny_arena_hard", "score", "Arena-Hard WR (%) [95% CI]"),
+          "MT-S": ("tiny_mt_bench", "score", "MT-Bench score (1-10)"),
+          "MT-WR": ("tiny_mt_bench", "win_rate", "MT-Bench WR (%)")}  # AE-LC: no value, no panel
+
+
+def test_scores_figure_plots_each_score_file(results, drawn):
+    from reproduce.report.figures import COLORS
+
+    cfg = tiny_cfg()
+    fig, pixels = drawn("scores_by_benchmark", cfg, results)
+    assert _titles(fig) == [h for _, _, h in PANELS.values()]
+    for ax, (bench, key, _) in zip(fig.axes, PANELS.values()):
+        heights = [round(b.get_height(), 2) for b in ax.patches]
+        assert heights == [round(_score(results, bench, "verifier", m)[key], 2) for m in cfg["methods"]], ax.get_title()
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["Tiny addition (CPU)"]
+        # the label above each bar is its value
+        assert [t.get_text() for t in ax.texts] == [f"{h:.2f}" if bench == "tiny_mt_bench" and key == "score"
+                                                    else f"{h:.1f}" for h in heights]
+    ah = fig.axes[1]  # Arena-Hard's error bars span its bootstrap interval
+    (lo, hi), *_ = [(seg[0][1], seg[1][1]) for c in ah.containers if hasattr(c, "lines") and c.lines[2]
+                    for seg in c.lines[2][0].get_segments()]
+    first = _score(results, "tiny_arena_hard", "verifier", cfg["methods"][0])
+    assert (lo, hi) == pytest.approx((round(first["ci_low"], 2), round(first["ci_high"], 2)))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["SFT", "DPO", "SimPO", "TGDPO"]
+    assert all(_rgb(COLORS[m]) in pixels for m in cfg["methods"])  # every method's bars are in the PNG
+
+
+def test_judge_scatter_plots_one_point_per_method_and_judge_pair(results, drawn):
+    cfg = tiny_cfg()
+    fig, _ = drawn("judge_scatter", cfg, results)
+    assert _titles(fig) == [h for _, _, h in PANELS.values()]
+    for ax, (bench, key, _) in zip(fig.axes, PANELS.values()):
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("verifier", "verifier-lenient")
+        points = [float(v) for c in ax.collections for v in c.get_offsets()[0]]
+        assert points == pytest.approx([_score(results, bench, j, m)[key] for m in cfg["methods"]
+                                        for j in ("verifier", "verifier-lenient")], abs=0.006)  # table: 2 decimals
+        (identity,) = ax.lines
+        assert list(identity.get_xdata()) == list(identity.get_ydata())  # the y = x line
+
+
+def test_length_bias_plots_win_rate_against_mean_answer_tokens(results, drawn):
+    import statistics
+
+    cfg = tiny_cfg()
+    fig, _ = drawn("length_bias", cfg, results)
+    panels = {k: v for k, v in PANELS.items() if k != "MT-S"}
+    assert [t.split("\n")[0] for t in _titles(fig)] == [h for _, _, h in panels.values()]
+    for ax, (bench, key, _) in zip(fig.axes, panels.values()):
+        xs, ys = [], []
+        for m in cfg["methods"]:  # mean over answers of each answer's tokens (all turns)
+            answers = [json.loads(x) for x in (results / "answers" / bench / "tiny-add" / f"{m}.jsonl").read_text().splitlines()]
+            xs.append(sum(sum(a["meta"]["n_tokens"]) for a in answers) / len(answers))
+            ys.append(_score(results, bench, "verifier", m)[key])
+        drawn_pts = [float(v) for c in ax.containers for v in (c.lines[0].get_xdata()[0], c.lines[0].get_ydata()[0])]
+        assert drawn_pts == pytest.approx([v for xy in zip(xs, ys) for v in xy], abs=0.006)
+        assert ax.get_xlabel() == f"mean answer length (tokens), {bench}"
+        r = statistics.correlation(xs, [round(y, 2) for y in ys])
+        assert ax.get_title().endswith(f"Pearson r = {r:+.2f} (n={len(xs)})")
+
+
+def test_training_curves_plot_every_logged_step(results, drawn):
+    from reproduce.config import trained_methods
+
+    cfg = tiny_cfg()
+    fig, _ = drawn("training_curves", cfg, results)
+    methods = trained_methods(cfg, "tiny-add")
+    assert [t.split(" — ")[0] for t in _titles(fig)] == ["training loss", "reward margin (chosen − rejected)",
+                                                         "reward accuracy"]
+    for ax, key in zip(fig.axes, ("loss", "rewards/margins", "rewards/accuracies")):
+        assert len(ax.lines) == len(methods)
+        for line, m in zip(ax.lines, methods):
+            log = [json.loads(x) for x in (results / "models" / "tiny-add" / m / "train_log.jsonl").read_text().splitlines()]
+            rows = [r for r in log if "loss" in r and r.get(key) is not None]
+            assert list(line.get_xdata()) == [r["step"] for r in rows]
+            assert list(line.get_ydata()) == [r[key] for r in rows]
+            assert line.get_label() == {"dpo": "DPO", "simpo": "SimPO", "tgdpo": "TGDPO"}[m]
 
 
 def test_figures_refuse_missing_inputs(tmp_path):
