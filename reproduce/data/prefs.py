@@ -5,10 +5,13 @@ Record: ``{"pair_id", "prompt": [{"role": "user", ...}], "chosen": [{"role": "as
 
 The paper's recipe (SimPO's): K on-policy samples per prompt at temperature 0.8, scored by a reward
 function; best = chosen, worst = rejected; prompts whose samples all score the same are dropped.
+The released pairs (``hf_dataset``) are read from either published layout by ``read_preference_dataset``
+(layouts: reproduce.data.layouts; files, directories and the hub: reproduce.data.sources).
 """
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -47,31 +50,102 @@ def build_on_policy_pairs(prompts: list[str], backend, reward, samples_per_promp
     return pairs, summary
 
 
-def download_pairs(cfg: dict) -> list[dict]:
-    """Load a Hugging Face preference dataset at a pinned revision (or from ``local_dir``) into our format.
+def download_pairs(cfg: dict) -> tuple[list[dict], dict]:
+    """The ``hf_dataset`` kind: the released pairs at a pinned ``revision`` (or from ``local_dir``, where
+    nothing is downloaded) in our format; returns (pairs, summary) as :func:`read_preference_dataset`."""
+    local = cfg.get("local_dir")
+    if local:
+        if not Path(local).expanduser().exists():
+            raise DataError(f"preference_data.local_dir {local}: no such file or directory")
+        return read_preference_dataset(local, None, cfg.get("split", "train"), cfg.get("max_pairs"), local=True)
+    if not cfg.get("dataset"):
+        raise DataError("preference_data.dataset: a hub dataset id (or local_dir) is required for kind hf_dataset")
+    return read_preference_dataset(cfg["dataset"], cfg.get("revision"), cfg.get("split", "train"), cfg.get("max_pairs"))
 
-    Expects the SimPO/princeton-nlp layout: ``prompt`` (str) and ``chosen``/``rejected`` as message lists
-    whose last message is the assistant answer.
+
+# Examples of dropped rows kept in the summary (so a user can look at them) without bloating it.
+DROPPED_EXAMPLES = 10
+
+
+def read_preference_dataset(source: str, revision: str | None = None, split: str = "train",
+                            max_pairs: int | None = None, local: bool = False) -> tuple[list[dict], dict]:
+    """Read a preference dataset in either released layout (see reproduce.data.layouts) into our pairs.
+
+    ``source``: a hub dataset id (read at ``revision``/``split``), a local directory (its files of
+    ``split``) or a local .json/.jsonl/.parquet file; ``local`` forces the path reading. The layout is
+    detected per file from its columns. A row with an empty prompt or answer is dropped, as the paper's
+    pipeline drops unusable pairs, and counted by reason in the summary with the first few records named;
+    a malformed row or file is a ``DataError`` naming the file and record. Stops after ``max_pairs``.
     """
-    from datasets import load_dataset
+    from reproduce.data.layouts import detect_layout
+    from reproduce.data.sources import open_source
 
-    source = cfg.get("local_dir") or cfg["dataset"]
-    ds = load_dataset(source, revision=None if cfg.get("local_dir") else cfg.get("revision"),
-                      split=cfg.get("split", "train"))
-    out = []
-    for i, row in enumerate(ds):
-        if cfg.get("max_pairs") and len(out) >= cfg["max_pairs"]:
+    # An absolute path is never taken for a hub id, whatever its spelling.
+    tables = open_source(str(Path(source).expanduser().resolve()) if local else source, revision, split)
+    pairs: list[dict] = []
+    dropped: dict[str, int] = {}
+    examples: list[dict] = []
+    rows_read = joined_inputs = 0
+    layout = None
+    full = True
+    for table in tables:
+        if max_pairs and len(pairs) >= max_pairs:
+            full = False
             break
-        try:
-            out.append({
-                "pair_id": str(row.get("prompt_id", i)),
-                "prompt": [{"role": "user", "content": row["prompt"]}],
-                "chosen": [{"role": "assistant", "content": row["chosen"][-1]["content"]}],
-                "rejected": [{"role": "assistant", "content": row["rejected"][-1]["content"]}],
+        this = detect_layout(table.columns, table.where)
+        if layout and this.name != layout.name:
+            raise DataError(f"{table.where}: layout {this.name} differs from the {layout.name} layout of "
+                            f"{tables[0].where}")
+        layout = this
+        for i, row in enumerate(table.read(layout.columns_in(table.columns))):
+            if max_pairs and len(pairs) >= max_pairs:
+                full = False
+                break
+            rows_read += 1
+            try:
+                fields = layout.extract(row)
+            except ValueError as e:
+                raise DataError(f"{table.where}: record {i}: {e}") from None
+            reason = _drop_reason(fields)
+            if reason:
+                dropped[reason] = dropped.get(reason, 0) + 1
+                if len(examples) < DROPPED_EXAMPLES:
+                    examples.append({"file": table.where, "record": i, "reason": reason})
+                continue
+            joined_inputs += fields.joined_input
+            pairs.append({
+                "pair_id": fields.pair_id or f"{split}-{rows_read - 1:06d}",
+                "prompt": [{"role": "user", "content": fields.prompt}],
+                "chosen": [{"role": "assistant", "content": fields.chosen}],
+                "rejected": [{"role": "assistant", "content": fields.rejected}],
             })
-        except (KeyError, IndexError, TypeError) as e:
-            raise DataError(f"{source}: record {i}: expected prompt/chosen/rejected messages ({e})") from None
-    return out
+    where = ", ".join(t.where for t in tables[:3]) + (" ..." if len(tables) > 3 else "")
+    if not pairs:
+        raise DataError(f"{where}: no usable preference pairs ({rows_read} rows read, dropped: "
+                        f"{json.dumps(dropped) if dropped else 'none'})")
+    summary = {
+        "source": source, "revision": revision, "split": split, "layout": layout.name,
+        "files": [t.where for t in tables],
+        "rows_read": rows_read,
+        "pairs": len(pairs),  # pairs written; same key as the on-policy summary
+        "rows_dropped": sum(dropped.values()), "dropped_by_reason": dropped, "dropped_examples": examples,
+        "max_pairs": max_pairs,
+        # False when max_pairs stopped the read early: the rest of the dataset was not looked at.
+        "read_whole_dataset": full,
+    }
+    if layout.name == "mk1111":
+        summary["rows_with_input_joined"] = joined_inputs
+    return pairs, summary
+
+
+def _drop_reason(fields) -> str | None:
+    if not fields.prompt.strip():
+        return "empty prompt"
+    if not fields.chosen.strip():
+        return "empty chosen answer"
+    if not fields.rejected.strip():
+        return "empty rejected answer"
+    return None
 
 
 def write_pairs(pairs: list[dict], summary: dict, out_path: str | Path) -> None:
