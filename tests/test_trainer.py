@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -215,3 +216,65 @@ def test_bad_pairs_file_names_record(tiny_model_dir, tmp_path):
 def test_out_of_range_hyperparameters(tiny_model_dir, pairs_file, tmp_path):
     with pytest.raises(ValueError, match="beta must be > 0"):
         build_trainer({**METHOD, "loss": "dpo", "beta": 0.0}, tiny_model_dir, pairs_file, tmp_path / "v")
+
+
+def test_paper_recipes_checkpoint_mid_epoch():
+    """At paper scale (~60k pairs, 8 processes as in config/accelerate/fsdp_full_shard.yaml) every method
+    writes checkpoints inside its one epoch, so a killed run resumes instead of starting over."""
+    import math
+
+    import yaml
+
+    from reproduce.config import load_config
+
+    root = Path(__file__).resolve().parent.parent
+    processes = yaml.safe_load((root / "config/accelerate/fsdp_full_shard.yaml").read_text())["num_processes"]
+    for setting, recipe in load_config({"preset": "paper"})["settings"].items():
+        for name, m in recipe["methods"].items():
+            steps = math.ceil(60_000 / (m["per_device_batch_size"] * m["gradient_accumulation_steps"] * processes))
+            every = m.get("save_steps", 500)
+            every = every if every >= 1 else math.ceil(every * steps)
+            assert steps // every >= 2, f"{setting}.{name}: {steps} steps per epoch, a checkpoint every {every}"
+
+
+def test_report_to_defaults_to_none_and_names_the_key(tmp_path):
+    from transformers.integrations.integration_utils import get_available_reporting_integrations
+
+    from reproduce.config import ConfigError
+    from reproduce.train.run import dpo_config
+
+    method = {**METHOD, "loss": "dpo"}
+    assert dpo_config(method, tmp_path, live=False).report_to in ([], "none", ["none"])
+    with pytest.raises(ConfigError, match=r"recipe key 'report_to': unknown tracker 'wandbb'"):
+        dpo_config({**method, "report_to": "wandbb"}, tmp_path, live=False)
+    if "wandb" in get_available_reporting_integrations():
+        pytest.skip("wandb is installed here")
+    with pytest.raises(ConfigError, match=r"recipe key 'report_to': tracker 'wandb' is not installed"):
+        dpo_config({**method, "report_to": ["wandb"]}, tmp_path, live=False)
+
+
+def test_external_guide_from_a_local_directory(tiny_model_dir, pairs_file, tmp_path):
+    """guide: {model: DIR} trains TGDPO against any model from the same start; one whose chat template
+    differs is an error naming that model; a path that does not exist is an error naming it."""
+    from reproduce.config import ConfigError, validate
+    from reproduce.train.guide import external_guide_dir
+    from reproduce.train.run import train_method
+
+    guide = _perturbed(tiny_model_dir, tmp_path, "simpo_model")
+    method = {**METHOD, "loss": "tgdpo", "alpha": 0.5, "guide": {"model": str(guide)}, "max_steps": 1}
+    validate({"label": "x", "base": {"kind": "hf"}, "preference_data": {"kind": "hf_dataset"}, "methods": {"tgdpo": method}},
+             "recipe", "test recipe")
+    summary = train_method(method, tiny_model_dir, pairs_file, tmp_path / "out", cache_dir=tmp_path / "cache",
+                           checkpoint_dir=tmp_path / "ck", log=lambda _: None)
+    assert summary["steps"] == 1 and (tmp_path / "out/train_log.jsonl").exists()
+    with pytest.raises(FileNotFoundError, match=r"guide.model ./no/such/model: no such directory"):
+        external_guide_dir({"model": "./no/such/model"})
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(guide))
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    tok.save_pretrained(str(guide))
+    with pytest.raises(ConfigError, match=f"guidance model {guide}: chat template differs"):
+        train_method(method, tiny_model_dir, pairs_file, tmp_path / "out2", checkpoint_dir=tmp_path / "ck2",
+                     log=lambda _: None)

@@ -58,7 +58,13 @@ def example_pairs(cfg: dict, results: Path, setting: str, n_pairs: int = 3, scan
     method = _tgdpo_method(cfg, setting)
     mcfg = cfg["settings"][setting]["methods"][method]
     beta, alpha, guide = float(mcfg["beta"]), float(mcfg["alpha"]), mcfg["guide"]
-    ref_dir, guide_dir = results / "models" / setting / "sft", results / "models" / setting / guide
+    ref_dir = results / "models" / setting / "sft"
+    if isinstance(guide, str):
+        guide_dir = results / "models" / setting / guide
+    else:  # an external guide ({model, revision}): the directory training used
+        from reproduce.train.guide import external_guide_dir
+
+        guide_dir = external_guide_dir(guide, f"methods.{method}.guide")
     prefs = results / "data" / setting / "prefs.jsonl"
     for p in (ref_dir / "config.json", guide_dir / "config.json", prefs):
         if not p.exists():
