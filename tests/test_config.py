@@ -1,4 +1,7 @@
-"""Config validation: every bad input is a one-line error naming the file and the key."""
+"""Config validation: every bad input is a one-line error naming the file and the key.
+
+The home of every bad preset / recipe / benchmark / judge file case (test_bad_input.py holds the others).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.config import ConfigError, job_config, load_config
+from reproduce.config import ConfigError, job_config, load_config, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,8 +34,10 @@ def test_both_presets_load():
 
 
 @pytest.mark.parametrize("overrides, match", [
-    ({"preset": "nope"}, r"--config: key 'preset': unknown preset 'nope' \(known: paper, rehearsal, tiny\)"),
+    ({"preset": "nope"}, r"--config: key 'preset': unknown preset 'nope' \(known: "
+     + ", ".join(sorted(p.stem for p in (ROOT / "config" / "presets").glob("*.yaml"))) + r"\)"),
     ({"generation": {"batch_size": "two"}}, r"config/presets/tiny.yaml: key 'generation.batch_size': 'two' is not of type"),
+    ({"methods": "dpo"}, r"config/presets/tiny.yaml: key 'methods': 'dpo' is not of type 'array'"),
     ({"bogus": 1}, r"config/presets/tiny.yaml: key 'bogus': unknown key"),
     ({"benchmarks": ["tiny_alpaca_eval2", "nope"]}, r"config/presets/tiny.yaml: key 'benchmarks': unknown benchmark 'nope'"),
     ({"judges": ["gpt-5-typo"], "table_judge": "gpt-5-typo"}, r"key 'judges': unknown judge 'gpt-5-typo'"),
@@ -42,8 +47,9 @@ def test_both_presets_load():
     ({"generation": {"backend": "tgi"}}, r"key 'generation.backend': 'tgi' is not one of"),
 ])
 def test_bad_overrides(overrides, match):
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match) as err:
         load_config(overrides)
+    assert "\n" not in str(err.value).strip()
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -65,8 +71,20 @@ def _edit(path: Path, old: str, new: str) -> None:
 ])
 def test_bad_files(tree, file, old, new, match):
     _edit(tree / file, old, new)
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match) as err:
         load_config({"preset": "tiny"}, root=tree)
+    assert "\n" not in str(err.value).strip()
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"kind": "openai", "modle": "x"}, r"evals/judges/x.yaml: key 'modle': unknown key"),
+    ({"kind": "openai", "model": "x", "concurrency": "many"}, r"x.yaml: key 'concurrency': 'many' is not of type 'integer'"),
+    ({"kind": "openai", "model": "x", "api_key": "sk-x"}, r"x.yaml: key 'api_key': unknown key"),  # keys only from env
+])
+def test_bad_judge_files(data, match):
+    with pytest.raises(ConfigError, match=match) as err:
+        validate(data, "judge", "evals/judges/x.yaml")
+    assert "\n" not in str(err.value).strip() and "sk-x" not in str(err.value)
 
 
 def test_job_config_holds_only_what_the_job_needs():
