@@ -10,15 +10,20 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 from reproduce.config import ConfigError, load_config
+from reproduce.job_resources import StageResources
 from reproduce.workflow import (Paths, config_arg, generate_jobs_arg, generate_launcher, job_arg, train_launcher,
                                 wildcard_pattern)
 
 try:
     CFG = load_config(config)  # validated against reproduce/schemas/*.schema.yaml before any job runs
+    R = StageResources(CFG)  # per-stage threads, memory, runtime, GPUs from the preset (never the host's cores)
 except ConfigError as e:
     raise WorkflowError(f"config error: {e}") from None
 
 P = Paths(CFG)
+# Every rule runs in the environment environment.yml creates (its `name:`); with --sdm conda Snakemake
+# activates that existing environment for each job and builds nothing.
+CONDA_ENV = "tgdpo-reproduce"
 
 wildcard_constraints:
     setting=wildcard_pattern(CFG["settings"]),

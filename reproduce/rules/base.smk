@@ -6,12 +6,12 @@ rule base_model:
         directory(P.model_dir("{setting}", "sft")),
     params:
         job=lambda w: job_arg(CFG, "base", setting=w.setting),
-    threads: workflow.cores
+    localrule: R.local("base_model")
+    threads: R.threads("base")
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **R.resources("base"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/base/{setting}.log",
     benchmark:
@@ -28,12 +28,12 @@ rule preference_pairs:
         "results/data/{setting}/prefs.jsonl",
     params:
         job=lambda w: job_arg(CFG, "prefs", setting=w.setting),
-    threads: workflow.cores
+    localrule: R.local("preference_pairs")
+    threads: R.threads("prefs")
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **R.resources("prefs"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/prefs/{setting}.log",
     benchmark:

@@ -7,8 +7,12 @@ rule reference_answers:
         "results/answers/{benchmark}/_reference.jsonl",
     params:
         job=lambda w: job_arg(CFG, "reference", benchmark=w.benchmark),
+    localrule: R.local("reference_answers")
+    threads: R.threads("reference")
+    resources:
+        **R.resources("reference"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/reference/{benchmark}.log",
     shell:
@@ -25,13 +29,12 @@ rule generate:
     params:
         jobs=lambda w: generate_jobs_arg(CFG, w.setting, w.model),
         launcher=generate_launcher(CFG),
-    threads: workflow.cores
+    localrule: R.local("generate")
+    threads: R.threads("generate")
     resources:
-        mem_mb=8000,
-        runtime=4 * 60,
-        gpus=1,
+        **R.resources("generate"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/generate/{setting}/{model}.log",
     benchmark:

@@ -11,10 +11,14 @@ rule judge:
     params:
         job=lambda w: job_arg(CFG, "judge", setting=w.setting, method=w.model, benchmark=w.benchmark, judge=w.judge),
         cache="results/judgments/{benchmark}/{judge}/_cache.jsonl",
+    localrule: R.local("judge")
+    threads: R.threads("judge")
     resources:
-        runtime=12 * 60,
+        **R.resources("judge"),
+        # slots of the profile's judge_api cap: this job's concurrent API requests
+        judge_api=lambda w: R.judge_api(w.judge),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/judge/{benchmark}/{judge}/{setting}/{model}.log",
     benchmark:
@@ -32,8 +36,11 @@ rule score:
         P.score("{benchmark}", "{judge}", "{setting}", "{model}"),
     params:
         job=lambda w: job_arg(CFG, "score", setting=w.setting, method=w.model, benchmark=w.benchmark, judge=w.judge),
+    threads: R.threads("score")
+    resources:
+        **R.resources("score"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/score/{benchmark}/{judge}/{setting}/{model}.log",
     shell:

@@ -12,8 +12,11 @@ rule table1:
         tex="results/tables/table1_{judge}.tex",
     params:
         config=config_arg(config),
+    threads: R.threads("report")
+    resources:
+        **R.resources("report"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/table1/{judge}.log",
     shell:
@@ -30,8 +33,11 @@ rule table1_main:
         csv="results/tables/table1.csv",
         md="results/tables/table1.md",
         tex="results/tables/table1.tex",
+    threads: R.threads("report")
+    resources:
+        **R.resources("report"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/table1/main.log",
     shell:
@@ -51,8 +57,11 @@ rule judge_agreement:
         P.judge_agreement(),
     params:
         config=config_arg(config),
+    threads: R.threads("report")
+    resources:
+        **R.resources("report"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/report/judge_agreement.log",
     shell:
@@ -72,9 +81,11 @@ rule figure:
     params:
         config=config_arg(config),
         methods=" ".join(CFG["methods"]),
-    threads: 1
+    threads: R.threads("report")
+    resources:
+        **R.resources("report"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/figures/{name}.log",
     shell:
@@ -96,8 +107,11 @@ rule report:
         methods=" ".join(CFG["methods"]),
         figures=" ".join(P.figure_names()),
         differences="--differences" if "method_differences" in P.figure_names() else "",
+    threads: R.threads("report")
+    resources:
+        **R.resources("report"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/report/report.log",
     shell:
@@ -122,8 +136,11 @@ rule method_differences:
     params:
         config=config_arg(config),
         methods=" ".join(CFG["methods"]),
+    threads: R.threads("report")
+    resources:
+        **R.resources("report"),
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/report/method_differences.log",
     shell:

@@ -14,13 +14,11 @@ rule train:
         guide=lambda w, input: f"--guide {input.guide}" if "guide" in input.keys() else "",
         checkpoints="results/checkpoints/{setting}/{method}",
         launcher=train_launcher(CFG),
-    threads: workflow.cores
+    threads: R.threads("train")
     resources:
-        mem_mb=8000,
-        runtime=24 * 60,
-        gpus=1,
+        **R.resources("train"),  # GPUs: what accelerate launch starts processes on
     conda:
-        "../../environment.yml"
+        CONDA_ENV
     log:
         "results/logs/train/{setting}/{method}.log",
     benchmark:
