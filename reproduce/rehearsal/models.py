@@ -77,6 +77,14 @@ def _gemma2_specials() -> list[str]:
         [f"<unused{i}>" for i in range(100)] + ["<start_of_turn>", "<end_of_turn>"]
 
 
+# Llama-3's pre-tokenizer split (its tokenizer.json): newline runs are chunks of their own, so the generation
+# prompt's closing "\n\n" tokenizes the same alone and followed by an answer; GPT-2's byte-level regex splits
+# "\n\nThe" as "\n" + "\n" + "The" but a trailing "\n\n" as one chunk, so TRL's prompt would not be a prefix
+# of prompt + completion.
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
 @dataclass(frozen=True)
 class Shape:
     """The tokenizer and model layout of one shape.
@@ -97,12 +105,13 @@ class Shape:
     stop_tokens: tuple[str, ...]
     chat_template: str
     tied_embeddings: bool
+    split_regex: str | None = None  # pre-tokenizer split before byte-level BPE; None: GPT-2's byte-level regex
 
 
 SHAPES = {
     "llama3": Shape("llama3", "LlamaForCausalLM", tuple(_llama3_specials()), False, "<|begin_of_text|>",
                     "<|end_of_text|>", "<|eot_id|>", None, ("<|end_of_text|>", "<|eot_id|>"), LLAMA3_TEMPLATE,
-                    tied_embeddings=False),
+                    tied_embeddings=False, split_regex=LLAMA3_SPLIT),
     "gemma2": Shape("gemma2", "Gemma2ForCausalLM", tuple(_gemma2_specials()), True, "<bos>", "<eos>",
                     "<end_of_turn>", "<pad>", ("<eos>", "<end_of_turn>"), GEMMA2_TEMPLATE,
                     tied_embeddings=True),
@@ -156,7 +165,14 @@ def train_shaped_tokenizer(shape: Shape, texts: list[str], vocab_size: int = DEF
 
     n_bpe = vocab_size - len(shape.specials)
     bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if shape.split_regex:
+        from tokenizers import Regex
+
+        bpe.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(shape.split_regex), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    else:
+        bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     bpe.decoder = decoders.ByteLevel()
     # Gemma's specials hold the lowest ids: train with them; Llama-3's follow the vocabulary: add them after.
     trainer = trainers.BpeTrainer(vocab_size=n_bpe + (len(shape.specials) if shape.specials_first else 0),

@@ -41,11 +41,12 @@ def build_assets(workdir: Path, seed: int = 0, log=print) -> dict:
     t0 = time.time()
     data_done = assets / "data" / ".complete"
     if not data_done.exists():
-        tmp = assets / "data.tmp"
+        tmp = assets / "data-build.tmp"  # write_release_layouts writes data/... under the directory it is given
         shutil.rmtree(tmp, ignore_errors=True)
         write_release_layouts(tmp, seed=seed)
         shutil.rmtree(assets / "data", ignore_errors=True)
-        tmp.rename(assets / "data")
+        (tmp / "data").rename(assets / "data")
+        shutil.rmtree(tmp)
         data_done.touch()
     timings["data_s"] = round(time.time() - t0, 1)
     for shape, name in SHAPES.items():
@@ -81,7 +82,9 @@ def start_judge(host: str, port: int, models: list[str], log_path: Path, lifetim
     if not _port_free(host, port):
         raise ConfigError(f"{host}:{port} is already in use; the stand-in judge (evals/judges/standin-*.yaml) needs it")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "reproduce.rehearsal.judge_server", "--host", host, "--port", str(port),
+    if host not in ("127.0.0.1", "localhost"):
+        raise ConfigError(f"the stand-in judge listens on 127.0.0.1 only; the rehearsal judges point at {host}")
+    proc = subprocess.Popen([sys.executable, "-m", "reproduce.rehearsal.judge_server", "--port", str(port),
                              "--models", *models, "--lifetime-s", str(lifetime_s)],
                             stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 60
