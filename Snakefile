@@ -9,7 +9,9 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-from reproduce.config import ConfigError, load_config
+import os
+
+from reproduce.config import ROOT, ConfigError, load_config
 from reproduce.job_resources import StageResources
 from reproduce.workflow import (Paths, config_arg, generate_jobs_arg, generate_launcher, job_arg, train_launcher,
                                 wildcard_pattern)
@@ -21,9 +23,10 @@ except ConfigError as e:
     raise WorkflowError(f"config error: {e}") from None
 
 P = Paths(CFG)
-# Every rule runs in the environment environment.yml creates (its `name:`); with --sdm conda Snakemake
-# activates that existing environment for each job and builds nothing.
-CONDA_ENV = "tgdpo-reproduce"
+# Every rule's environment under --sdm conda (reproduce/rules/env.yaml installs this checkout, named by
+# REPRODUCE_ROOT); otherwise jobs run in the environment Snakemake started in.
+CONDA_ENV = str(ROOT / "reproduce" / "rules" / "env.yaml")
+os.environ.setdefault("REPRODUCE_ROOT", str(ROOT))
 
 wildcard_constraints:
     setting=wildcard_pattern(CFG["settings"]),

@@ -231,13 +231,23 @@ def test_network_jobs_run_on_the_submitting_host_unless_told():
     assert StageResources(load_config({"preset": "tiny"})).network_rules() == set()
 
 
-def test_rules_name_the_environment_yml_environment_and_sdm_conda_builds_nothing(tmp_path):
-    """Every rule's conda: is environment.yml's named environment (snakemake --lint checks each rule has
-    one); --sdm conda plans with it and creates nothing."""
-    env_name = yaml.safe_load((ROOT / "environment.yml").read_text())["name"]
-    assert f'CONDA_ENV = "{env_name}"' in (ROOT / "Snakefile").read_text()
+def test_rules_conda_env_pip_lines_resolve(tmp_path):
+    """Every rule's conda: is reproduce/rules/env.yaml (snakemake --lint checks each rule has one); pip resolves
+    its lines, the checkout named by ${REPRODUCE_ROOT} (conda hands pip these lines as a requirements file)."""
+    env = yaml.safe_load((ROOT / "reproduce/rules/env.yaml").read_text())
+    pip_lines = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    (tmp_path / "req.txt").write_text("\n".join(pip_lines) + "\n")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-build-isolation",
+                          "-r", str(tmp_path / "req.txt")], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "REPRODUCE_ROOT": str(ROOT)})
+    assert pip.returncode == 0 and "Would install reproduce-tgdpo" in pip.stdout, pip.stdout[-1000:] + pip.stderr[-1000:]
+
+
+def test_sdm_conda_dry_run_builds_nothing(tmp_path):
+    if not shutil.which("conda"):
+        pytest.skip("conda is not installed (Snakemake asks conda where environments live even in a dry run)")
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--sdm", "conda", "-s", str(ROOT / "Snakefile"),
                           "-d", str(tmp_path), "reproduce_table1", "--cores", "1"], cwd=tmp_path, capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert not any((tmp_path / ".snakemake" / "conda").iterdir())
+    assert not any((tmp_path / ".snakemake" / "conda").glob("*/"))
