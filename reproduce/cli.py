@@ -140,8 +140,8 @@ def cmd_judge(args) -> None:
     from reproduce.benchmarks.questions import load_questions
     from reproduce.generate.run import load_answers
     from reproduce.io import atomic_write_jsonl
-    from reproduce.judges.base import make_judge
-    from reproduce.judges.cache import JudgmentCache
+    from reproduce.judges.base import JudgeFatalError, make_judge
+    from reproduce.judges.cache import JudgmentCache, writer_file
     from reproduce.judges.run import judge_model, protocol_module
 
     if args.job:
@@ -165,13 +165,27 @@ def cmd_judge(args) -> None:
     proto = protocol_module(bench["protocol"])
     templates = proto.load_templates(bench)
     out = Path(args.out) if args.out else Path("results") / "judgments" / job["benchmark"] / judge_name / f"{Path(args.answers).stem}.jsonl"
-    cache = JudgmentCache(Path(args.cache) if args.cache else out.parent / "_cache.jsonl")
+    # --cache DIR: the judge's cache folder (read whole, this job appends to its own file in it);
+    # --cache FILE.jsonl: one file this job reads and writes (one job at a time)
+    cache_arg = Path(args.cache) if args.cache else out.parent / "_cache"
+    if cache_arg.suffix == ".jsonl":
+        cache = JudgmentCache(cache_arg)
+    else:
+        cache = JudgmentCache(writer_file(cache_arg, out), shared_dir=cache_arg)
     judge = make_judge(judge_name, judge_cfg)
-    records, failures, stats = asyncio.run(judge_model(bench, judge, cache, questions, answers, reference, templates, log=_log))
     failures_file = out.with_name(out.stem + ".failures.json")
+    try:
+        records, failures, stats = asyncio.run(judge_model(bench, judge, cache, questions, answers, reference,
+                                                           templates, log=_log))
+    except JudgeFatalError as e:
+        # stopped at the first such reply: every verdict judged before it is in the cache
+        out.unlink(missing_ok=True)
+        raise DataError(str(e)) from None
     atomic_write_json(failures_file, {"failures": failures, "stats": stats})
-    # Too many failed games: no judgments file, so Snakemake reruns the job; the rerun asks only the failed
-    # games (every verdict is in the cache). The limit is per benchmark (judging.max_failed_fraction).
+    # Failed games (after the retry budget): their records carry no verdict, the score counts them as
+    # failed and is marked incomplete, and a rerun asks exactly those games (the rest is cached). Up to
+    # judging.max_failed_fraction the job succeeds with these judgments; above it the job fails and
+    # leaves no judgments file, so Snakemake runs it again.
     limit = bench.get("judging", {}).get("max_failed_fraction", 0.0)
     if stats["requests"] and stats["failed_games"] / stats["requests"] > limit:
         out.unlink(missing_ok=True)
@@ -179,11 +193,15 @@ def cmd_judge(args) -> None:
                         f"(limit {limit:.0%} in judging.max_failed_fraction); rerun to retry only those")
     atomic_write_jsonl(out, records)
     _write_resolved({**job, "judge_stats": stats}, out)
+    if failures:
+        _log(f"warning: {len(failures)} of {stats['requests']} judge games failed ({failures_file}); the score "
+             "will be marked incomplete - rerun this judge job to ask exactly those games again")
     _log(f"judged: {json.dumps(stats)}")
 
 
 def cmd_score(args) -> None:
-    """Score judgments (native or an official tool's file) and print/write one JSON object."""
+    """Score judgments (native or an official tool's file): one line per model in the official tool's style,
+    or one JSON object (--json; always with --out)."""
     from reproduce.judges.run import protocol_module
 
     protocol = args.protocol or args.benchmark
@@ -200,14 +218,41 @@ def cmd_score(args) -> None:
         protocol = bench["protocol"]
     proto = protocol_module(protocol)
     records = proto.read_judgments(args.judgments, args.format)
-    result = proto.score(records, bench, **({"baseline": args.baseline} if args.baseline else {}))
-    result = {"benchmark": args.benchmark or protocol, "protocol": protocol, "judgments": str(args.judgments), **result}
-    if args.out:
-        atomic_write_json(args.out, result)
-        if args.job:
-            _write_resolved(_job(args), args.out)
-    if args.json or not args.out:
-        print(json.dumps(result, default=str))
+    found = list(dict.fromkeys(r[proto.MODEL_FIELD] for r in records))
+    if args.model:
+        records = [r for r in records if r[proto.MODEL_FIELD] == args.model]
+        if not records:
+            raise DataError(f"{args.judgments}: no judgments for model '{args.model}' (models in the file: "
+                            f"{', '.join(map(str, found))})")
+        found = [args.model]
+    elif len(found) > 1 and (args.json or args.out):
+        raise DataError(f"{args.judgments}: judgments of {len(found)} models ({', '.join(map(str, found[:8]))}"
+                        f"{', ...' if len(found) > 8 else ''}); pick one with --model")
+    options = {"baseline": args.baseline} if args.baseline else {}
+    for model in found:  # one model, or (human-readable lines only) every model of the file
+        result = _score_one(proto, protocol, args, [r for r in records if r[proto.MODEL_FIELD] == model], bench, options)
+        line = proto.summary_line(result)
+        if args.out:
+            atomic_write_json(args.out, {**result, "software": _software()})  # versions + git state
+            if args.job:
+                _write_resolved(_job(args), args.out)
+        if args.json:
+            print(json.dumps(result, default=str))
+        print(line, file=sys.stderr if (args.json or args.out) else sys.stdout, flush=True)
+        if not result.get("complete", True):
+            _log(f"warning: {args.judgments}: the score of {result.get('model')} comes from {result['n_judged']} of "
+                 f"{result['n_expected']} games ({result['n_failed']} failed); it is marked incomplete")
+
+
+def _score_one(proto, protocol: str, args, records: list[dict], bench: dict | None, options: dict) -> dict:
+    """Score one model's records; the result names the benchmark, protocol and judgments file."""
+    try:
+        result = proto.score(records, bench, **options)
+    except DataError as e:
+        raise DataError(f"{args.judgments}: {e}") from None
+    if protocol == "alpaca_eval2":
+        result["leaderboard_rank"] = proto.leaderboard_rank(result)
+    return {"benchmark": args.benchmark or protocol, "protocol": protocol, "judgments": str(args.judgments), **result}
 
 
 def cmd_check_config(args) -> None:
@@ -253,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--protocol")
     s.add_argument("--judgments", required=True)
     s.add_argument("--format", default="native", choices=["native", "alpaca_eval", "arena_hard", "fastchat"])
-    s.add_argument("--baseline", help="arena_hard: baseline model name")
+    s.add_argument("--baseline", help="arena_hard / mt_bench pairwise: the baseline model")
+    s.add_argument("--model", help="the model to score in a judgment file of several (FastChat's are)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--out")
     s.add_argument("--job")

@@ -6,6 +6,7 @@ import asyncio
 import importlib.resources
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,14 @@ def test_real_annotations_reproduce_published_leaderboard(model, monkeypatch):
     assert s["discrete_win_rate"] == pytest.approx(row["discrete_win_rate"], abs=1e-3)
     for key in ("n_wins", "n_wins_base", "n_draws", "n_total", "avg_length"):
         assert s[key] == int(row[key]), key
-    assert s["n_failed"] == 0
+    assert (s["n_expected"], s["n_judged"], s["n_failed"], s["complete"]) == (805, 805, 0, True)
     # df_gamed.csv is not available offline: no LC number is invented, a reason is given instead
     assert s["length_controlled_winrate"] is None and "df_gamed.csv" in s["length_controlled_reason"]
+    # without LC the rank is by raw win rate: the model's own place on the shipped board
+    others = board.drop(index=model)
+    rank = ae.leaderboard_rank(s)
+    assert rank["by"] == "win_rate" and rank["of"] == len(board)
+    assert rank["rank"] == 1 + int((others["win_rate"] > row["win_rate"]).sum())
 
 
 @needs_fixtures
@@ -71,6 +77,44 @@ def test_order_coin_and_logprob_parser_reproduce_every_official_preference():
             assert got == pytest.approx(float(row["preference"]), abs=1e-9), (model, row["instruction"][:40])
             checked += 1
     assert checked > 3000
+
+
+def test_order_coin_is_alpaca_evals_own_switch_processor():
+    """The coin of alpaca_eval's own annotator (weighted_alpaca_eval_gpt4_turbo from the wheel, seed 0: its
+    RandomSwitchTwoColumnsProcessor) on the first official instructions picks the order we show the judge."""
+    import yaml
+    from alpaca_eval.annotators.pairwise_evaluator import SinglePairwiseAnnotator
+
+    configs = importlib.resources.files("alpaca_eval") / "evaluators_configs"
+    cfg = yaml.safe_load((configs / ae.ALPACA_ANNOTATOR / "configs.yaml").read_text())[ae.ALPACA_ANNOTATOR]
+    annotator = SinglePairwiseAnnotator(base_dir=str(configs), seed=0, **cfg)
+    [switch] = [p for p in annotator.processors if type(p).__name__ == "RandomSwitchTwoColumnsProcessor"]
+    official = MIRROR / "alpaca_eval" / "gpt4_1106_preview_model_outputs.json"
+    if official.exists():
+        instructions = [r["instruction"] for r in json.loads(official.read_text())[:60]]
+    else:  # known instructions of the AlpacaEval set, in case the mirror is absent
+        instructions = ["What are the names of some famous actors that started their careers on Broadway?",
+                        "How did US states get their names?", "Hi, my sister and her girlfriends want me to play kickball "
+                        "with them. Can you explain how the game is played, so they don't take advantage of me?"]
+    frame = pd.DataFrame([{"instruction": i, "output_1": "REFERENCE", "output_2": "MODEL"} for i in instructions])
+    shown = switch.preprocess(frame.copy())
+    assert 0 < shown["is_switched_outputs"].sum() < len(instructions) or len(instructions) < 10
+    templates = ae.load_templates(BENCH)
+    for i, instruction in enumerate(instructions):
+        [(game, req)] = ae.build_requests(_q(i, instruction, ref="REFERENCE"), _ans("MODEL", qid=str(i)), None,
+                                          BENCH, templates)
+        assert game == ("switched" if shown["is_switched_outputs"][i] else "unswitched"), instruction[:40]
+        assert req.fields["answer_a"] == shown["output_1"][i] and req.fields["answer_b"] == shown["output_2"][i]
+
+
+def test_logprob_parsing_is_alpaca_evals_logprob_parser():
+    """Our preference is alpaca_eval's logprob_parser on the completion the judge returned."""
+    from alpaca_eval.completion_parsers import logprob_parser
+
+    for top in ({"m": -0.3, "M": -1.4, "The": -5.0}, {"M": -0.01, "Both": -6.0}, {"m": -2.0, "M": -2.0}):
+        completion = {"logprobs": {"content": [{"top_logprobs": [{"token": t, "logprob": v} for t, v in top.items()]}]}}
+        (want,) = logprob_parser(completion, numerator_token="m", denominator_tokens=["m", "M"], is_binarize=False)
+        assert ae.preference_from_logprobs(top) == want
 
 
 def test_parse_logprob_math_and_swap():
@@ -131,6 +175,7 @@ def test_make_record_and_score_with_failures(tmp_path):
     path.write_text(json.dumps(records))
     s = ae.score(ae.read_judgments(path), length_controlled=False)
     assert s["n_failed"] == 1 and s["n_total"] == 4
+    assert (s["n_expected"], s["n_judged"], s["complete"]) == (5, 4, False)
     assert s["win_rate"] == pytest.approx(100 * (1 + 0 + 0.75 + 0.5) / 4)
     assert (s["n_wins"], s["n_wins_base"], s["n_draws"]) == (2, 1, 1)
     assert s["discrete_win_rate"] == pytest.approx(100 * (2 + 0.5) / 4)
@@ -140,8 +185,9 @@ def test_make_record_and_score_with_failures(tmp_path):
 
 
 def test_length_controlled_path_runs_alpaca_evals_glm_on_local_files(tmp_path):
-    """Plumbing only (the real df_gamed.csv is not available offline): a local df_gamed.csv in lc_dir is
-    fed to alpaca_eval's GLM instead of its hub download, and its output is returned."""
+    """The real df_gamed.csv is not available offline, so a synthetic one stands in: the LC we report equals,
+    to the last bit, alpaca_eval's own get_length_controlled_winrate on the same annotations indexed by
+    instruction position (records given out of order, so a positional index would change the number)."""
     rng = np.random.default_rng(0)
     n = 60
     gamed = []
@@ -158,9 +204,21 @@ def test_length_controlled_path_runs_alpaca_evals_glm_on_local_files(tmp_path):
         game = "switched" if ae.is_switched(q["turns"][0]) else "unswitched"
         records.append(ae.make_record(q, _ans("a" * int(rng.integers(5, 50)), qid=str(i)), None, BENCH, "j",
                                       {game: p}, {}))
-    s = ae.score(records, lc_dir=tmp_path)
+    order = list(rng.permutation(n))
+    s = ae.score([records[i] for i in order], lc_dir=tmp_path)
     assert "length_controlled_reason" not in s
-    assert 0 < s["length_controlled_winrate"] < 100
+    from unittest import mock
+
+    from alpaca_eval.metrics import glm_winrate
+
+    frame = pd.DataFrame(records)
+    frame.index = range(n)  # instruction i is row i of the official file, as df_gamed.csv indexes it
+    frame["preference"] = frame["preference"].astype(float)
+    with mock.patch.object(glm_winrate, "hf_hub_download", lambda *a, filename=None, **k: str(tmp_path / filename)):
+        want = glm_winrate.get_length_controlled_winrate(frame, save_weights_dir=None, is_add_glm_preference_inplace=False)
+    assert s["length_controlled_winrate"] == want["length_controlled_winrate"]
+    assert s["lc_standard_error"] == want["lc_standard_error"]
+    assert s["length_controlled_winrate"] != s["win_rate"]
 
 
 def test_read_judgments_rejects_malformed(tmp_path):
@@ -188,3 +246,40 @@ def test_tiny_bench_with_verifier_judge():
     assert pref == 2.0  # the model's correct answer beats the wrong reference, whichever order was shown
     rec = ae.make_record(q, _ans("46"), ref, BENCH, "verifier", {game: pref}, {game: reply})
     assert rec["generator_1"] == "demonstrator" and rec["preference"] == 2.0
+
+
+def test_nan_preferences_are_failed_games_and_the_score_says_so(tmp_path, caplog):
+    import logging
+
+    records = []
+    for i, p in enumerate([2.0, float("nan"), 1.0, float("nan"), 1.25]):
+        q = _q(i, instruction=f"instruction {i}", ref="r" * 10)
+        rec = ae.make_record(q, _ans("a" * 12, qid=str(i)), None, BENCH, "j", {}, {})
+        records.append({**rec, "preference": p})
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps(records))  # json writes NaN, as pandas' to_json of alpaca_eval's frame does
+    with caplog.at_level(logging.WARNING, logger="reproduce.benchmarks.alpaca_eval2"):
+        rows = ae.read_judgments(path, fmt="alpaca_eval")
+    assert f"{path}: 2 record(s) have no preference (NaN" in caplog.text
+    s = ae.score(rows, length_controlled=False)
+    assert (s["n_expected"], s["n_judged"], s["n_failed"], s["complete"]) == (5, 3, 2, False)
+    assert s["win_rate"] == pytest.approx(100 * (1 + 0 + 0.25) / 3)
+    line = ae.summary_line(s)
+    assert "INCOMPLETE: 3/5 games judged" in line and f"WR {s['win_rate']:6.2f}" in line
+
+
+@needs_fixtures
+def test_score_command_prints_the_leaderboard_line(tmp_path):
+    import subprocess
+    import sys
+
+    model = FIXTURE_MODELS[0]
+    out = subprocess.run([sys.executable, "-m", "reproduce.cli", "score", "--benchmark", "alpaca_eval2", "--format",
+                          "alpaca_eval", "--judgments", str(FIXTURES / model / "annotations.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = pd.read_csv(LEADERBOARD, index_col=0).loc[model]
+    line = out.stdout.strip()
+    assert line.startswith(model) and f"WR {row['win_rate']:6.2f}" in line and f"n {int(row['n_total'])}" in line
+    assert f"avg length {int(row['avg_length'])}" in line and "LC    n/a" in line
+    assert re.search(r"rank \d+ of \d+ by WR on the AlpacaEval 2 leaderboard", line)

@@ -57,9 +57,29 @@ def test_score_matches_official_v01_show_result(first_game_only):
 def test_failed_games_are_counted_not_scored():
     records = ah.read_judgments(SYNTHETIC, fmt="arena_hard")
     missing = sum(g["score"] is None for r in records for g in r["games"])
-    s = ah.score(records)
-    assert s["n_failed_games"] == missing > 0
-    assert s["n_failed"] == sum(any(g["score"] is None for g in r["games"]) for r in records)
+    s = ah.score(records, rounds=5)
+    assert s["n_failed_games"] == s["n_failed"] == missing > 0
+    assert (s["n_expected"], s["n_judged"], s["complete"]) == (160, 160 - missing, False)
+    assert s["n_failed_prompts"] == sum(any(g["score"] is None for g in r["games"]) for r in records)
+
+
+def test_paper_config_bootstraps_with_the_official_seed():
+    """evals/benchmarks/arena_hard.yaml carries show_result.py's seed 42: its CI is the golden one."""
+    from reproduce.config import load_config
+
+    bench = load_config({"preset": "paper"})["benchmarks"]["arena_hard"]
+    assert bench["judging"]["seed"] == 42 and bench["judging"]["bootstrap_rounds"] == 100
+    s = ah.score(ah.read_judgments(SYNTHETIC, fmt="arena_hard"), bench)
+    assert (s["score"], s["ci_low"], s["ci_high"]) == pytest.approx(GOLDEN[False]["exact"], abs=1e-6)
+
+
+def test_summary_line_in_show_result_style():
+    s = {"model": "synthetic-model", "score": 53.38983, "ci_low": 47.43626, "ci_high": 58.68644, "avg_tokens": 412.7,
+         "complete": True}
+    assert ah.summary_line(s) == ("synthetic-model                          | score: 53.4  | 95% CI:  (-6.0, +5.3)  "
+                                  "| average #tokens: 412 (model tokenizer)")
+    s.update(complete=False, n_judged=159, n_expected=160, avg_tokens=None)
+    assert ah.summary_line(s).endswith("average #tokens: n/a | INCOMPLETE: 159/160 games judged")
 
 
 def test_point_estimate_is_the_bt_closed_form():

@@ -3,13 +3,15 @@
 ``reproduce.judges.run.judge_model`` with the official AlpacaEval 2, Arena-Hard and MT-Bench protocols
 and ``OpenAIJudge``: whatever the server does (429 + Retry-After, 5xx, hangs past the timeout, dropped
 connections, truncated JSON, empty content, missing log-probs, prose instead of a verdict, a different
-verdict on every call), every game ends judged or explicitly listed as failed, no failure is ever
-stored or scored as a verdict, and a rerun asks exactly the failed games again.
+verdict on every call, an unknown model), every game ends judged or explicitly listed as failed, no
+failure is ever stored or scored as a verdict, a score with failed games says so, and a rerun asks
+exactly the failed games again. The seeded tests fix in advance which games fail (tests/fault_schedule.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import math
 import random
@@ -21,11 +23,13 @@ from reproduce.benchmarks.questions import default_mirror, fetch_file, load_ques
 from reproduce.benchmarks.reference import reference_answers
 from reproduce.config import load_config
 from reproduce.io import DataError, read_jsonl
-from reproduce.judges.base import JudgeReply
+from reproduce.judges import run as judge_run
+from reproduce.judges.base import JudgeFatalError, JudgeReply
 from reproduce.judges.cache import JudgmentCache
 from reproduce.judges.openai_judge import OpenAIJudge
 from reproduce.judges.run import judge_model, protocol_module
 
+from fault_schedule import ScheduledStandin, doomed, doomed_schedule, request_digest
 from support.standin_server import Fault, StandinServer
 from support.verdicts import flaky_verdict_for, logprobs_for, verdict_for
 
@@ -52,6 +56,7 @@ SYNTHETIC_ARENA = {"system_prompt": "Judge A and B. Labels: [[A>>B]] [[A>B]] [[A
 @pytest.fixture(autouse=True)
 def _key(monkeypatch):
     monkeypatch.setenv(KEY_ENV, "sk-faults-test")
+    monkeypatch.setattr(judge_run, "ROUND_WAIT_S", (0.05, 0.2))  # re-ask rounds in tenths of a second
 
 
 def _setup(protocol: str):
@@ -59,7 +64,9 @@ def _setup(protocol: str):
     cfg = load_config({"preset": "tiny"})
     bench = dict(cfg["benchmarks"][f"tiny_{protocol}"])
     bench["questions"] = dict(bench["questions"], n=N_QUESTIONS)
-    bench["judging"] = dict(bench["judging"], max_attempts=2)
+    bench["judging"] = dict(bench["judging"], max_attempts=2, retry_budget_s=1.0)
+    if protocol == "arena_hard":
+        bench["judging"]["bootstrap_rounds"] = 10  # the CI is not under test here; 100 fits per score are slow
     questions = load_questions(bench)
     reference = {r["question_id"]: r for r in reference_answers(bench, questions)}
     rng = random.Random(7)
@@ -87,7 +94,7 @@ def _setup(protocol: str):
 
 def _judge(base_url: str, **overrides) -> OpenAIJudge:
     cfg = {"kind": "openai", "model": "standin-judge", "base_url": base_url, "api_key_env": KEY_ENV,
-           "concurrency": 4, "timeout_s": 0.4, "max_retries": 3}
+           "concurrency": 4, "timeout_s": 0.4, "max_retries": 2}
     cfg.update(overrides)
     return OpenAIJudge("standin", cfg, backoff_base_s=0.01, max_wait_s=0.3)
 
@@ -150,17 +157,20 @@ def check_accounting(protocol, setup, records, failures, cache_path) -> tuple[in
             reply = JudgeReply(**entry["reply"])
             reparsed = {proto.parse(g, reply) for g in _game_names(protocol)} - {None}
             assert reparsed, f"cached reply does not parse to any verdict: {entry['reply']['text']!r}"
-    # scoring counts failures as failures, never as a draw or a rating
+    # scoring counts failures as failures, never as a draw or a rating, and says the score is incomplete
     if judged:
         result = proto.score(records, bench, length_controlled=False)
-        n_failed = {"alpaca_eval2": result.get("n_failed"), "arena_hard": None,
-                    "mt_bench": (result.get("n_failed", 0) or 0)}[protocol]
+        expected = sum(len(proto.build_requests(q, answers[q["question_id"]], reference[q["question_id"]], bench,
+                                                templates)) for q in questions)
+        assert (result["n_expected"], result["n_judged"], result["n_failed"]) == (expected, judged, len(failures))
+        assert result["complete"] is (not failures)
         if protocol == "alpaca_eval2":
-            # identical outputs are official draws (1.5, never sent); every other record needs a verdict
-            assert n_failed == len(failures) and result["n_total"] == len(records) - len(failures)
-        elif protocol == "mt_bench":
-            single_failed = sum(1 for f in failures if f["game"].startswith("single"))
-            assert n_failed == single_failed
+            assert result["n_total"] == len(records) - len(failures)
+        elif protocol == "arena_hard":
+            assert result["n_failed_games"] == len(failures)
+            assert result["n_failed_prompts"] == len({f["question_id"] for f in failures})
+        else:
+            assert result["n_failed_ratings"] == sum(f["game"].startswith("single") for f in failures)
     return judged, len(failures)
 
 
@@ -190,10 +200,10 @@ def test_every_fault_ends_judged_or_listed(protocol, tmp_path):
         assert judged > 0
         assert stats["failed_games"] == failed
         assert not srv.script, "not every scripted fault was served"
-        # rerun on a healthy server: only the failed games are asked again, and now all are judged
+        # rerun on a healthy server: exactly the failed games are asked again, and now all are judged
         before = srv.count
         records2, failures2, stats2 = _run(protocol, srv, cache_path, setup)
-        assert stats2["new_requests"] == len({(f["question_id"], f["game"]) for f in failures}) or failed == 0
+        assert stats2["new_requests"] == len({(f["question_id"], f["game"]) for f in failures})
         assert srv.count - before == stats2["new_requests"]
         assert failures2 == []
         check_accounting(protocol, setup, records2, failures2, cache_path)
@@ -201,6 +211,73 @@ def test_every_fault_ends_judged_or_listed(protocol, tmp_path):
         for r1, r2 in zip(records, records2):
             g1, g2 = _games(protocol, r1), _games(protocol, r2)
             assert all(g2[g] == v for g, v in g1.items() if v is not None)
+
+
+# which fault the doomed games get on every ask of the first run: transient kinds for AlpacaEval 2 and
+# Arena-Hard (re-asked in rounds until the retry budget is spent), prose for MT-Bench (no verdict parses)
+DOOMED_KINDS = {"alpaca_eval2": ["429", "500", "truncated", "empty", "503"], "arena_hard": ["503", "truncated", "429"]}
+SURVIVABLE = ["429", "500", "503", "drop", "truncated", "empty"]
+
+
+def _doomed_games(protocol, setup, seed, rate) -> set:
+    """(question id, game) of every game the seeded schedule fails on every ask."""
+    bench, questions, answers, reference, templates = setup
+    proto = protocol_module(protocol)
+    return {(q["question_id"], g) for q in questions
+            for g, r in proto.build_requests(q, answers[q["question_id"]], reference[q["question_id"]], bench, templates)
+            if doomed(seed, r.messages, rate)}
+
+
+@pytest.mark.parametrize("protocol", ["alpaca_eval2", "arena_hard", "mt_bench"])
+def test_seeded_faults_fail_known_games_and_the_rerun_asks_exactly_those(protocol, tmp_path):
+    setup = _setup(protocol)
+    seed, rate = 20261122, 0.2
+    expected_failed = _doomed_games(protocol, setup, seed, rate)
+    n_games = sum(len(protocol_module(protocol).build_requests(q, setup[2][q["question_id"]], setup[3][q["question_id"]],
+                                                                setup[0], setup[4])) for q in setup[1])
+    assert 0 < len(expected_failed) < n_games  # the seed dooms some games, not all
+    prose = (lambda: Fault.reply("I cannot decide.")) if protocol == "mt_bench" else None
+    schedule = doomed_schedule(seed, rate, DOOMED_KINDS.get(protocol, ["500"]), transient_faults=2, doomed_fault=prose)
+    cache_path = tmp_path / "_cache.jsonl"
+    with ScheduledStandin(schedule, verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=120) as srv:
+        records, failures, stats = _run(protocol, srv, cache_path, setup)
+        assert {(f["question_id"], f["game"]) for f in failures} == expected_failed
+        judged, failed = check_accounting(protocol, setup, records, failures, cache_path)
+        assert failed == len(expected_failed) and judged == n_games - failed
+        score = protocol_module(protocol).score(records, setup[0], length_controlled=False)
+        assert score["complete"] is False and score["n_failed"] == failed and score["n_expected"] == n_games
+        # the rerun asks exactly the failed games (the server now answers them) and nothing else
+        srv.healthy = True
+        before, asked_before = srv.count, dict(srv.asked)
+        records2, failures2, stats2 = _run(protocol, srv, cache_path, setup)
+        rerun_asked = {d for d, n in srv.asked.items() if n > asked_before.get(d, 0)}
+        assert stats2["new_requests"] == srv.count - before == len(expected_failed)
+        proto = protocol_module(protocol)
+        doomed_digests = {request_digest(r.messages) for q in setup[1]
+                          for g, r in proto.build_requests(q, setup[2][q["question_id"]], setup[3][q["question_id"]],
+                                                           setup[0], setup[4]) if (q["question_id"], g) in expected_failed}
+        assert rerun_asked == doomed_digests
+        assert failures2 == []
+    check_accounting(protocol, setup, records2, failures2, cache_path)
+    # after the rerun the score is complete and equals a fault-free run's
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=60) as clean:
+        records3, failures3, _ = _run(protocol, clean, tmp_path / "clean.jsonl", setup)
+    assert failures3 == []
+    final = proto.score(records2, setup[0], length_controlled=False)
+    assert final["complete"] is True and final == proto.score(records3, setup[0], length_controlled=False)
+
+
+@pytest.mark.parametrize("protocol", ["alpaca_eval2", "arena_hard"])
+def test_survivable_faults_on_every_game_cost_nothing(protocol, tmp_path):
+    """Every game meets up to two faults of every transient kind, none doomed: all are judged in the job."""
+    setup = _setup(protocol)
+    schedule = doomed_schedule(7, 0.0, SURVIVABLE, transient_faults=2)
+    with ScheduledStandin(schedule, verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=120) as srv:
+        records, failures, stats = _run(protocol, srv, tmp_path / "_cache.jsonl", setup)
+        assert srv.count > stats["new_requests"]  # faults were served and retried
+    assert failures == []
+    judged, _ = check_accounting(protocol, setup, records, failures, tmp_path / "_cache.jsonl")
+    assert judged == stats["requests"]
 
 
 @pytest.mark.parametrize("protocol", ["alpaca_eval2", "arena_hard", "mt_bench"])
@@ -216,7 +293,8 @@ def test_prose_only_judge_fails_everything_and_caches_nothing(protocol, tmp_path
     proto = protocol_module(protocol)
     if protocol == "mt_bench":
         result = proto.score(records, setup[0])
-        assert result["score"] is None and result["n_failed"] == N_QUESTIONS and result["win_rate"] is None
+        assert result["score"] is None and result["n_failed"] == stats["requests"] and result["win_rate"] is None
+        assert result["complete"] is False and result["n_judged"] == 0
     else:
         with pytest.raises(DataError, match="nothing to score"):
             proto.score(records, setup[0], length_controlled=False)
@@ -241,19 +319,49 @@ def test_final_http_errors_are_failures_with_the_status(tmp_path):
     assert all(g["score"] is None for r in records for g in r["games"])
 
 
-def test_unreachable_endpoint_is_a_failure_not_a_hang(tmp_path):
-    import socket
+def test_endpoint_that_always_fails_lists_every_game_and_loses_nothing(tmp_path, caplog):
+    import logging
 
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
-    setup = _setup("mt_bench")
-    records, failures, _ = asyncio.run(judge_model(
-        setup[0], _judge(f"http://127.0.0.1:{port}/v1", max_retries=1), JudgmentCache(tmp_path / "c.jsonl"),
-        setup[1], setup[2], setup[3], setup[4], log=lambda m: None))
-    assert failures and all("cannot connect" in f["reason"] for f in failures)
-    assert all(s["score"] is None for r in records for s in r["single"])
+    caplog.set_level(logging.INFO, logger="reproduce.judges.run")
+    protocol = "arena_hard"
+    setup = _setup(protocol)
+    cache_path = tmp_path / "_cache.jsonl"
+    always = lambda body, k: Fault("status", code=503, headers={"retry-after-ms": "20"})  # noqa: E731
+    with ScheduledStandin(always, verdict=verdict_for, lifetime_s=60) as srv:
+        srv.healthy = True  # judge half the questions first (same endpoint, so the same cache keys)
+        half = (setup[0], setup[1][: N_QUESTIONS // 2], *setup[2:])
+        _, failures, stats = _run(protocol, srv, cache_path, half)
+        assert failures == [] and len(read_jsonl(cache_path)) == stats["requests"]
+        kept = cache_path.read_bytes()
+        srv.healthy, before = False, srv.count
+        records, failures, stats2 = _run(protocol, srv, cache_path, setup)
+        assert srv.count - before >= 2 * stats2["new_requests"]  # asked again in rounds, not given up at once
+    assert stats2["new_requests"] == stats2["requests"] - stats["requests"] == len(failures)
+    assert all(srv.base_url in f["reason"] and "HTTP 503" in f["reason"] and "retry budget" in f["reason"]
+               for f in failures)
+    assert "asking them again" in caplog.text
+    assert cache_path.read_bytes() == kept  # nothing judged before is lost, nothing failed is stored
+    check_accounting(protocol, setup, records, failures, cache_path)
+
+
+def test_unknown_model_stops_the_job_at_the_first_reply(tmp_path):
+    protocol = "mt_bench"
+    setup = _setup(protocol)
+    cache_path = tmp_path / "_cache.jsonl"
+    gone = lambda body, k: Fault.status(404)  # noqa: E731
+    with ScheduledStandin(gone, verdict=verdict_for, lifetime_s=60) as srv:
+        srv.healthy = True
+        half = (setup[0], setup[1][: N_QUESTIONS // 2], *setup[2:])
+        _, _, stats = _run(protocol, srv, cache_path, half, model="gpt-4-1106-preview")
+        kept = cache_path.read_bytes()
+        assert len(read_jsonl(cache_path)) == stats["requests"] > 0
+        srv.healthy, before = False, srv.count
+        with pytest.raises(JudgeFatalError) as err:
+            _run(protocol, srv, cache_path, setup, model="gpt-4-1106-preview")
+        assert srv.count - before <= 4  # what was in flight at the first 404 (concurrency 4), never retried
+    msg = str(err.value)
+    assert "evals/judges/standin.yaml" in msg and "'gpt-4-1106-preview'" in msg and "evals/judges/gpt-4o.yaml" in msg
+    assert cache_path.read_bytes() == kept
 
 
 @pytest.mark.parametrize("protocol", ["arena_hard", "mt_bench", "alpaca_eval2"])
@@ -304,3 +412,45 @@ def test_torn_cache_tail_is_repaired_and_reasked(tmp_path):
     assert failures == []
     entries = read_jsonl(cache_path)  # strict: no torn line left
     assert len(entries) == stats["new_requests"] == len({e["key"] for e in entries})
+
+
+def test_failed_games_mark_the_score_and_table1_which_refuses_them_by_default(tmp_path):
+    """A job with failed games writes its judgments (failed games without a verdict) and the failures;
+    the score says incomplete; Table 1 shows ``value* (judged/expected)``, says so in the legend, and the
+    table build exits with the cell named unless ``accept_incomplete`` is set."""
+    from reproduce import cli
+    from reproduce.io import atomic_write_jsonl
+    from reproduce.report.table1 import build_table1
+
+    protocol = "alpaca_eval2"
+    setup = _setup(protocol)
+    cfg = load_config({"preset": "tiny"})
+    results = tmp_path / "results"
+    judgments = results / "judgments" / "tiny_alpaca_eval2" / "verifier" / "tiny-add" / "dpo.jsonl"
+    seed, rate = 5, 0.15
+    expected_failed = _doomed_games(protocol, setup, seed, rate)
+    assert 0 < len(expected_failed) < N_QUESTIONS
+    with ScheduledStandin(doomed_schedule(seed, rate, DOOMED_KINDS[protocol]), verdict=verdict_for,
+                          top_logprobs=logprobs_for, lifetime_s=60) as srv:
+        records, failures, _ = _run(protocol, srv, tmp_path / "_cache.jsonl", setup)
+    assert {(f["question_id"], f["game"]) for f in failures} == expected_failed
+    records = [dict(r, annotator="verifier") for r in records]  # filed under the table judge's cell
+    atomic_write_jsonl(judgments, records)
+    score_file = results / "scores" / "tiny_alpaca_eval2" / "verifier" / "tiny-add" / "dpo.json"
+    assert cli.main(["score", "--benchmark", "tiny_alpaca_eval2", "--judgments", str(judgments),
+                     "--out", str(score_file)]) == 0
+    score = json.loads(score_file.read_text())
+    n = N_QUESTIONS
+    assert (score["n_expected"], score["n_judged"], score["complete"]) == (n, n - len(failures), False)
+    with pytest.raises(DataError) as err:
+        build_table1(cfg, "verifier", results, tmp_path / "tables", log=lambda m: None)
+    cell = f"tiny-add/dpo/AE-WR {n - len(failures)}/{n}"
+    assert cell in str(err.value) and "accept_incomplete" in str(err.value) and "--forcerun judge" in str(err.value)
+    md = (tmp_path / "tables" / "table1_verifier.md").read_text()
+    assert f"{score['win_rate']:.1f}* ({n - len(failures)}/{n})" in md and "INCOMPLETE: 1 value(s)" in md
+    tex = (tmp_path / "tables" / "table1_verifier.tex").read_text()
+    assert f"{score['win_rate']:.1f}* ({n - len(failures)}/{n})" in tex
+    row = next(r for r in csv.DictReader((tmp_path / "tables" / "table1_verifier.csv").open()) if r["method_key"] == "dpo")
+    assert row["AE-WR_complete"] == "False" and row["AE-WR_reason"].startswith(f"incomplete: computed from {n - len(failures)}")
+    rows = build_table1({**cfg, "accept_incomplete": True}, "verifier", results, tmp_path / "tables", log=lambda m: None)
+    assert next(r for r in rows if r["method_key"] == "dpo")["AE-WR_complete"] is False

@@ -1,15 +1,19 @@
-"""JudgmentCache: keys, append-only storage, torn tails, duplicates, speed, and use with a judge."""
+"""JudgmentCache: keys, append-only storage, torn tails, duplicates, one writer per file under concurrent
+processes, and use with a judge. (Load and lookup speed: benchmarks/judge_throughput.py.)"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
-import time
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from reproduce.judges.base import JudgeReply, JudgeRequest
-from reproduce.judges.cache import JudgmentCache
+from reproduce.judges.cache import JudgmentCache, cache_files, writer_file
 from reproduce.judges.openai_judge import OpenAIJudge
 
 try:
@@ -102,19 +106,93 @@ def test_duplicate_key_keeps_first(tmp_path):
     assert len(path.read_text().splitlines()) == 2
 
 
-def test_load_and_lookup_fast(tmp_path):
+def test_bulk_file_all_hits(tmp_path):
     path = tmp_path / "j.jsonl"
     reqs = [request(question=f"q{i}", a=f"answer {i} " * 40, b="baseline " * 40) for i in range(1610)]
-    seed = JudgmentCache(path)
-    keys = [seed.key(IDENTITY, r) for r in reqs]
+    keys = [JudgmentCache.key(IDENTITY, r) for r in reqs]
     from reproduce.io import append_jsonl  # bulk-write the fixture (one fsync) rather than 1610 puts
     reply = JudgeReply(text="[[A]]", prompt_tokens=500, completion_tokens=200).to_dict()
     append_jsonl(path, ({"key": k, "reply": reply, "verdict": "A"} for k in keys))
-    t0 = time.perf_counter()
     cache = JudgmentCache(path)
-    hits = sum(cache.get(cache.key(IDENTITY, r)) is not None for r in reqs)
-    elapsed = time.perf_counter() - t0
-    assert hits == 1610 and elapsed < 1.0, elapsed
+    assert sum(cache.get(cache.key(IDENTITY, r)) is not None for r in reqs) == 1610 and len(cache) == 1610
+
+
+# ----- one writer per file, every file read -----
+
+def test_writer_file_per_setting_and_model(tmp_path):
+    cache_dir = tmp_path / "results/judgments/arena_hard/gpt-4o/_cache"
+    out = tmp_path / "results/judgments/arena_hard/gpt-4o/tiny-add/dpo.jsonl"
+    assert writer_file(cache_dir, out) == cache_dir / "tiny-add" / "dpo.jsonl"
+    assert writer_file(cache_dir, tmp_path / "elsewhere" / "m.jsonl") == cache_dir / "m.jsonl"
+
+
+def test_hits_from_every_file_writes_only_its_own(tmp_path):
+    cache_dir = tmp_path / "_cache"
+    a = JudgmentCache(cache_dir / "s" / "a.jsonl", shared_dir=cache_dir)
+    a.put("k1", JudgeReply(text="[[A]]"), "A")
+    legacy = tmp_path / "_cache.jsonl"  # a pre-split shared file is read too, never written
+    legacy.write_text(json.dumps({"key": "k0", "reply": {"text": "[[B]]"}, "verdict": "B"}) + "\n")
+    b = JudgmentCache(cache_dir / "s" / "b.jsonl", shared_dir=cache_dir)
+    assert b.get("k1")["verdict"] == "A" and b.get("k0")["verdict"] == "B"
+    b.put("k1", JudgeReply(text="[[B]]"), "B")  # a hit is not written again
+    b.put("k2", JudgeReply(text="[[C]]"), "C")
+    assert [json.loads(x)["key"] for x in (cache_dir / "s" / "b.jsonl").read_text().splitlines()] == ["k2"]
+    assert [json.loads(x)["key"] for x in (cache_dir / "s" / "a.jsonl").read_text().splitlines()] == ["k1"]
+    assert cache_files(cache_dir) == [cache_dir / "s" / "a.jsonl", cache_dir / "s" / "b.jsonl", legacy]
+
+
+def test_torn_tail_of_another_jobs_file_is_skipped_not_repaired(tmp_path):
+    cache_dir = tmp_path / "_cache"
+    other = cache_dir / "s" / "other.jsonl"
+    JudgmentCache(other, shared_dir=cache_dir).put("k1", JudgeReply(text="[[A]]"), "A")
+    with open(other, "a") as fh:
+        fh.write('{"key": "k2", "reply": {"text": "[[')  # the other job is mid-write (or crashed)
+    before = other.read_bytes()
+    mine = JudgmentCache(cache_dir / "s" / "mine.jsonl", shared_dir=cache_dir)
+    assert mine.get("k1") is not None and mine.get("k2") is None
+    assert other.read_bytes() == before  # never touched: it is the other job's to repair
+    JudgmentCache(other, shared_dir=cache_dir)  # its own job repairs it on its next load
+    assert other.read_text().endswith("\n") and len(other.read_text().splitlines()) == 1
+
+
+WORKER = """
+import json, sys, time
+from pathlib import Path
+from reproduce.judges.base import JudgeReply
+from reproduce.judges.cache import JudgmentCache
+cache_dir, name, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+seen_other = 0
+for i in range(n):
+    # reload every time: reads the other writers' files while they append
+    cache = JudgmentCache(cache_dir / "setting" / f"{name}.jsonl", shared_dir=cache_dir)
+    seen_other = max(seen_other, sum(not k.startswith(name) for k in cache._entries))
+    cache.put(f"{name}-{i}", JudgeReply(text="x" * (i % 500), prompt_tokens=i), i)
+    cache.put(f"shared-{i % 7}", JudgeReply(text=name), i)  # every writer also offers the same 7 keys
+print(json.dumps({"seen_other": seen_other}))
+"""
+
+
+def test_concurrent_writer_processes_never_interleave_or_lose_lines(tmp_path):
+    cache_dir = tmp_path / "_cache"
+    names, n = ["w0", "w1", "w2", "w3"], 120
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(cache_dir), name, str(n)], stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parent.parent) for name in names]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert any(json.loads(o)["seen_other"] > 0 for o, _ in outs)  # they did read each other while writing
+    shared_writers = {}
+    for name in names:
+        lines = (cache_dir / "setting" / f"{name}.jsonl").read_text().splitlines()
+        entries = [json.loads(x) for x in lines]  # strict: no torn or interleaved line in any file
+        own = [e["key"] for e in entries if e["key"].startswith(name)]
+        assert own == [f"{name}-{i}" for i in range(n)]  # every line of its own, in order, none lost
+        assert all(e["key"].startswith((name, "shared-")) for e in entries)  # nobody else's lines
+        for e in entries:
+            if e["key"].startswith("shared-"):
+                shared_writers.setdefault(e["key"], []).append(name)
+    assert set(shared_writers) == {f"shared-{i}" for i in range(7)}
+    merged = JudgmentCache(tmp_path / "reader.jsonl", shared_dir=cache_dir)
+    assert len(merged) == len(names) * n + 7
 
 
 # ----- with a judge -----

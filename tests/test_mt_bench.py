@@ -1,9 +1,14 @@
-"""MT-Bench protocol: FastChat single and pairwise scoring on hand-checkable records, parsing, requests, files."""
+"""MT-Bench protocol: FastChat single and pairwise scoring on hand-checkable records and against FastChat
+0.2.36's own show_result.py, parsing, requests, files."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,7 +42,8 @@ def test_single_scores_pool_valid_ratings():
     assert s["score_turn1"] == pytest.approx((8 + 10 + 3) / 3)
     assert s["score_turn2"] == pytest.approx((6 + 5) / 2)
     assert s["score"] == pytest.approx((8 + 6 + 10 + 3 + 5) / 5)  # FastChat pools both turns, not the two means
-    assert s["n_failed"] == 1 and s["n_ratings"] == 5
+    assert s["n_failed_ratings"] == 1 and s["n_ratings"] == 5
+    assert (s["n_expected"], s["n_judged"], s["n_failed"], s["complete"]) == (6, 5, 1, False)
     assert "win_rate" not in s
 
 
@@ -56,6 +62,9 @@ def test_pairwise_wins_only_when_both_orders_agree():
     assert s["win_rate"] == pytest.approx(100 * 3 / 7)
     assert s["win_rate_adjusted"] == pytest.approx(100 * (3 + 1.5) / 7)
     assert s["score"] is None and s["baseline"] == "gpt-3.5-turbo"
+    # games: 8 rows x 2; one game failed. The win rate counts rows: 7 of 8 usable
+    assert (s["n_expected"], s["n_failed"]) == (16, 1)
+    assert s["coverage"]["win_rate"] == {"n_expected": 8, "n_judged": 7, "n_failed": 1, "complete": False}
 
 
 def test_score_rejects_mixed_models():
@@ -69,8 +78,8 @@ def test_score_rejects_mixed_models():
     ("Rating: [[7.5]] ... later [[3]]", 7.5),  # FastChat takes the first match
     ("Rating: [9]", 9.0),  # single-bracket fallback
     ("Rating: [[10]]", 10.0),
-    ("Rating: [[0]]", None),  # outside 1..10
-    ("Rating: [[11]]", None),
+    ("Rating: [[0]]", 0.0),  # outside 1..10, kept as FastChat keeps it
+    ("Rating: [[11]]", 11.0),
     ("Rating: 8/10", None),
     (None, None),
 ])
@@ -154,13 +163,19 @@ def test_read_fastchat_judgments(tmp_path):
     path = tmp_path / "gpt-4_single.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     recs = mt.read_judgments(path, fmt="fastchat")
-    assert [(r["model"], r["question_id"]) for r in recs] == [("m", "81"), ("m", "82"), ("other", "81")]
+    # a pairwise row counts for both its models (the baseline's copy sees the winners swapped)
+    assert [(r["model"], r["question_id"]) for r in recs] == [("m", "81"), ("m", "82"), ("other", "81"),
+                                                              ("gpt-3.5-turbo", "81"), ("gpt-3.5-turbo", "82")]
     assert recs[0]["judge"] == "gpt-4" and recs[0]["single"][1]["score"] is None
     assert recs[1]["pairwise"][0]["g1_winner"] is None and recs[1]["pairwise"][0]["g2_winner"] == "tie"
+    assert recs[3]["pairwise"][0] | {"g1_judgment": None} == {
+        "turn": 1, "prompt": "pair-v2", "baseline": "m", "g1_winner": "model_2", "g2_winner": "model_2",
+        "g1_judgment": None, "g2_judgment": "[[B]]"}
     s = mt.score(recs, model="m")
     assert s["score"] == pytest.approx((9 + 6.5 + 4) / 3)
-    assert (s["score_turn1"], s["score_turn2"], s["n_failed"]) == (pytest.approx(7.75), 4.0, 1)
+    assert (s["score_turn1"], s["score_turn2"], s["n_failed_ratings"], s["n_failed"]) == (pytest.approx(7.75), 4.0, 1, 2)
     assert (s["wins"], s["losses"], s["ties"], s["n_failed_pairwise"], s["win_rate"]) == (1, 0, 0, 1, 100.0)
+    assert mt.score(recs, model="gpt-3.5-turbo")["losses"] == 1
     # native round trip
     native = tmp_path / "native.json"
     native.write_text(json.dumps(recs))
@@ -199,3 +214,122 @@ def test_tiny_bench_with_verifier_judge():
     rec = mt.make_record(q, a, b, tiny, "verifier", verdicts, replies)
     s = mt.score([rec])
     assert s["wins"] == 1 and s["score"] == verdicts["single-t1"] and 1 <= s["score"] <= 10
+
+
+def test_fastchat_file_with_two_judges_is_refused(tmp_path):
+    rows = [{"question_id": 81, "model": "m", "judge": ["gpt-4", "single-v1"], "score": 9, "turn": 1},
+            {"question_id": 82, "model": "m", "judge": ["gpt-4", "single-v1"], "score": 8, "turn": 1},
+            {"question_id": 81, "model": "m", "judge": ["gpt-4o", "single-v1"], "score": 5, "turn": 1}]
+    path = tmp_path / "gpt-4_single.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"gpt-4_single.jsonl: judgments by more than one judge model: 'gpt-4' "
+                                        r"\(first on line 1\), 'gpt-4o' \(first on line 3\)"):
+        mt.read_judgments(path, fmt="fastchat")
+
+
+# ----- FastChat 0.2.36's show_result.py on the same multi-model files -----
+
+MODELS = ("alpha-7b", "beta-13b", "gamma-70b")
+BASELINE = "gpt-3.5-turbo"
+
+
+def _fastchat_files(tmp_path) -> tuple[Path, Path]:
+    """Seeded FastChat single and pairwise judgment files of three models (plus the baseline's own
+    ratings), with failed judgments (-1, "error"), ties, disagreeing orders, ratings outside 1..10 and
+    rows with the baseline as model_1."""
+    rng = random.Random(36)
+    single, pair = [], []
+    for qid in range(81, 101):
+        for model in MODELS + (BASELINE,):
+            for turn in (1, 2):
+                score = rng.choice([-1, 0, 11] + [rng.randint(1, 10)] * 8 + [rng.randint(1, 10) + 0.5])
+                single.append({"question_id": qid, "model": model, "judge": ["gpt-4", "single-v1" + ("-multi-turn" if turn == 2 else "")],
+                               "user_prompt": "u", "judgment": f"Rating: [[{score}]]", "score": score, "turn": turn,
+                               "tstamp": 1.0})
+        for model in MODELS:
+            for turn in (1, 2):
+                g1, g2 = (rng.choice(["model_1", "model_2", "tie", "error"] + ["model_1", "model_2"] * 2) for _ in "xy")
+                m1, m2 = (model, BASELINE) if rng.random() < 0.8 else (BASELINE, model)
+                pair.append({"question_id": qid, "model_1": m1, "model_2": m2, "g1_winner": g1, "g2_winner": g2,
+                             "judge": ["gpt-4", "pair-v2" + ("-multi-turn" if turn == 2 else "")], "g1_user_prompt": "u",
+                             "g1_judgment": "j", "g2_user_prompt": "u", "g2_judgment": "j", "turn": turn, "tstamp": 1.0})
+    paths = tmp_path / "gpt-4_single.jsonl", tmp_path / "gpt-4_pair.jsonl"
+    for path, rows in zip(paths, (single, pair)):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return paths
+
+
+def _show_result(*args: str) -> str:
+    """FastChat 0.2.36's own show_result.py, run from the installed fschat package."""
+    import fastchat  # the pinned reference (requirements/test.txt); its absence is a broken test environment
+
+    assert fastchat.__version__ == "0.2.36", fastchat.__version__
+    out = subprocess.run([sys.executable, "-m", "fastchat.llm_judge.show_result", *args], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def _our_score(path: Path, model: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "reproduce.cli", "score", "--benchmark", "mt_bench", "--format",
+                          "fastchat", "--judgments", str(path), "--model", model, "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
+def _sections(text: str) -> dict[str, list[list[str]]]:
+    """show_result's printed tables, split by their '##### name #####' headers, as rows of fields."""
+    parts = re.split(r"#+ (.+?) #+", text)
+    return {name: [line.split() for line in body.strip().splitlines()[2:] if line.strip()]
+            for name, body in zip(parts[1::2], parts[2::2])}
+
+
+def test_single_scores_equal_fastchat_show_result(tmp_path):
+    single, _ = _fastchat_files(tmp_path)
+    tables = _sections(_show_result("--mode", "single", "--input-file", str(single)))
+    theirs = {"score_turn1": {r[0]: float(r[2]) for r in tables["First turn"]},
+              "score_turn2": {r[0]: float(r[2]) for r in tables["Second turn"]},
+              "score": {r[0]: float(r[1]) for r in tables["Average"]}}
+    assert set(theirs["score"]) == set(MODELS) | {BASELINE}
+    for model in MODELS + (BASELINE,):
+        ours = _our_score(single, model)
+        for key, by_model in theirs.items():
+            assert ours[key] == pytest.approx(by_model[model], abs=5e-7), (model, key)  # show_result prints 6 decimals
+        assert ours["n_out_of_range"] > 0  # the 0s and 11s were kept as ratings, as FastChat keeps them
+
+
+def test_pairwise_win_rates_equal_fastchat_show_result(tmp_path):
+    _, pair = _fastchat_files(tmp_path)
+    out = _show_result("--mode", "pairwise-baseline", "--input-file", str(pair), "--baseline-model", BASELINE)
+    header = next(line.split() for line in out.splitlines() if "win_rate_adjusted" in line)
+    rows = {line.split()[0]: dict(zip(header, map(float, line.split()[1:]))) for line in out.splitlines()
+            if line.split() and line.split()[0] in MODELS}
+    assert set(rows) == set(MODELS)
+    for model in MODELS:
+        ours = _our_score(pair, model)
+        assert (ours["wins"], ours["losses"], ours["ties"]) == (rows[model]["win"], rows[model]["loss"], rows[model]["tie"])
+        assert ours["win_rate"] == pytest.approx(100 * rows[model]["win_rate"], abs=5e-5)
+        assert ours["win_rate_adjusted"] == pytest.approx(100 * rows[model]["win_rate_adjusted"], abs=5e-5)
+        assert ours["complete"] is False and ours["n_failed_pairwise"] > 0  # the "error" rows, dropped by both
+
+
+def test_score_names_the_file_and_the_models_when_the_model_is_not_there(tmp_path):
+    single, _ = _fastchat_files(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "reproduce.cli", "score", "--benchmark", "mt_bench", "--format",
+                          "fastchat", "--judgments", str(single), "--model", "delta-1b", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"error: {single}: no judgments for model 'delta-1b' (models in the file: "
+                                  f"{', '.join(MODELS + (BASELINE,))})")
+
+
+def test_score_prints_one_line_per_model_of_a_fastchat_file(tmp_path):
+    single, _ = _fastchat_files(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "reproduce.cli", "score", "--benchmark", "mt_bench", "--format",
+                          "fastchat", "--judgments", str(single)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == list(MODELS + (BASELINE,))
+    ours = _our_score(single, MODELS[0])
+    assert f"score {ours['score']:.4f}" in lines[0] and "INCOMPLETE" in lines[0]  # its -1 ratings failed

@@ -1,4 +1,9 @@
-"""OpenAIJudge against the scripted stand-in server: transport, retries, faults, keys, cost, configs."""
+"""OpenAIJudge against the scripted stand-in server: transport, retries, faults, keys, cost, configs.
+
+Transport retries are the openai SDK's (it honours retry-after-ms / retry-after); malformed 200 replies
+are asked again by the judge. No assertion here has an upper time bound (a slow machine must not fail
+a test): waits are checked from below, speed is measured in benchmarks/judge_throughput.py.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.config import load_yaml, validate
-from reproduce.judges.base import JudgeError, JudgeRequest, make_judge
+from reproduce.judges.base import JudgeError, JudgeFatalError, JudgeRequest, TransientJudgeError, make_judge
 from reproduce.judges.openai_judge import OpenAIJudge
 
 try:
@@ -126,10 +131,19 @@ def test_config_overrides_decoding(server):
     assert judge.identity()["overrides"] == {"temperature": 0.7, "max_tokens": 3, "logprobs": False}
 
 
-def test_empty_content_is_a_reply(server):
+def test_empty_content_is_asked_again(server, caplog):
+    caplog.set_level(logging.INFO, logger="reproduce.judges.openai_judge")
     server.add(Fault.empty())
     reply, _ = one(make(server.base_url))
-    assert reply.text == "" and reply.extra["empty_content"] is True and reply.attempts == 1
+    assert reply.text == "[[A]]" and reply.attempts == 2 and server.count == 2
+    assert "malformed 200 reply (empty content); asking again" in caplog.text
+
+
+def test_malformed_replies_that_never_stop_are_transient(server):
+    server.add(*[Fault.truncated()] * 3)
+    with pytest.raises(TransientJudgeError, match="3 malformed replies in a row"):
+        one(make(server.base_url, max_retries=2))
+    assert server.count == 3
 
 
 def test_fixed_and_varying_verdicts():
@@ -153,7 +167,7 @@ def test_429_retry_after_seconds(server):
 def test_429_retry_after_ms(server):
     server.add(Fault.rate_limit(retry_after=None, retry_after_ms="300"))
     reply, dt = one(make(server.base_url))
-    assert reply.attempts == 2 and 0.29 <= dt < 1.5
+    assert reply.attempts == 2 and dt >= 0.29
 
 
 def test_429_retry_after_http_date(server):
@@ -164,24 +178,52 @@ def test_429_retry_after_http_date(server):
 
 @pytest.mark.parametrize("fault", [Fault.status(500), Fault.status(503), Fault.drop(), Fault.truncated()],
                          ids=["500", "503", "dropped-connection", "truncated-json"])
-def test_transient_faults_retried(server, fault):
+def test_transient_faults_retried(server, fault, caplog):
+    caplog.set_level(logging.INFO)
     server.add(fault)
     reply, _ = one(make(server.base_url))
     assert reply.text == "[[A]]" and reply.attempts == 2 and server.count == 2
+    # every retry is logged: the SDK's transport retries by the openai logger, malformed replies by ours
+    assert "Retrying request" in caplog.text or "asking again" in caplog.text
+
+
+def test_sdk_does_the_transport_retries(server):
+    judge = make(server.base_url, max_retries=4)
+
+    async def client_retries():
+        client, _ = judge._session()
+        return client.max_retries
+
+    assert asyncio.run(client_retries()) == 4  # the SDK's own retries; no loop of ours beside them
+    server.add(*[Fault.status(503)] * 4)
+    reply, _ = one(judge)
+    assert reply.attempts == 5 and server.count == 5
 
 
 def test_hang_longer_than_timeout_retried(server):
     server.add(Fault.hang(10))
-    reply, dt = one(make(server.base_url, timeout_s=0.4))
-    assert reply.attempts == 2 and dt < 3
+    reply, _ = one(make(server.base_url, timeout_s=0.4))
+    assert reply.attempts == 2 and server.count == 2
 
 
 def test_retries_exhausted_raise_judge_error_naming_url(server):
     server.add(*[Fault.status(500)] * 3)
-    with pytest.raises(JudgeError) as err:
+    with pytest.raises(TransientJudgeError) as err:
         one(make(server.base_url, max_retries=2))
     assert server.base_url in str(err.value) and "3 attempts" in str(err.value) and "HTTP 500" in str(err.value)
     assert server.count == 3
+
+
+def test_unknown_model_is_fatal_and_names_file_model_and_replacements(server):
+    server.add(Fault.status(404))
+    judge = OpenAIJudge("gpt-4-1106-preview", config(server.base_url, model="gpt-4-1106-preview",
+                                                     _file="evals/judges/gpt-4-1106-preview.yaml"))
+    with pytest.raises(JudgeFatalError) as err:
+        one(judge)
+    msg = str(err.value)
+    assert server.count == 1  # never retried
+    assert msg.startswith("evals/judges/gpt-4-1106-preview.yaml: ") and "'gpt-4-1106-preview'" in msg
+    assert "HTTP 404" in msg and "evals/judges/gpt-4o.yaml" in msg and "\n" not in msg
 
 
 def test_client_error_is_final(server):
@@ -193,7 +235,7 @@ def test_client_error_is_final(server):
 
 def test_unreachable_base_url():
     url = f"http://127.0.0.1:{free_port()}/v1"
-    with pytest.raises(JudgeError) as err:
+    with pytest.raises(TransientJudgeError) as err:
         one(make(url, max_retries=2))
     assert url in str(err.value) and "cannot connect" in str(err.value)
 
@@ -203,7 +245,7 @@ def test_concurrency_is_bounded():
         replies, dt = ask(make(srv.base_url, concurrency=3), *[request(str(i)) for i in range(9)])
         assert all(r.text == "[[A]]" for r in replies)
         assert srv.max_inflight == 3
-        assert 0.55 <= dt < 2.0  # three waves of 0.2 s
+        assert dt >= 0.55  # at least three waves of 0.2 s
 
 
 def test_judge_reusable_across_event_loops(server):
@@ -272,8 +314,8 @@ def test_judge_yaml_validates(path):
     data = validate(load_yaml(path), "judge", path)
     if data["kind"] == "openai":
         assert data["model"] and "concurrency" in data and "timeout_s" in data and "max_retries" in data
-        if path.stem == "local-vllm":
-            assert data["api_key_env"] is None and data["base_url"].startswith("http://127.0.0.1")
+        if (data.get("base_url") or "").startswith("http://127.0.0.1"):  # local servers and stand-ins
+            assert data["api_key_env"] is None
         else:
             assert data["api_key_env"] == "OPENAI_API_KEY"
             assert data["price_per_million_input"] > 0 and data["price_per_million_output"] > 0

@@ -3,8 +3,9 @@
 One judge game per instruction. The reference output is ``output_1`` and the model's ``output_2``; before
 the judge sees them the pair is swapped by alpaca_eval's deterministic coin (seeded on the switch-column
 name, the instruction and the annotator seed 0). The judge answers one token, ``m`` (first shown output
-better) or ``M``; the preference is ``2 - p(m)`` from the top log-probs, mapped back through the swap, so
-in every record ``preference`` 1 means the reference won and 2 means the model won.
+better) or ``M``; the preference is ``2 - p(m)`` from the top log-probs (alpaca_eval's own
+``logprob_parser``), mapped back through the swap, so in every record ``preference`` 1 means the reference
+won and 2 means the model won.
 
 The game key says which order the judge saw: ``"unswitched"`` or ``"switched"``. Identical outputs are
 not judged (``build_requests`` returns no game): the official annotator sets them to 1.5, and so does
@@ -17,6 +18,8 @@ reference, ``output_2``/``generator_2`` = model, ``preference``, ``raw_completio
 
 from __future__ import annotations
 
+import importlib.resources
+import logging
 import math
 import os
 from pathlib import Path
@@ -24,15 +27,17 @@ from typing import Any
 from unittest import mock
 
 from reproduce.benchmarks.templates import ALPACA_ANNOTATOR, alpaca_eval_prompt, optional_for_tiny
+from reproduce.benchmarks.coverage import coverage
 from reproduce.io import DataError, read_json, read_jsonl
 from reproduce.judges.base import JudgeReply, JudgeRequest
+
+log = logging.getLogger(__name__)
 
 # alpaca_eval's pairwise annotators seed the order coin with seed 0 and the column "is_switched_outputs";
 # checked against every row of the real annotation files in tests/test_alpaca_eval2.py.
 SWITCH_SEED = 0
 SWITCH_COLUMN = "is_switched_outputs"
 GAMES = ("unswitched", "switched")
-NUMERATOR, DENOMINATORS = "m", ("m", "M")
 
 # Length control needs df_gamed.csv from the Hugging Face dataset tatsu-lab/alpaca_eval. We do not know
 # (and will not guess) a commit hash of that dataset, so a download happens only at a revision the user
@@ -41,6 +46,9 @@ LC_REPO = "tatsu-lab/alpaca_eval"
 LC_FILES = ("df_gamed.csv", "instruction_difficulty.csv")
 DEFAULT_DECODING = {"temperature": 1.0, "max_tokens": 1, "logprobs": True, "top_logprobs": 5}
 REQUIRED = ("instruction", "output_1", "output_2", "generator_1", "generator_2", "preference")
+MODEL_FIELD = "generator_2"  # the field naming the model a record judges
+# the AlpacaEval 2 leaderboard of this annotator, as shipped inside the pinned alpaca-eval wheel
+LEADERBOARD = ("leaderboards", "data_AlpacaEval_2", f"{ALPACA_ANNOTATOR}_leaderboard.csv")
 
 
 def load_templates(bench: dict, mirror=None) -> dict | None:
@@ -97,17 +105,34 @@ def build_requests(question: dict, answer: dict, reference: dict | None, bench: 
 
 
 def preference_from_logprobs(top_logprobs: dict[str, float] | None) -> float | None:
-    """``2 - p(m)`` with p(m) normalised over {m, M}; a missing token has log-prob -inf, both missing -> None."""
+    """``2 - p(m)`` with p(m) normalised over {m, M}, computed by alpaca_eval's own ``logprob_parser`` with the
+    annotator's parser settings (a missing token has log-prob -inf); None when neither token is there."""
     if not top_logprobs:
         return None
-    found = {t: lp for t, lp in top_logprobs.items() if t in DENOMINATORS}
-    if not found:
-        return None
-    lp_m = found.get(NUMERATOR, -math.inf)
-    lps = [found.get(t, -math.inf) for t in DENOMINATORS]
-    top = max(lps)
-    log_denominator = top + math.log(sum(math.exp(lp - top) for lp in lps))
-    return 2 - math.exp(lp_m - log_denominator)
+    from alpaca_eval.completion_parsers import logprob_parser
+
+    kwargs = _parser_kwargs()
+    if not any(t in kwargs["denominator_tokens"] for t in top_logprobs):
+        return None  # logprob_parser would warn with the whole completion and return NaN
+    completion = {"logprobs": {"content": [{"top_logprobs": [{"token": t, "logprob": lp}
+                                                             for t, lp in top_logprobs.items()]}]}}
+    (pref,) = logprob_parser(completion, numerator_token=kwargs["numerator_token"],
+                             denominator_tokens=list(kwargs["denominator_tokens"]),
+                             is_binarize=kwargs.get("is_binarize", False), log_prob_index=0)
+    return float(pref)
+
+
+def _parser_kwargs() -> dict:
+    """The annotator's completion_parser_kwargs from the wheel (numerator m, denominators m/M, not binarised)."""
+    global _PARSER_KWARGS
+    if _PARSER_KWARGS is None:
+        from reproduce.benchmarks.templates import alpaca_eval_prompt
+
+        _PARSER_KWARGS = alpaca_eval_prompt()["completion_parser_kwargs"]
+    return _PARSER_KWARGS
+
+
+_PARSER_KWARGS: dict | None = None
 
 
 def parse(game: str, reply: JudgeReply) -> Any | None:
@@ -117,7 +142,7 @@ def parse(game: str, reply: JudgeReply) -> Any | None:
     pref = preference_from_logprobs(reply.top_logprobs)
     if pref is None or math.isnan(pref):
         return None
-    # same arithmetic as alpaca_eval's un-switch (3 - x), so the floats agree bit for bit
+    # the same un-switch as alpaca_eval's (3 - x), so the floats agree bit for bit
     return 3 - pref if game == "switched" else pref
 
 
@@ -157,7 +182,7 @@ def read_judgments(path, fmt: str = "native") -> list[dict]:
         raise DataError(f"{path}: unknown judgment format '{fmt}' (native, alpaca_eval)")
     if not isinstance(rows, list):
         raise DataError(f"{path}: expected a JSON list of annotations")
-    out = []
+    out, nan_rows = [], []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise DataError(f"{path}: record {i} is not an object")
@@ -170,15 +195,19 @@ def read_judgments(path, fmt: str = "native") -> list[dict]:
                 pref = float(pref)
             except ValueError:
                 raise DataError(f"{path}: record {i} has a non-numeric preference {pref!r}") from None
-        if pref is not None and (math.isnan(pref) or not (pref == 0 or 1 <= pref <= 2)):
-            if not math.isnan(pref):
-                raise DataError(f"{path}: record {i} has preference {pref} outside [1, 2]")
-            pref = None
+        if pref is not None and math.isnan(pref):
+            nan_rows.append(i)
+            pref = None  # what alpaca_eval writes for a failed annotation: no verdict
+        if pref is not None and not (pref == 0 or 1 <= pref <= 2):
+            raise DataError(f"{path}: record {i} has preference {pref} outside [1, 2]")
         rec = dict(row)
         rec["preference"] = pref
         # official files are in the order of the 805 instructions: position = question id
         rec.setdefault("question_id", str(i))
         out.append(rec)
+    if nan_rows:
+        log.warning("%s: %d record(s) have no preference (NaN: a failed annotation), e.g. record %d; they count as "
+                    "failed and the score is marked incomplete", path, len(nan_rows), nan_rows[0])
     return out
 
 
@@ -248,13 +277,15 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     if valid.empty:
         raise DataError("alpaca_eval2: every record failed; nothing to score")
     m = get_winrate(valid)
-    out = {"win_rate": float(m["win_rate"]), "standard_error": float(m["standard_error"]),
+    out = {"model": models.pop(), "win_rate": float(m["win_rate"]), "standard_error": float(m["standard_error"]),
            "n_wins": int(m["n_wins"]), "n_wins_base": int(m["n_wins_base"]), "n_draws": int(m["n_draws"]),
            "n_total": int(m["n_total"]), "discrete_win_rate": float(m["discrete_win_rate"]),
            # alpaca_eval's avg_length: mean character length of the model's outputs, truncated to int
-           "avg_length": int(df["output_2"].str.len().mean()), "n_failed": n_failed}
+           "avg_length": int(df["output_2"].str.len().mean()),
+           # one game per instruction (identical outputs are a draw by rule and count as judged)
+           **coverage(len(df), n_failed)}
     want_lc = options.get("length_controlled", ((bench or {}).get("judging") or {}).get("length_controlled", True))
-    if want_lc:
+    if want_lc:  # alpaca_eval's GLM drops failed (NaN) games itself, as for the raw win rate
         lc, lc_se, reason = _length_controlled(df, options)
     else:
         lc, lc_se, reason = None, None, "length control disabled (judging.length_controlled: false)"
@@ -263,3 +294,34 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     if reason:
         out["length_controlled_reason"] = reason
     return out
+
+
+def leaderboard_rank(result: dict) -> dict | None:
+    """Where ``result`` would rank on the AlpacaEval 2 leaderboard shipped in the alpaca-eval wheel: by LC
+    win rate when we have it (the leaderboard's order), else by raw win rate. None if the csv is absent."""
+    import pandas as pd
+
+    path = importlib.resources.files("alpaca_eval").joinpath(*LEADERBOARD)
+    try:
+        board = pd.read_csv(str(path), index_col=0)
+    except OSError:
+        return None
+    by = "length_controlled_winrate" if result.get("length_controlled_winrate") is not None else "win_rate"
+    others = board[board.index != result.get("model")][by].dropna()
+    rank = 1 + int((others > result[by]).sum())
+    return {"rank": rank, "of": len(others) + 1, "by": by, "leaderboard": "/".join(LEADERBOARD)}
+
+
+def summary_line(result: dict) -> str:
+    """One line in alpaca_eval's leaderboard style: LC, WR, SE, n, average length, leaderboard rank."""
+    lc = result.get("length_controlled_winrate")
+    text = (f"{result.get('model', '?'):<40} LC {'n/a' if lc is None else f'{lc:.2f}':>6}  "
+            f"WR {result['win_rate']:6.2f}  SE {result['standard_error']:.2f}  n {result['n_total']}  "
+            f"avg length {result['avg_length']}")
+    rank = result.get("leaderboard_rank")
+    if rank:
+        text += (f"  | rank {rank['rank']} of {rank['of']} by {'LC' if rank['by'].startswith('length') else 'WR'} on "
+                 "the AlpacaEval 2 leaderboard in the alpaca-eval wheel")
+    if not result.get("complete", True):
+        text += f"  | INCOMPLETE: {result['n_judged']}/{result['n_expected']} games judged"
+    return text

@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from reproduce.benchmarks.coverage import coverage
 from reproduce.benchmarks.questions import fetch_file
 from reproduce.benchmarks.templates import arena_hard_config, optional_for_tiny
 from reproduce.io import DataError, read_jsonl
@@ -38,6 +39,7 @@ DEFAULT_BASELINE = "gpt-4-0314"
 # The pinned v0.1 judge_config.yaml asks for temperature 0 and max_tokens 2048.
 DEFAULT_DECODING = {"temperature": 0.0, "max_tokens": 2048}
 GAMES = ("game1", "game2")
+MODEL_FIELD = "model"  # the field naming the model a record judges
 # winner of a battle per game and label: game 1 has A = baseline, game 2 has A = model
 _WINNER = {
     "game1": {"A>>B": "model_a", "A>B": "model_a", "A=B": "tie", "B>A": "model_b", "B>>A": "model_b"},
@@ -107,8 +109,12 @@ def make_record(question, answer, reference, bench, judge_name: str, verdicts: d
         reply = replies.get(game)
         text = getattr(reply, "text", None) if not isinstance(reply, dict) else reply.get("text")
         games.append({"score": verdicts.get(game), "judgment": text})
-    return {"question_id": str(question["question_id"]), "model": answer["model"], "judge": judge_name,
-            "baseline": (reference or {}).get("model"), "games": games}
+    rec = {"question_id": str(question["question_id"]), "model": answer["model"], "judge": judge_name,
+           "baseline": (reference or {}).get("model"), "games": games}
+    n_tokens = ((answer.get("meta") or {}).get("n_tokens") or [None])[0]
+    if isinstance(n_tokens, int):
+        rec["answer_tokens"] = n_tokens  # the generating model's own count (for the average-tokens column)
+    return rec
 
 
 def read_judgments(path, fmt: str = "native") -> list[dict]:
@@ -254,11 +260,28 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     lo = {m: _percentile(boot[m], 2.5) for m in (model, baseline)}
     hi = {m: _percentile(boot[m], 97.5) for m in (model, baseline)}
 
-    failed_games = sum(g.get("score") not in LABELS for r in records for g in r["games"][: 1 if first_only else 2])
-    failed = sum(any(g.get("score") not in LABELS for g in r["games"][: 1 if first_only else 2]) for r in records)
-    return {"score": _win_rate(elo[model], elo[baseline]),
+    played = [g for r in records for g in r["games"][: 1 if first_only else 2]]
+    failed_games = sum(g.get("score") not in LABELS for g in played)
+    failed_prompts = sum(any(g.get("score") not in LABELS for g in r["games"][: 1 if first_only else 2])
+                         for r in records)
+    tokens = [r["answer_tokens"] for r in records if isinstance(r.get("answer_tokens"), int)]
+    return {"model": model, "score": _win_rate(elo[model], elo[baseline]),
             # as show_result: each bound is the win rate of the bound Elo against the baseline's same bound
             "ci_low": _win_rate(lo[model], lo[baseline]), "ci_high": _win_rate(hi[model], hi[baseline]),
-            "elo": elo[model], "baseline": baseline, "n": len(records), "n_failed": failed,
-            "n_failed_games": failed_games, "n_battles": len(battles), "bootstrap_rounds": rounds, "seed": seed,
-            "ci_method": "prompt bootstrap" if prompt_bootstrap else "battle bootstrap (v0.1)"}
+            "elo": elo[model], "baseline": baseline, "n": len(records), "n_failed_games": failed_games,
+            "n_failed_prompts": failed_prompts, "n_battles": len(battles), "bootstrap_rounds": rounds, "seed": seed,
+            "ci_method": "prompt bootstrap" if prompt_bootstrap else "battle bootstrap (v0.1)",
+            "avg_tokens": sum(tokens) / len(tokens) if len(tokens) == len(records) else None,
+            **coverage(len(played), failed_games)}
+
+
+def summary_line(result: dict) -> str:
+    """One line in the style of the v0.1 show_result.py: score, 95% CI as (-x, +y), average #tokens."""
+    lo, hi = result["ci_low"] - result["score"], result["ci_high"] - result["score"]
+    interval = f"({lo:.1f}, +{hi:.1f})"
+    tokens = "n/a" if result.get("avg_tokens") is None else f"{int(result['avg_tokens'])} (model tokenizer)"
+    text = (f"{result.get('model', '?'):<40} | score: {result['score']:^5.1f} | 95% CI: {interval:^14} | "
+            f"average #tokens: {tokens}")
+    if not result.get("complete", True):
+        text += f" | INCOMPLETE: {result['n_judged']}/{result['n_expected']} games judged"
+    return text

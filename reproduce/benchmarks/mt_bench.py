@@ -20,10 +20,19 @@ Native record of one question (designed for this project, close to FastChat's ju
 ``model_1`` is always the model being evaluated and ``model_2`` the baseline (FastChat's
 pairwise-baseline convention); a winner of None is a game without a verdict.
 
-Scoring follows FastChat's show_result: ``score`` is the mean of all valid ratings (both turns pooled),
-``score_turn1``/``score_turn2`` the per-turn means; a pairwise row with a failed game is dropped, a row is a
-win only when both games name the model, a loss only when both name the baseline, otherwise a tie.
-Win rates are reported in percent: win_rate = 100 W / (W + L + T), win_rate_adjusted = 100 (W + T/2) / n.
+Scoring follows FastChat 0.2.36's show_result.py (checked against it in tests/test_mt_bench.py): ``score``
+is the mean of all valid ratings (both turns pooled), ``score_turn1``/``score_turn2`` the per-turn means; a
+pairwise row with a failed game is dropped, a row is a win only when both games name the model, a loss only
+when both name the baseline, otherwise a tie. Win rates are reported in percent (FastChat prints
+fractions): win_rate = 100 W / (W + L + T), win_rate_adjusted = 100 (W + T/2) / n.
+
+Ratings are read as FastChat reads them: the first ``[[x]]`` (else ``[x]``) whatever its value, so a judge's
+0 or 11 is kept as a rating, as FastChat keeps it (``n_out_of_range`` counts them); only a reply without
+a rating is a failure (FastChat's -1).
+
+FastChat judgment files (``gpt-4_single.jsonl``, ``gpt-4_pair.jsonl``) hold many models; a pairwise row
+counts for both of its models (FastChat's show_result does the same), and a file whose rows were made by
+more than one judge model is refused (show_result would average them together).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from reproduce.benchmarks.coverage import coverage
 from reproduce.benchmarks.questions import fetch_file
 from reproduce.benchmarks.templates import mt_bench_prompts, optional_for_tiny
 from reproduce.io import DataError, read_json, read_jsonl
@@ -43,6 +53,8 @@ ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 ONE_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 DEFAULT_DECODING = {"temperature": 0.0, "max_tokens": 2048}
 WINNERS = ("model_1", "model_2", "tie")
+MODEL_FIELD = "model"  # the field naming the model a record judges
+_SWAP = {"model_1": "model_2", "model_2": "model_1", "tie": "tie", None: None}
 
 
 def load_templates(bench: dict, mirror=None) -> dict | None:
@@ -126,14 +138,14 @@ def build_requests(question: dict, answer: dict, reference: dict | None, bench: 
 
 
 def parse_rating(text: str | None) -> float | None:
-    """FastChat's rating: first ``[[x]]``, else first ``[x]``; None when absent or outside 1..10."""
+    """FastChat's rating: first ``[[x]]``, else first ``[x]``, kept whatever its value (as FastChat does);
+    None when there is none."""
     if not text:
         return None
     match = ONE_SCORE.search(text) or ONE_SCORE_BACKUP.search(text)
     if not match:
         return None
-    value = float(ast.literal_eval(match.group(1)))
-    return value if 1 <= value <= 10 else None
+    return float(ast.literal_eval(match.group(1)))
 
 
 def parse_pair(text: str | None) -> str | None:
@@ -184,43 +196,56 @@ def make_record(question, answer, reference, bench, judge_name: str, verdicts: d
 
 
 def _from_fastchat(path: Path, rows: list[dict]) -> list[dict]:
-    """Group FastChat single / pairwise judgment rows into native records (order of first appearance)."""
+    """Group FastChat single / pairwise judgment rows into native records, one per (model, question) in
+    order of first appearance; a pairwise row is filed under both its models (model_2's copy with the
+    winners swapped). Rows made by two judge models are refused."""
     records: dict[tuple, dict] = {}
+    judges: dict[str, int] = {}
     for i, row in enumerate(rows, start=1):
         judge = row.get("judge")
         judge_name, prompt = (judge[0], judge[1]) if isinstance(judge, list) and len(judge) == 2 else (judge, None)
+        judges.setdefault(str(judge_name), i)
         if "model" in row and "score" in row:
-            model, kind = row["model"], "single"
+            kind = "single"
         elif all(k in row for k in ("model_1", "model_2", "g1_winner", "g2_winner")):
-            model, kind = row["model_1"], "pair"
+            kind = "pair"
         else:
             raise DataError(f"{path}:{i}: neither a FastChat single (model, score, turn) nor pairwise "
                             "(model_1, model_2, g1_winner, g2_winner) judgment")
         if "question_id" not in row:
             raise DataError(f"{path}:{i}: record lacks 'question_id'")
         qid = str(row["question_id"])
-        rec = records.setdefault((model, qid), {"question_id": qid, "model": model, "judge": judge_name,
-                                                "category": row.get("category"), "single": [], "pairwise": []})
         turn = row.get("turn", 1)
         if turn not in (1, 2):
             raise DataError(f"{path}:{i}: turn {turn!r} is not 1 or 2")
+
+        def record(model):
+            return records.setdefault((model, qid), {"question_id": qid, "model": model, "judge": judge_name,
+                                                     "category": row.get("category"), "single": [], "pairwise": []})
+
         if kind == "single":
             score = row["score"]
             if not isinstance(score, (int, float)) or isinstance(score, bool):
                 raise DataError(f"{path}:{i}: score {score!r} is not a number")
             # FastChat stores -1 when no rating parsed: a failed judgment, never a rating
-            rec["single"].append({"turn": turn, "prompt": prompt, "score": None if score == -1 else float(score),
-                                  "judgment": row.get("judgment")})
-        else:
-            winners = []
-            for key in ("g1_winner", "g2_winner"):
-                w = row[key]
-                if w not in WINNERS + ("error",):
-                    raise DataError(f"{path}:{i}: {key} {w!r} is not model_1, model_2, tie or error")
-                winners.append(None if w == "error" else w)
-            rec["pairwise"].append({"turn": turn, "prompt": prompt, "baseline": row["model_2"],
-                                    "g1_winner": winners[0], "g2_winner": winners[1],
-                                    "g1_judgment": row.get("g1_judgment"), "g2_judgment": row.get("g2_judgment")})
+            record(row["model"])["single"].append({"turn": turn, "prompt": prompt,
+                                                   "score": None if score == -1 else float(score),
+                                                   "judgment": row.get("judgment")})
+            continue
+        winners = []
+        for key in ("g1_winner", "g2_winner"):
+            w = row[key]
+            if w not in WINNERS + ("error",):
+                raise DataError(f"{path}:{i}: {key} {w!r} is not model_1, model_2, tie or error")
+            winners.append(None if w == "error" else w)
+        for model, other, (g1, g2) in ((row["model_1"], row["model_2"], winners),
+                                       (row["model_2"], row["model_1"], [_SWAP[w] for w in winners])):
+            record(model)["pairwise"].append({"turn": turn, "prompt": prompt, "baseline": other, "g1_winner": g1,
+                                              "g2_winner": g2, "g1_judgment": row.get("g1_judgment"),
+                                              "g2_judgment": row.get("g2_judgment")})
+    if len(judges) > 1:
+        where = ", ".join(f"'{j}' (first on line {n})" for j, n in judges.items())
+        raise DataError(f"{path}: judgments by more than one judge model: {where}; score one judge's file at a time")
     return list(records.values())
 
 
@@ -245,7 +270,8 @@ def _mean(values: list[float]) -> float | None:
 
 
 def score(records: list[dict], bench: dict | None = None, **options) -> dict:
-    """FastChat's MT-Bench numbers for one model (option ``model`` picks one from a mixed list)."""
+    """FastChat's MT-Bench numbers for one model (option ``model`` picks one from a mixed list, ``baseline``
+    the pairwise opponent when the records hold several, as show_result's --baseline-model)."""
     if options.get("model"):
         records = [r for r in records if r["model"] == options["model"]]
     if not records:
@@ -255,16 +281,23 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
         raise DataError(f"mt_bench: records of several models {sorted(models)}; pass model=...")
     single = [s for r in records for s in r["single"]]
     valid = [s for s in single if s["score"] is not None]
-    out = {"score": _mean([s["score"] for s in valid]),
+    out = {"model": models.pop(), "score": _mean([s["score"] for s in valid]),
            "score_turn1": _mean([s["score"] for s in valid if s["turn"] == 1]),
            "score_turn2": _mean([s["score"] for s in valid if s["turn"] == 2]),
-           "n_ratings": len(valid), "n_failed": len(single) - len(valid)}
+           "n_ratings": len(valid), "n_failed_ratings": len(single) - len(valid),
+           "n_out_of_range": sum(not 1 <= s["score"] <= 10 for s in valid)}
+    cover = {"score": coverage(len(single), len(single) - len(valid))}
     pairs = [p for r in records for p in r["pairwise"]]
+    if options.get("baseline"):
+        pairs = [p for p in pairs if p.get("baseline") == options["baseline"]]
+    failed_games = 0
     if pairs:
         baselines = {p.get("baseline") for p in pairs}
         if len(baselines) > 1:
-            raise DataError(f"mt_bench: pairwise records against several baselines {sorted(map(str, baselines))}")
+            raise DataError(f"mt_bench: pairwise records against several baselines {sorted(map(str, baselines))}; "
+                            "pass baseline=...")
         done = [p for p in pairs if p["g1_winner"] is not None and p["g2_winner"] is not None]
+        failed_games = sum((p["g1_winner"] is None) + (p["g2_winner"] is None) for p in pairs)
         wins = sum(p["g1_winner"] == p["g2_winner"] == "model_1" for p in done)
         losses = sum(p["g1_winner"] == p["g2_winner"] == "model_2" for p in done)
         ties = len(done) - wins - losses  # a tie, or the two orders disagree
@@ -273,4 +306,23 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
                    baseline=baselines.pop(),
                    win_rate=100.0 * wins / n if n else None,
                    win_rate_adjusted=100.0 * (wins + 0.5 * ties) / n if n else None)
+        # a pairwise row counts only when both of its games have a verdict
+        cover["win_rate"] = cover["win_rate_adjusted"] = coverage(len(pairs), len(pairs) - n)
+    out["coverage"] = cover
+    out.update(coverage(len(single) + 2 * len(pairs), len(single) - len(valid) + failed_games))
     return out
+
+
+def summary_line(result: dict) -> str:
+    """One line in the spirit of FastChat's show_result: score (turn 1, turn 2) and the pairwise W/L/T."""
+    def num(x):
+        return "n/a" if x is None else f"{x:.4f}"
+
+    text = (f"{result.get('model', '?'):<40} score {num(result['score'])}  turn 1 {num(result['score_turn1'])}  "
+            f"turn 2 {num(result['score_turn2'])}  ratings {result['n_ratings']}")
+    if "wins" in result:
+        text += (f"  | vs {result['baseline']}: win {result['wins']} loss {result['losses']} tie {result['ties']}  "
+                 f"win_rate {num(result['win_rate'])}%  adjusted {num(result['win_rate_adjusted'])}%")
+    if not result.get("complete", True):
+        text += f"  | INCOMPLETE: {result['n_judged']}/{result['n_expected']} games judged"
+    return text

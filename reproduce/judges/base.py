@@ -16,6 +16,22 @@ class JudgeError(RuntimeError):
     """A judge call failed for good (after retries); never stored as a verdict."""
 
 
+class TransientJudgeError(JudgeError):
+    """A call failed in a way that may pass (rate limit, 5xx, timeout, dropped connection, a malformed
+    200 reply) after the transport's own retries ran out; the job may ask again while its budget lasts.
+    ``wait_s`` is the wait the server asked for, if any."""
+
+    def __init__(self, message: str, wait_s: float | None = None, unreachable: bool = False):
+        super().__init__(message)
+        self.wait_s = wait_s
+        self.unreachable = unreachable  # no connection could be made at all (nothing listening, DNS)
+
+
+class JudgeFatalError(JudgeError):
+    """A reply that every further request would repeat (the endpoint does not serve the judge model, or
+    the URL is wrong): the judging job stops at the first one instead of failing every game."""
+
+
 @dataclass(frozen=True)
 class JudgeRequest:
     """One judge call.

@@ -1,9 +1,13 @@
 """A judge behind any OpenAI-compatible chat-completions endpoint (OpenAI, a local ``vllm serve``, ...).
 
-Built from an ``evals/judges/<name>.yaml`` config. The openai client's own retries are disabled and
-replaced by ours, because the judging protocols need to know exactly how many attempts a verdict took,
-must honour ``Retry-After`` on rate limits, and must treat a malformed 200 body (a proxy cutting a
-response short) as retryable, which the client would not.
+Built from an ``evals/judges/<name>.yaml`` config. Transport retries are the openai SDK's own
+(``max_retries``: 408/409/429/5xx, timeouts and dropped connections, waiting what ``retry-after-ms`` /
+``retry-after`` ask for, else exponential back-off); the SDK logs each one (logger ``openai``). What the
+SDK cannot see is ours: a 200 whose body is not a chat completion (a proxy cutting it short) or has empty
+content is asked again here, up to ``max_retries`` times, each logged. When either runs out the call
+raises :class:`TransientJudgeError`, and the judging job (``reproduce.judges.run``) may ask again later
+while its time budget lasts. An HTTP 404 (``model_not_found``: a retired judge model) raises
+:class:`JudgeFatalError`: the job stops at once.
 
 The API key is read from the environment variable *named* by ``api_key_env``; the key itself never
 enters the config, the judge's identity (the cache key), a reply, an error message or a log line.
@@ -26,34 +30,33 @@ from pathlib import Path
 import httpx
 import openai
 
-from reproduce.judges.base import Judge, JudgeError, JudgeReply, JudgeRequest
+from reproduce.judges.base import Judge, JudgeError, JudgeFatalError, JudgeReply, JudgeRequest, TransientJudgeError
 
 log = logging.getLogger(__name__)
 
 OPENAI_URL = "https://api.openai.com/v1"
 NO_KEY = "EMPTY"  # what local servers (vllm serve) accept when they were started without --api-key
-RETRY_STATUSES = {408, 409, 429}  # plus every 5xx; other 4xx are the caller's fault and final
+RETRY_STATUSES = {408, 409, 429}  # plus every 5xx: what the SDK retries; other 4xx are final
 TOKENS_PER_MESSAGE = 4  # chat-format overhead per message, for cost estimates
+REPLACEMENT_JUDGES = "evals/judges/gpt-4o.yaml, evals/judges/gpt-4.1.yaml"
 
 
-class _Retryable(Exception):
-    """An attempt failed in a way worth retrying; ``wait_s`` is the server's Retry-After, if any."""
-
-    def __init__(self, reason: str, wait_s: float | None = None):
-        super().__init__(reason)
-        self.reason, self.wait_s = reason, wait_s
+class _Malformed(Exception):
+    """A 200 reply that is no usable chat completion (truncated JSON, no choices, empty content)."""
 
 
 class OpenAIJudge(Judge):
-    """LLM judge over an OpenAI-compatible endpoint, with bounded concurrency and our own retries.
+    """LLM judge over an OpenAI-compatible endpoint, with bounded concurrency.
 
     Config keys (see reproduce/schemas/judge.schema.yaml): ``model``, ``base_url`` (default OpenAI),
-    ``api_key_env`` (null: the endpoint needs no key), ``concurrency``, ``timeout_s``, ``max_retries``,
+    ``api_key_env`` (null: the endpoint needs no key), ``concurrency``, ``timeout_s`` (per read),
+    ``max_retries`` (the SDK's transport retries per call, and our re-asks of a malformed 200 reply),
     ``price_per_million_input``/``_output`` and the decoding overrides ``temperature``, ``max_tokens`` and
     ``logprobs`` (false: the endpoint cannot return log-probs, so never ask for them).
 
     ``require_key=False`` lets a caller build the judge only to estimate cost on a machine without the
-    key; ``backoff_base_s``/``max_wait_s`` shape the retry waits (tests shorten them).
+    key; ``backoff_base_s``/``max_wait_s`` shape the waits before re-asking a malformed reply (tests
+    shorten them; the SDK's own waits follow the server's retry-after).
     """
 
     def __init__(self, name: str, config: dict, *, require_key: bool = True, backoff_base_s: float = 1.0,
@@ -101,7 +104,9 @@ class OpenAIJudge(Judge):
     # ----- calling -----
 
     async def complete(self, request: JudgeRequest) -> JudgeReply:
-        """Answer one request, retrying transient failures; raise :class:`JudgeError` when it cannot."""
+        """Answer one request. Transport failures are retried by the SDK, a malformed 200 reply here;
+        raises :class:`TransientJudgeError` when those run out, :class:`JudgeFatalError` on a reply no
+        retry can change (unknown model), :class:`JudgeError` on any other final error."""
         if request.messages is None:
             raise JudgeError(f"judge '{self.name}': judge prompt files unavailable (the request has no messages; "
                              "only a programmatic judge can answer it)")
@@ -110,22 +115,25 @@ class OpenAIJudge(Judge):
         # flag replies without logprobs whenever the protocol wanted them, even if this endpoint is
         # configured never to be asked (logprobs: false): the protocol decides what that means
         want_logprobs = bool(request.decoding.get("logprobs"))
-        last = "no attempt made"
+        attempts = 0
         async with sem:  # held through back-off too, so a rate-limited endpoint is not flooded meanwhile
-            for attempt in range(1, self.max_retries + 2):
+            for ask in range(1, self.max_retries + 2):
+                body_text, sent = await self._attempt(client, params)
+                attempts += sent
                 try:
-                    reply = await self._attempt(client, params, want_logprobs)
-                    reply.attempts = attempt
-                    return reply
-                except _Retryable as e:
-                    last = e.reason
-                    if attempt > self.max_retries:
-                        break
-                    wait = self._wait_s(attempt, e.wait_s)
-                    log.info("judge %s: attempt %d failed (%s); retrying in %.2fs", self.name, attempt, last, wait)
+                    reply = self._reply(body_text, want_logprobs)
+                except _Malformed as e:
+                    if ask > self.max_retries:
+                        raise TransientJudgeError(f"judge '{self.name}': {self.base_url} sent {ask} malformed "
+                                                  f"replies in a row (last: {e})") from None
+                    wait = self._wait_s(ask)
+                    log.info("judge %s: malformed 200 reply (%s); asking again in %.2fs (%d of %d)",
+                             self.name, e, wait, ask, self.max_retries)
                     await asyncio.sleep(wait)
-        raise JudgeError(f"judge '{self.name}': {self.base_url} failed after {self.max_retries + 1} attempts "
-                         f"(last: {last})")
+                    continue
+                reply.attempts = attempts
+                return reply
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the current event loop's client."""
@@ -153,11 +161,11 @@ class OpenAIJudge(Judge):
 
     def _session(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
         """Client and semaphore bound to the running loop (each asyncio.run gets fresh ones, since both
-        are tied to the loop that first used them)."""
+        are tied to the loop that first used them). The client does the transport retries."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key(), base_url=self.base_url, max_retries=0, timeout=self.timeout_s)
+            self._client = openai.AsyncOpenAI(api_key=self._api_key(), base_url=self.base_url,
+                                              max_retries=self.max_retries, timeout=httpx.Timeout(self.timeout_s))
             self._sem = asyncio.Semaphore(self.concurrency)
             self._loop = loop
         return self._client, self._sem
@@ -184,47 +192,63 @@ class OpenAIJudge(Judge):
             params["top_logprobs"] = int(dec.get("top_logprobs") or 5)
         return params
 
-    async def _attempt(self, client: openai.AsyncOpenAI, params: dict, want_logprobs: bool) -> JudgeReply:
-        """One HTTP call, classified: a reply, a :class:`_Retryable`, or a final :class:`JudgeError`."""
+    async def _attempt(self, client: openai.AsyncOpenAI, params: dict) -> tuple[str, int]:
+        """One SDK call (with the SDK's retries): (200 body text, HTTP attempts it took), or an error."""
         try:
-            # asyncio.timeout bounds the whole call: httpx's timeout is per read, so a trickling server
-            # could otherwise hold a request far past timeout_s.
-            async with asyncio.timeout(self.timeout_s):
-                # the client's documented raw-request form: we parse the body ourselves (a truncated body
-                # must be retryable), and it skips the typed-params transform, whose CPU cost per call
-                # would cap throughput at high concurrency
-                resp = await client.post("/chat/completions", cast_to=httpx.Response, body=params)
-                text = resp.text
-        except (TimeoutError, openai.APITimeoutError):
-            raise _Retryable(f"timed out after {self.timeout_s:g}s") from None
+            # the client's documented raw-request form: we parse the body ourselves (a truncated body
+            # must be asked again), and it skips the typed-params transform, whose CPU cost per call
+            # would cap throughput at high concurrency
+            resp = await client.post("/chat/completions", cast_to=httpx.Response, body=params)
+            text = resp.text
+        except openai.APITimeoutError:
+            raise TransientJudgeError(f"judge '{self.name}': {self.base_url} timed out (read timeout "
+                                      f"{self.timeout_s:g}s) on every one of {self.max_retries + 1} attempts") from None
         except openai.APIConnectionError as e:
             cause = type(e.__cause__).__name__ if e.__cause__ else "connection error"
-            raise _Retryable(f"cannot connect ({cause})") from None
+            raise TransientJudgeError(f"judge '{self.name}': cannot connect to {self.base_url} ({cause}) after "
+                                      f"{self.max_retries + 1} attempts", unreachable=True) from None
         except openai.APIStatusError as e:
             status = e.status_code
+            detail = _short(self._redact(str(e.message)))
+            if status == 404:
+                raise JudgeFatalError(self._not_found_message(e, detail)) from None
             if status in RETRY_STATUSES or status >= 500:
-                raise _Retryable(f"HTTP {status}", _retry_after_s(e.response.headers)) from None
-            raise JudgeError(f"judge '{self.name}': {self.base_url} answered HTTP {status}: "
-                             f"{_short(self._redact(str(e.message)))}") from None
-        except openai.APIResponseValidationError:
-            raise _Retryable("malformed response body") from None
-        return self._reply(text, want_logprobs)
+                raise TransientJudgeError(f"judge '{self.name}': {self.base_url} answered HTTP {status} after "
+                                          f"{self.max_retries + 1} attempts: {detail}",
+                                          _retry_after_s(e.response.headers)) from None
+            raise JudgeError(f"judge '{self.name}': {self.base_url} answered HTTP {status}: {detail}") from None
+        try:
+            sent = int(resp.request.headers.get("x-stainless-retry-count", 0)) + 1
+        except (ValueError, RuntimeError):
+            sent = 1
+        return text, sent
+
+    def _not_found_message(self, error: openai.APIStatusError, detail: str) -> str:
+        """One line for a 404: which judge file and model, and where the replacements are."""
+        body = error.body if isinstance(error.body, dict) else {}
+        code = body.get("code") if isinstance(body.get("code"), str) else None
+        judge_file = self.config.get("_file") or f"evals/judges/{self.name}.yaml"
+        what = f"HTTP 404{' ' + code if code else ''}: {detail}"
+        return (f"{judge_file}: {self.base_url} does not serve judge model '{self.model}' ({what}); the provider may "
+                f"have retired it (the paper's gpt-4-1106-preview and gpt-4 are old snapshots) - pick a replacement "
+                f"judge from evals/judges/ ({REPLACEMENT_JUDGES}) or set 'model'/'base_url' in {judge_file}")
 
     def _reply(self, body_text: str, want_logprobs: bool) -> JudgeReply:
-        """Parse a 200 body into a reply; a body that is not a chat completion is retryable."""
+        """Parse a 200 body into a reply; a body that is not a chat completion, or whose content is
+        empty, raises :class:`_Malformed` (asked again)."""
         try:
             body = json.loads(body_text)
             choice = body["choices"][0]
             message = choice["message"]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise _Retryable(f"malformed response body ({_short(self._redact(body_text), 60)!r})") from None
+            raise _Malformed(f"not a chat completion: {_short(self._redact(body_text), 60)!r}") from None
         content = message.get("content") if isinstance(message, dict) else None
+        if not content:
+            raise _Malformed("empty content")
         usage = body.get("usage") or {}
         p_tok, c_tok = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-        reply = JudgeReply(text=content or "", prompt_tokens=p_tok, completion_tokens=c_tok,
+        reply = JudgeReply(text=content, prompt_tokens=p_tok, completion_tokens=c_tok,
                            cost_usd=(p_tok * self.price_in + c_tok * self.price_out) / 1e6)
-        if not content:
-            reply.extra["empty_content"] = True
         if not usage:
             reply.extra["missing_usage"] = True
         if want_logprobs:
@@ -233,12 +257,10 @@ class OpenAIJudge(Judge):
                 reply.extra["missing_logprobs"] = True
         return reply
 
-    def _wait_s(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds before the next attempt: the server's Retry-After if given, else exponential back-off
-        with jitter (so many clients hit by one outage do not retry in lock-step); capped at max_wait_s."""
-        if retry_after is not None:
-            return min(self.max_wait_s, retry_after * random.uniform(1.0, 1.1))
-        return min(self.max_wait_s, self.backoff_base_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+    def _wait_s(self, ask: int) -> float:
+        """Seconds before re-asking after a malformed reply: exponential back-off with jitter (so many
+        clients hit by one faulty proxy do not retry in lock-step), capped at max_wait_s."""
+        return min(self.max_wait_s, self.backoff_base_s * 2 ** (ask - 1)) * random.uniform(0.5, 1.0)
 
 
 def _first_token_logprobs(logprobs: dict | None) -> dict[str, float] | None:

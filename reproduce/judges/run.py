@@ -1,20 +1,34 @@
 """Judge one model's answers on one benchmark with one judge, through the content-addressed cache.
 
 For every question the protocol renders its judge requests (games); each request is looked up in the
-judge's cache (``results/judgments/<benchmark>/<judge>/_cache.jsonl``), answered by the judge when
-missing, re-asked up to ``judging.max_attempts`` times while no verdict parses, and only a parsed
-verdict is cached. A question with a failed game is listed in ``failures`` and its game carries no
-verdict (the scorers drop or count it as the official tools do) — a failure is never a verdict.
+judge's cache, answered by the judge when missing, re-asked up to ``judging.max_attempts`` times while
+no verdict parses, and only a parsed verdict is cached.
+
+Transient failures (the judge raised :class:`TransientJudgeError`: the SDK's transport retries or the
+judge's malformed-reply retries ran out) are asked again in re-ask rounds, with a growing wait (at
+least what the server asked for), for at most ``judging.retry_budget_s`` seconds after the first pass
+- unless no game of the first pass could connect at all (nothing listens at ``base_url``).
+A game that still has no verdict is listed in ``failures`` and carries no verdict in its record (the
+scorers count it as failed and mark the score incomplete) — a failure is never a verdict. A
+:class:`JudgeFatalError` (the endpoint does not serve the judge model) stops the job at once; what was
+judged before it stays in the cache. Every re-ask is logged (logger ``reproduce.judges.run``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import sys
 import time
+from dataclasses import dataclass
 
-from reproduce.judges.base import Judge, JudgeError
+from reproduce.judges.base import Judge, JudgeError, JudgeFatalError, JudgeReply, TransientJudgeError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETRY_BUDGET_S = 1800.0  # re-ask rounds after the first pass: 30 min, then the job gives up
+ROUND_WAIT_S = (1.0, 60.0)  # wait before re-ask round r: first, doubling up to the cap
 
 
 def protocol_module(protocol: str):
@@ -22,29 +36,129 @@ def protocol_module(protocol: str):
     return importlib.import_module(f"reproduce.benchmarks.{protocol}")
 
 
-async def _answer(judge: Judge, proto, game, request, max_attempts: int):
-    """Ask until a verdict parses or attempts run out; returns (verdict | None, reply | None, reason)."""
+@dataclass
+class Outcome:
+    """The result of asking one game: a verdict, or why not (``transient``: worth asking again)."""
+
+    verdict: object = None
+    reply: JudgeReply | None = None
+    reason: str | None = None
+    transient: bool = False
+    wait_s: float | None = None
+    unreachable: bool = False
+
+
+async def _ask(judge: Judge, proto, game: str, request, max_attempts: int, label: str) -> Outcome:
+    """Ask until a verdict parses or ``max_attempts`` replies parsed to nothing."""
     reply, reason = None, "no verdict parsed"
     for attempt in range(1, max_attempts + 1):
         try:
             reply = await judge.complete(request)
+        except TransientJudgeError as e:
+            return Outcome(reason=f"judge error: {e}", transient=True, wait_s=e.wait_s, unreachable=e.unreachable)
+        except JudgeFatalError:
+            raise
         except JudgeError as e:
-            return None, None, f"judge error: {e}"
-        reply.attempts = attempt
+            return Outcome(reason=f"judge error: {e}")
+        reply.extra["asks"] = attempt
         verdict = proto.parse(game, reply)
         if verdict is not None:
-            return verdict, reply, None
+            return Outcome(verdict=verdict, reply=reply)
         reason = f"no verdict parsed after {attempt} attempt(s): {str(reply.text)[:80]!r}"
-    return None, reply, reason
+        if attempt < max_attempts:
+            logger.info("judge %s: %s: no verdict in %r; asking again (%d of %d)", judge.name, label,
+                        str(reply.text)[:60], attempt + 1, max_attempts)
+    return Outcome(reply=reply, reason=reason)
+
+
+def _round_wait(round_no: int, outcomes: list[Outcome]) -> float:
+    """Seconds before re-ask round ``round_no`` (2, 3, ...): doubling from ROUND_WAIT_S[0] up to the cap, and
+    at least the longest wait a server asked for."""
+    first, cap = ROUND_WAIT_S
+    wait = min(cap, first * 2 ** (round_no - 2))
+    asked = [o.wait_s for o in outcomes if o.wait_s is not None]
+    return max([wait] + asked)
+
+
+async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budget_s: float, cache,
+                       on_done) -> tuple[dict[str, Outcome], int]:
+    """Ask every game of ``games`` ({key: (label, game, request)}), re-asking transient failures in rounds
+    until none is left or ``budget_s`` after the first pass is spent. Returns ({key: Outcome}, rounds)."""
+    results: dict[str, Outcome] = {}
+    pending = list(games)
+    deadline = None
+    round_no = 0
+    while pending:
+        round_no += 1
+
+        async def one(key: str) -> None:
+            label, game, request = games[key]
+            try:
+                if deadline is None:
+                    out = await _ask(judge, proto, game, request, max_attempts, label)
+                else:
+                    async with asyncio.timeout_at(deadline):
+                        out = await _ask(judge, proto, game, request, max_attempts, label)
+            except TimeoutError:
+                prev = results.get(key)
+                out = Outcome(reason=f"retry budget of {budget_s:g}s spent (last: {prev.reason if prev else 'none'})")
+            if out.verdict is not None:
+                cache.put(key, out.reply, out.verdict)
+            results[key] = out
+            on_done(out)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for key in pending:
+                    group.create_task(one(key))
+        except* JudgeFatalError as eg:
+            raise eg.exceptions[0] from None
+        loop_now = asyncio.get_running_loop().time()
+        if deadline is None:
+            deadline = loop_now + budget_s  # the budget starts when the first pass is over
+        pending = [k for k in pending if results[k].transient]
+        if not pending:
+            break
+        if round_no == 1 and len(pending) == len(games) and all(results[k].unreachable for k in pending):
+            # not one game of the first pass reached the endpoint (every connection refused / unresolved,
+            # each after the SDK's retries): a wrong base_url or a server that is not running, not a blip
+            logger.warning("judge %s: no connection to the endpoint for any of %d games; not asking again (is the "
+                           "server running, is base_url right?)", judge.name, len(pending))
+            for k in pending:
+                results[k].reason += " - no game reached the endpoint, so none was asked again"
+                results[k].transient = False
+            break
+        wait = _round_wait(round_no + 1, [results[k] for k in pending])
+        left = deadline - loop_now
+        if wait >= left:
+            logger.warning("judge %s: %d game(s) still failing after round %d and the retry budget (%gs) is spent; "
+                           "giving up on them (a rerun asks exactly these again)", judge.name, len(pending), round_no,
+                           budget_s)
+            for k in pending:
+                results[k].reason = f"retry budget of {budget_s:g}s spent after {round_no} round(s) (last: {results[k].reason})"
+                results[k].transient = False
+            break
+        example = results[pending[0]].reason
+        logger.info("judge %s: %d game(s) failed transiently in round %d (e.g. %s); asking them again in %.1fs "
+                    "(retry budget left %.0fs)", judge.name, len(pending), round_no, example, wait, left)
+        for k in pending:
+            logger.info("judge %s: re-asking %s", judge.name, games[k][0])
+        await asyncio.sleep(wait)
+    return results, round_no
 
 
 async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], answers: dict[str, dict],
                       reference: dict[str, dict] | None, templates, log=print) -> tuple[list[dict], list[dict], dict]:
-    """Judge every answered question; returns (native records, failures, run stats)."""
+    """Judge every answered question; returns (native records, failures, run stats).
+
+    Raises :class:`JudgeFatalError` (nothing more is asked) when the endpoint does not serve the judge.
+    """
     proto = protocol_module(bench["protocol"])
-    max_attempts = bench.get("judging", {}).get("max_attempts", 2)
+    judging = bench.get("judging") or {}
+    max_attempts = judging.get("max_attempts", 2)
+    budget_s = float(judging.get("retry_budget_s", DEFAULT_RETRY_BUDGET_S))
     identity = judge.identity()
-    plan = []  # (question, [(game, request, cache_key)])
+    plan = []  # (question, answer, reference, [(game, request, cache_key)])
     for q in questions:
         a = answers.get(q["question_id"])
         if a is None:
@@ -54,35 +168,26 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
             raise ValueError(f"reference answers lack question {q['question_id']!r}")
         games = [(g, r, cache.key(identity, r)) for g, r in proto.build_requests(q, a, ref, bench, templates)]
         plan.append((q, a, ref, games))
-    missing = [(g, r) for *_, games in plan for g, r, k in games if cache.get(k) is None]
-    estimate = judge.estimate_cost([r for _, r in missing])
-    log(f"judge {judge.name}: {sum(len(p[3]) for p in plan)} requests, {len(missing)} not cached"
+    todo: dict[str, tuple] = {}
+    for q, _, _, games in plan:
+        for g, r, k in games:
+            if cache.get(k) is None and k not in todo:
+                todo[k] = (f"{q['question_id']}/{g}", g, r)
+    estimate = judge.estimate_cost([r for _, _, r in todo.values()])
+    n_games = sum(len(p[3]) for p in plan)
+    log(f"judge {judge.name}: {n_games} requests, {len(todo)} not cached"
         + (f", estimated cost ${estimate:.2f}" if estimate else ""))
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(missing), desc=f"judging ({judge.name})", file=sys.stderr, disable=not missing)
-    results: dict[str, tuple] = {}
-
-    async def run_one(game, request, key):
-        verdict, reply, reason = await _answer(judge, proto, game, request, max_attempts)
-        if verdict is not None:
-            cache.put(key, reply, verdict)
-        results[key] = (verdict, reply, reason)
-        bar.update(1)
-
+    bar = tqdm(total=len(todo), desc=f"judging ({judge.name})", file=sys.stderr, disable=not todo)
     t0 = time.time()
-    seen = set()
-    tasks = []
-    for g, r, k in ((g, r, k) for *_, games in plan for g, r, k in games):
-        if cache.get(k) is None and k not in seen:
-            seen.add(k)
-            tasks.append(run_one(g, r, k))
-    await asyncio.gather(*tasks)
-    bar.close()
-    await judge.aclose()
-
-    from reproduce.judges.base import JudgeReply
+    try:
+        results, rounds = await _judge_games(judge, proto, todo, max_attempts, budget_s, cache,
+                                             lambda out: bar.update(1) if not out.transient else None)
+    finally:
+        bar.close()
+        await judge.aclose()
 
     records, failures = [], []
     cost = tokens_in = tokens_out = 0
@@ -97,11 +202,12 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
                     tokens_in += replies[g].prompt_tokens
                     tokens_out += replies[g].completion_tokens
             else:
-                verdict, reply, reason = results[k]
-                verdicts[g], replies[g] = None, reply
-                failures.append({"question_id": q["question_id"], "game": g, "reason": reason})
+                out = results[k]
+                verdicts[g], replies[g] = None, out.reply
+                failures.append({"question_id": q["question_id"], "game": g, "reason": out.reason})
         records.append(proto.make_record(q, a, ref, bench, judge.name, verdicts, replies))
-    stats = {"requests": sum(len(p[3]) for p in plan), "new_requests": len(tasks), "failed_games": len(failures),
-             "cost_usd": round(cost, 4), "prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-             "seconds": round(time.time() - t0, 2)}
+    stats = {"requests": n_games, "new_requests": len(todo), "failed_games": len(failures),
+             "n_expected": n_games, "n_judged": n_games - len(failures), "n_failed": len(failures),
+             "rounds": rounds if todo else 0, "cost_usd": round(cost, 4), "prompt_tokens": tokens_in,
+             "completion_tokens": tokens_out, "seconds": round(time.time() - t0, 2)}
     return records, failures, stats

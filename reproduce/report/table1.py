@@ -12,6 +12,7 @@ import csv
 import io
 from pathlib import Path
 
+from reproduce.benchmarks.coverage import cell_coverage
 from reproduce.config import ROOT, ConfigError, judge_for, load_yaml
 from reproduce.io import DataError, atomic_write_text
 from reproduce.report.provenance import load_score, missing_reason
@@ -62,7 +63,8 @@ def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> l
 
     Keys per column ``C``: ``C`` (ours), ``C_ci_low``/``C_ci_high`` (95% interval; for AlpacaEval ±1.96 SE),
     ``C_se``, ``C_paper``, ``C_diff``, ``C_note`` (short), ``C_reason`` (full), ``C_source`` (score file,
-    benchmark version, judge and checkpoint config hashes).
+    benchmark version, judge and checkpoint config hashes), ``C_n_judged``/``C_n_expected`` (games behind the
+    number) and ``C_complete`` (False: computed from fewer games than asked; shown as ``43.9* (804/805)``).
     """
     paper = load_paper_table()
     results = Path(results)
@@ -80,6 +82,7 @@ def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> l
                 bench = benchmark_for(cfg, protocol)
                 value = se = lo = hi = None
                 note = reason = source = ""
+                judged = expected = None
                 if bench is None:
                     note, reason = "not in preset", f"no benchmark with protocol {protocol} in preset '{cfg['preset']}'"
                 else:
@@ -93,6 +96,11 @@ def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> l
                                   f"(job {t['judge_config_hash']}) | answers {t['answers_config_hash']} | "
                                   f"checkpoint {t['checkpoint']} ({t['checkpoint_config_hash']})")
                         value = sc.get(key)
+                        judged, expected = cell_coverage(sc.score, key) or (None, None)
+                        if value is not None and judged is not None and judged < expected:
+                            failures = Path(sc.judgments).with_suffix(".failures.json") if sc.judgments else None
+                            reason = (f"incomplete: computed from {judged} of {expected} games ({expected - judged} "
+                                      f"failed{f', listed in {failures}' if failures else ''})")
                         if value is None:
                             full = sc.score.get(f"{key}_reason") or (
                                 sc.score.get("length_controlled_reason") if key == "length_controlled_winrate" else None)
@@ -118,6 +126,8 @@ def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> l
                 row[f"{col}_note"] = note
                 row[f"{col}_reason"] = "; ".join(x for x in (reason, paper_note) if x)
                 row[f"{col}_source"] = source
+                row[f"{col}_n_judged"], row[f"{col}_n_expected"] = judged, expected
+                row[f"{col}_complete"] = None if value is None or judged is None else judged == expected
             rows.append(row)
     return rows
 
@@ -139,6 +149,8 @@ def cell_text(row: dict, col: str) -> str:
     if v is None:
         return f"{dash} ({row.get(f'{col}_note') or 'n/a'})"
     text = _num(v, nd)
+    if row.get(f"{col}_complete") is False:  # fewer games than the benchmark asks for: never a plain number
+        text += f"* ({row[f'{col}_n_judged']}/{row[f'{col}_n_expected']})"
     if row.get(f"{col}_se") is not None:
         text += f" {pm}{_num(row[f'{col}_se'], nd)}"
     elif row.get(f"{col}_ci_low") is not None:
@@ -158,7 +170,17 @@ def _legend(judge: str, source: str, rows: list[dict]) -> list[str]:
              f"Judge: {judge}. Paper numbers: {source}" + ("" if has_paper else " (no setting of this preset is in the paper)") + ".",
              "Empty cells: '— (reason)'; the full reason and each cell's provenance (score file, benchmark version, "
              "judge job / answers / checkpoint config hashes) are in the csv."]
+    incomplete = incomplete_cells(rows)
+    if incomplete:
+        lines.append(f"INCOMPLETE: {len(incomplete)} value(s) marked '*' (judged/expected games) were computed from "
+                     "fewer games than the benchmark asks for (judge games failed): " + "; ".join(incomplete) + ".")
     return lines
+
+
+def incomplete_cells(rows: list[dict]) -> list[str]:
+    """``setting/method/column judged/expected`` of every value computed from fewer games than asked."""
+    return [f"{r['setting_key']}/{r['method_key']}/{c} {r[f'{c}_n_judged']}/{r[f'{c}_n_expected']}"
+            for r in rows for c in COLUMN_KEYS if r.get(f"{c}_complete") is False]
 
 
 def render_markdown(rows: list[dict], judge: str, source: str) -> str:
@@ -213,7 +235,11 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 
 def build_table1(cfg: dict, judge: str, results: Path, out_dir: Path, log=print, stem: str | None = None) -> list[dict]:
-    """Write ``<stem>.csv``, ``.md`` and ``.tex`` (default stem ``table1_<judge>``) into ``out_dir``; returns the rows."""
+    """Write ``<stem>.csv``, ``.md`` and ``.tex`` (default stem ``table1_<judge>``) into ``out_dir``; returns the rows.
+
+    A value computed from fewer games than asked is marked in all three files; then, unless the config
+    says ``accept_incomplete: true``, a ``DataError`` names every such cell (the files are written first).
+    """
     if judge not in cfg["judges"]:
         raise ConfigError(f"--judge: '{judge}' is not a judge of preset '{cfg['preset']}' (judges: {', '.join(cfg['judges'])})")
     rows = collect_rows(cfg, judge, results)
@@ -233,4 +259,10 @@ def build_table1(cfg: dict, judge: str, results: Path, out_dir: Path, log=print,
     for m in missing:
         log(f"warning: empty cell {m}")
     log(md)
+    incomplete = incomplete_cells(rows)
+    if incomplete and not cfg.get("accept_incomplete", False):
+        raise DataError(f"{out_dir / stem}.md: {len(incomplete)} incomplete cell(s) (judged/expected games): "
+                        f"{'; '.join(incomplete)}. Rerun the judge jobs to ask exactly the failed games "
+                        "(snakemake --cores all reproduce_table1 --forcerun judge), or accept them with "
+                        "--config accept_incomplete=true")
     return rows

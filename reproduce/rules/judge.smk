@@ -10,7 +10,8 @@ rule judge:
         P.judgments("{benchmark}", "{judge}", "{setting}", "{model}"),
     params:
         job=lambda w: job_arg(CFG, "judge", setting=w.setting, method=w.model, benchmark=w.benchmark, judge=w.judge),
-        cache="results/judgments/{benchmark}/{judge}/_cache.jsonl",
+        # the judge's cache folder: read whole for hits; this job appends only to _cache/{setting}/{model}.jsonl
+        cache="results/judgments/{benchmark}/{judge}/_cache",
     localrule: R.local("judge")
     threads: R.threads("judge")
     resources:
