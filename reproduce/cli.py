@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -21,14 +22,75 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# Stage subcommands that only the workflow runs (it passes --job), each with the flag that lets it run
+# without one (None: no such flag). `judge` and `score` work on files made anywhere and are not listed.
+WORKFLOW_STAGES = {"base": None, "prefs": "--dataset", "train": None, "reference": None, "generate": None}
+
+
+def _stage_message(command: str) -> str:
+    """What a workflow stage called by hand without --job says instead of running."""
+    return (f"`reproduce {command}` is a workflow stage: Snakemake runs it with --job (the resolved job config "
+            "as JSON) - run the workflow instead, e.g. `snakemake --cores all reproduce_table1` (see README)")
+
+
+class JobKeyError(ConfigError, KeyError):
+    """A key a stage reads is missing from its --job config; ``str()`` is one line naming flag and key."""
+
+    __str__ = Exception.__str__  # KeyError's own __str__ would quote the message
+
+
+class JobConfig(dict):
+    """A --job config (nested dicts too) whose missing keys raise :class:`JobKeyError` naming the key."""
+
+    def __init__(self, data: dict, flag: str = "--job", path: str = ""):
+        super().__init__({k: JobConfig(v, flag, f"{path}{k}.") if isinstance(v, dict) else v for k, v in data.items()})
+        self._flag, self._path = flag, path
+
+    def __missing__(self, key):
+        raise JobKeyError(f"{self._flag}: the job config has no key '{self._path}{key}' (write it with the "
+                          "workflow of this version: Snakemake passes the resolved config)")
+
+
+def _json_flag(text: str, flag: str):
+    """``text`` parsed as JSON; not JSON is a one-line ``ConfigError`` naming ``flag``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{flag}: not valid JSON ({e.msg} at character {e.pos})") from None
+
+
 def _job(args) -> dict:
-    return json.loads(args.job)
+    """The stage's --job config; without one, a one-line error saying that this is a workflow stage."""
+    if not getattr(args, "job", None):
+        raise ConfigError(_stage_message(args.command))
+    job = _json_flag(args.job, "--job")
+    if not isinstance(job, dict):
+        raise ConfigError(f"--job: expected a JSON object (the resolved job config), got a {type(job).__name__}")
+    return JobConfig(job)
+
+
+def _jobs(args) -> list[dict]:
+    """generate's --jobs (a JSON list of job configs, one per benchmark), or its single --job."""
+    if not getattr(args, "jobs", None):
+        return [_job(args)]
+    jobs = _json_flag(args.jobs, "--jobs")
+    if not isinstance(jobs, list) or not jobs or not all(isinstance(j, dict) for j in jobs):
+        raise ConfigError("--jobs: expected a non-empty JSON list of job configs (objects)")
+    return [JobConfig(j, f"--jobs[{i}]") for i, j in enumerate(jobs)]
+
+
+def _software() -> dict:
+    """Package versions and git state of this process (reproduce.report.provenance.software)."""
+    from reproduce.report.provenance import software
+
+    return software()
 
 
 def _write_resolved(job: dict, out: str | Path, is_dir: bool = False) -> None:
+    """Write the job's resolved config, with the software that ran it, beside (or into) its output."""
     out = Path(out)
     path = out / "resolved_config.json" if is_dir else out.with_name(out.name.split(".")[0] + ".config.json")
-    atomic_write_json(path, job)
+    atomic_write_json(path, {**job, "software": _software()})
 
 
 def _threads(args) -> None:
@@ -115,7 +177,7 @@ def cmd_generate(args) -> None:
     from reproduce.generate.backends import make_backend
     from reproduce.generate.run import generate_answers
 
-    jobs = json.loads(args.jobs) if getattr(args, "jobs", None) else [_job(args)]
+    jobs = _jobs(args)
     outs = args.out if isinstance(args.out, list) else [args.out]
     if len(jobs) != len(outs):
         raise ConfigError(f"--out: {len(outs)} output files for {len(jobs)} jobs in --jobs (one --out per job)")
@@ -262,17 +324,80 @@ def cmd_check_config(args) -> None:
                       "benchmarks": list(cfg["benchmarks"]), "judges": list(cfg["judges"])}))
 
 
+OUT_HELP = {"base": "the model directory to write", "prefs": "the preference pairs JSONL to write",
+            "train": "the trained model directory to write", "reference": "the reference answers JSONL to write",
+            "generate": "the answers JSONL to write, one per job of --jobs",
+            "judge": "the judgments JSONL to write (default: results/judgments/<benchmark>/<judge>/<answers>.jsonl)"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors; a workflow stage called without --job says how to run it instead."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._argv = list(sys.argv[1:] if args is None else args)  # what error() looks at
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        command = self.prog.split()[-1]
+        argv = getattr(self, "_argv", [])
+        given = {a.split("=")[0] for a in argv}
+        if command in WORKFLOW_STAGES and not given & {"--job", "--jobs"} and WORKFLOW_STAGES[command] not in given:
+            self.exit(2, f"error: {_stage_message(command)} ({message})\n")
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+class _VersionAction(argparse.Action):
+    """--version: the package version and git commit, looked up only when asked (it runs git)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from reproduce.report.provenance import version_line
+
+        print(version_line())
+        parser.exit()
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    """--log-level's type: a level name in any case; anything else a one-line error naming the flag."""
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"unknown level {text!r} (choose from {', '.join(LOG_LEVELS)})")
+    return text.upper()
+
+
+def configure_logging(level: str) -> None:
+    """One stderr handler for the whole process (the rules send stderr to the job's log file): the harness's
+    own loggers at ``level``, other libraries' at WARNING or above (DEBUG shows everything), so e.g. an
+    HTTP client's line per request does not drown retries and progress."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    numeric = getattr(logging, level)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric if numeric == logging.DEBUG else max(numeric, logging.WARNING))
+    logging.getLogger("reproduce").setLevel(numeric)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``reproduce`` command."""
-    p = argparse.ArgumentParser(prog="reproduce", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="reproduce", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action=_VersionAction, help="print the package version and git commit, then exit")
+    p.add_argument("--log-level", type=_log_level, default="INFO", metavar="LEVEL",
+                   help=f"messages to stderr from this level up: {', '.join(LOG_LEVELS)} (default INFO); "
+                        "also accepted after the subcommand")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     def stage(name, fn, *extra):
         s = sub.add_parser(name, help=fn.__doc__)
         s.set_defaults(fn=fn)
         s.add_argument("--job", help="resolved job config (JSON), as written by the Snakefile")
         # generate writes one answers file per job of --jobs (a model is loaded once for all its benchmarks)
-        s.add_argument("--out", required=name not in ("judge",), nargs="+" if name == "generate" else None)
+        s.add_argument("--out", required=name not in ("judge",), nargs="+" if name == "generate" else None,
+                       help=OUT_HELP[name])
         s.add_argument("--threads", type=int, help="torch CPU threads (Snakemake passes its job threads)")
         for flag, kw in extra:
             s.add_argument(flag, **kw)
@@ -285,28 +410,37 @@ def build_parser() -> argparse.ArgumentParser:
           ("--revision", {"help": "with --dataset from the hub: the commit or tag to read (default main)"}),
           ("--split", {"default": "train", "help": "with --dataset: the split to read (default train)"}),
           ("--max-pairs", {"type": int, "help": "with --dataset: stop after this many pairs"}))
-    stage("train", cmd_train, ("--base", {"required": True}), ("--prefs", {"required": True}), ("--guide", {}),
-          ("--cache", {}), ("--checkpoints", {}))
+    stage("train", cmd_train, ("--base", {"required": True, "help": "the starting (SFT) model directory"}),
+          ("--prefs", {"required": True, "help": "the preference pairs JSONL"}),
+          ("--guide", {"help": "TGDPO: the guidance model directory (a DPO-trained model)"}),
+          ("--cache", {"help": "directory caching the reference/guidance per-token log-probs"}),
+          ("--checkpoints", {"help": "checkpoint directory; a killed run resumes from its last complete checkpoint"}))
     stage("reference", cmd_reference)
-    stage("generate", cmd_generate, ("--model", {"required": True}),
+    stage("generate", cmd_generate, ("--model", {"required": True, "help": "the model directory that answers"}),
           ("--jobs", {"help": "resolved job configs (JSON list, one per benchmark; as written by the Snakefile)"}))
-    stage("judge", cmd_judge, ("--benchmark", {}), ("--answers", {"required": True}), ("--judge", {}),
-          ("--reference", {"help": "reference/baseline answers JSONL"}), ("--cache", {}), ("--preset", {}))
+    stage("judge", cmd_judge, ("--benchmark", {"help": "without --job: the benchmark (evals/benchmarks/<name>.yaml)"}),
+          ("--answers", {"required": True, "help": "answers JSONL of {question_id, turns}"}),
+          ("--judge", {"help": "without --job: the judge (evals/judges/<name>.yaml)"}),
+          ("--reference", {"help": "reference/baseline answers JSONL"}),
+          ("--cache", {"help": "judgment cache: the judge's cache directory, or one .jsonl file (default: _cache "
+                               "beside --out)"}),
+          ("--preset", {"help": "without --job: the preset whose benchmark and judge settings apply"}))
     s = sub.add_parser("score", help=cmd_score.__doc__)
     s.set_defaults(fn=cmd_score)
     s.add_argument("--benchmark", help="benchmark key or protocol name (alpaca_eval2, arena_hard, mt_bench)")
-    s.add_argument("--protocol")
-    s.add_argument("--judgments", required=True)
-    s.add_argument("--format", default="native", choices=["native", "alpaca_eval", "arena_hard", "fastchat"])
+    s.add_argument("--protocol", help="the protocol, when --benchmark names a benchmark of another name")
+    s.add_argument("--judgments", required=True, help="the judgments file (ours, or the official tool's)")
+    s.add_argument("--format", default="native", choices=["native", "alpaca_eval", "arena_hard", "fastchat"],
+                   help="whose file --judgments is: native (ours, default) or an official tool's")
     s.add_argument("--baseline", help="arena_hard / mt_bench pairwise: the baseline model")
     s.add_argument("--model", help="the model to score in a judgment file of several (FastChat's are)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
-    s.add_argument("--out")
-    s.add_argument("--job")
-    s.add_argument("--preset")
+    s.add_argument("--out", help="write the score JSON here (then the summary line goes to stderr)")
+    s.add_argument("--job", help="resolved job config (JSON), as written by the Snakefile")
+    s.add_argument("--preset", help="the preset whose benchmark settings apply (with a benchmark key)")
     c = sub.add_parser("check-config", help=cmd_check_config.__doc__)
     c.set_defaults(fn=cmd_check_config)
-    c.add_argument("--preset")
+    c.add_argument("--preset", help="the preset to check (default: config/default.yaml's)")
     # Stage packages may add their own subcommands: a module `<package>.commands` with register(sub).
     import importlib
 
@@ -318,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    for command in sub.choices.values():  # --log-level after the subcommand too (SUPPRESS keeps the global one)
+        command.add_argument("--log-level", type=_log_level, default=argparse.SUPPRESS, metavar="LEVEL",
+                             help="as `reproduce --log-level`")
     return p
 
 
@@ -325,8 +462,9 @@ COMMAND_PACKAGES = ("reproduce.generate", "reproduce.judges", "reproduce.rehears
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; bad input exits 2 with a one-line error."""
+    """Entry point; bad input (flags, --job, config, data) exits 2 with a one-line error."""
     args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
     try:
         args.fn(args)
     except (ConfigError, DataError) as e:

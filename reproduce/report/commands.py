@@ -76,42 +76,42 @@ def register(sub) -> None:
     from reproduce.report.figures import FIGURES
 
     def common(p):
-        p.add_argument("--preset")
+        p.add_argument("--preset", help="the preset (default: config/default.yaml's)")
         p.add_argument("--config-json", help="the Snakemake config (preset + overrides) as JSON")
         p.add_argument("--methods", nargs="+", help="override the preset's methods (e.g. an alpha sweep)")
-        p.add_argument("--results", default="results")
+        p.add_argument("--results", default="results", help="the results directory to read (default results)")
 
     t = sub.add_parser("table", help=cmd_table.__doc__)
     t.set_defaults(fn=cmd_table)
     common(t)
     t.add_argument("--judge", help="whose scores (default: the table judge)")
-    t.add_argument("--out-dir", default="results/tables")
+    t.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")
 
     fs = sub.add_parser("figures", help=cmd_figures.__doc__)
     fs.set_defaults(fn=cmd_figures)
     common(fs)
-    fs.add_argument("--out-dir", default="figures")
+    fs.add_argument("--out-dir", default="figures", help="where to write the PNG and PDF (default figures)")
 
     f = sub.add_parser("figure", help=cmd_figure.__doc__)
     f.set_defaults(fn=cmd_figure)
     common(f)
-    f.add_argument("--name", required=True, choices=FIGURES)
+    f.add_argument("--name", required=True, choices=FIGURES, help="the figure to draw")
     f.add_argument("--judge", help="judge of the scores (default: the table judge)")
-    f.add_argument("--out-dir", default="figures")
+    f.add_argument("--out-dir", default="figures", help="where to write the PNG and PDF (default figures)")
 
     a = sub.add_parser("agreement", help=cmd_agreement.__doc__)
     a.set_defaults(fn=cmd_agreement)
     common(a)
     a.add_argument("--judges", nargs="+", help="reference judge first (default: table judge, then the others)")
-    a.add_argument("--out-dir", default="results/tables")
+    a.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")
 
     r = sub.add_parser("report", help=cmd_report.__doc__)
     r.set_defaults(fn=cmd_report)
     common(r)
-    r.add_argument("--tables-dir", default="results/tables")
-    r.add_argument("--figures-dir", default="figures")
+    r.add_argument("--tables-dir", default="results/tables", help="where the tables are (default results/tables)")
+    r.add_argument("--figures-dir", default="figures", help="where the figures are (default figures)")
     r.add_argument("--figures", nargs="+", help="figure names to embed (default: all the config supports)")
-    r.add_argument("--out", default="results/report.md")
+    r.add_argument("--out", default="results/report.md", help="the report to write (default results/report.md)")
     r.add_argument("--differences", action="store_true",
                    help="embed method_differences.md and the planning lines of power.md (from --tables-dir)")
 
@@ -123,4 +123,4 @@ def register(sub) -> None:
                         "tgdpo-simpo dpo-sft and tgdpo-chosen_nll where the preset has those methods)")
     d.add_argument("--rounds", type=int, help="bootstrap rounds and permutation flips (default 2000)")
     d.add_argument("--seed", type=int, help="random seed of the resampling (default 0)")
-    d.add_argument("--out-dir", default="results/tables")
+    d.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")

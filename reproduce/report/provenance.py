@@ -1,5 +1,9 @@
 """Read one score file and trace it back: judge, benchmark version, answers, checkpoint, config hashes.
 
+Also the software behind every output: :func:`software` (package versions that change results, the git
+commit and whether the tree was dirty) is recorded in each resolved config and score file the CLI writes,
+and :func:`software_section` lists in the report what the results were made with.
+
 Every number in a table, figure or report comes through :func:`load_score`, which refuses (``DataError``)
 a score whose judgments were made by another judge, on another benchmark or benchmark version than the
 cell it is read for: such a cell would be silently wrong. A missing score file is not an error here; it
@@ -8,13 +12,105 @@ becomes an empty cell that says why (:func:`missing_reason`).
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import json
 import math
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reproduce.io import DataError
+
+# Packages whose version can change a number we report (training, decoding, judging, scoring, planning).
+TRACKED_PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "vllm", "alpaca-eval", "openai",
+                    "snakemake")
+# The checkout the package was imported from (None when it is installed, not a git working tree).
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git_state(checkout: Path | None = _CHECKOUT) -> dict:
+    """{"commit": sha or None, "dirty": bool or None} of ``checkout``, from one ``git status`` call.
+
+    Dirty means tracked files differ from the commit or untracked (not ignored) files exist: either can
+    change what runs. Both are None when the package is not imported from a git working tree or git is
+    missing.
+    """
+    if checkout is None or not (Path(checkout) / ".git").exists():
+        return {"commit": None, "dirty": None}
+    try:
+        out = subprocess.run(["git", "--no-optional-locks", "-C", str(checkout), "status", "--porcelain=v2", "--branch"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None}
+    if out.returncode != 0:
+        return {"commit": None, "dirty": None}
+    lines = out.stdout.splitlines()
+    commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
+    return {"commit": None if commit in (None, "(initial)") else commit,
+            "dirty": any(not line.startswith("#") for line in lines)}
+
+
+@functools.lru_cache(maxsize=1)
+def software() -> dict:
+    """What this process runs: the package's version, the git state and the tracked packages' versions.
+
+    Computed once per process (one git call). Packages that are not installed are ``None``.
+    """
+    from reproduce import __version__
+
+    return {"reproduce": __version__, "python": ".".join(map(str, sys.version_info[:3])), "git": git_state(),
+            "packages": {name: _version(name) for name in TRACKED_PACKAGES}}
+
+
+def version_line() -> str:
+    """``reproduce --version``: the package version and the git commit (with ``-dirty``) it runs from."""
+    sw = software()
+    git = sw["git"]
+    where = "not a git checkout" if git["commit"] is None else f"git {git['commit'][:12]}{'-dirty' if git['dirty'] else ''}"
+    return f"reproduce {sw['reproduce']} ({where})"
+
+
+def software_section(results: Path) -> list[str]:
+    """Markdown lines for the report: each distinct software record among the resolved configs under
+    ``results`` (how many outputs it made), then that of the report job itself."""
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(Path(results).rglob("*.json")):
+        if not (path.name == "resolved_config.json" or path.name.endswith(".config.json")):
+            continue
+        try:
+            record = json.loads(path.read_text()).get("software")
+        except (json.JSONDecodeError, OSError, AttributeError):
+            continue
+        key = json.dumps(record, sort_keys=True)
+        groups.setdefault(key, []).append(path)
+    names = list(TRACKED_PACKAGES)
+    lines = ["| made | reproduce | git commit | dirty | " + " | ".join(names) + " |",
+             "|---" * (4 + len(names)) + "|"]
+
+    def row(made: str, record: dict | None) -> str:
+        if record is None:
+            return f"| {made} | — (no software record: made before versions were recorded) |" + " |" * (2 + len(names))
+        git, pk = record.get("git") or {}, record.get("packages") or {}
+        cells = [made, record.get("reproduce") or "—", (git.get("commit") or "—")[:12],
+                 {True: "yes", False: "no"}.get(git.get("dirty"), "—"), *[pk.get(n) or "—" for n in names]]
+        return "| " + " | ".join(cells) + " |"
+
+    for key, paths in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        stages = sorted({p.relative_to(results).parts[0] for p in paths})
+        lines.append(row(f"{len(paths)} outputs ({', '.join(stages)})", json.loads(key)))
+    lines.append(row("this report", software()))
+    return lines
+
 
 # The judge-name field of one native judgment record, per protocol.
 _JUDGE_FIELD = {"alpaca_eval2": "annotator", "arena_hard": "judge", "mt_bench": "judge"}

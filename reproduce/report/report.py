@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from reproduce.io import DataError, atomic_write_text
-from reproduce.report.provenance import load_score, missing_reason
+from reproduce.report.provenance import load_score, missing_reason, software_section
 
 CAPTIONS = {
     "scores_by_benchmark": "Scores per benchmark metric (table judge), 95% CIs where the protocol gives one.",
@@ -109,6 +109,8 @@ def build_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: Path, 
             raise DataError(f"report: missing figure {png} (build it with `reproduce figure --name {name}`)")
         lines += ["", f"### {name}", "", f"![{CAPTIONS.get(name, name)}]({_rel(png, base)})", "",
                   f"{CAPTIONS.get(name, name)} PDF: [{name}.pdf]({_rel(png.with_suffix('.pdf'), base)})."]
+    lines += ["", "## Software", "", "Package versions, git commit and whether the tree was dirty, for the outputs "
+              "(from their resolved configs) and for this report.", "", *software_section(results)]
     lines += ["", "## Provenance", "",
               "| benchmark | version | judge | setting | method | score file | judge job | answers | checkpoint |",
               "|---|---|---|---|---|---|---|---|---|"]
