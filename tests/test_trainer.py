@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -150,7 +152,8 @@ def test_tokenizer_without_pad_token_gets_trls_default(tiny_model_dir, pairs_fil
 def test_precompute_models_sit_on_the_accelerator_device(tiny_model_dir, pairs_file, tmp_path, monkeypatch):
     """Every model the reference/guide precompute (inside DPOTrainer.__init__) forwards must have been
     placed on accelerator.device before its first forward. On a CPU-only machine all devices are the CPU,
-    so this records where each model was last sent (Module.to) when it first runs."""
+    so this records where each model was last sent (Module.to) when it first runs. The guide must then be
+    freed: no reference copy or guide stays resident when their log-probs are precomputed."""
     from transformers import PreTrainedModel
 
     sent_to: dict[int, torch.device] = {}
@@ -163,9 +166,12 @@ def test_precompute_models_sit_on_the_accelerator_device(tiny_model_dir, pairs_f
             sent_to[id(self)] = device
         return real_to(self, *args, **kwargs)
 
+    forwarded = []
+
     def record(module, _inputs):
-        if isinstance(module, PreTrainedModel) and hasattr(module, "lm_head"):
-            first_forward.setdefault(id(module), sent_to.get(id(module)))
+        if isinstance(module, PreTrainedModel) and hasattr(module, "lm_head") and id(module) not in first_forward:
+            first_forward[id(module)] = sent_to.get(id(module))
+            forwarded.append(weakref.ref(module))
 
     monkeypatch.setattr(torch.nn.Module, "to", spy_to)
     handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
@@ -178,7 +184,9 @@ def test_precompute_models_sit_on_the_accelerator_device(tiny_model_dir, pairs_f
     assert len(first_forward) == 2, first_forward  # the policy (as reference) and the guide
     for device in first_forward.values():
         assert device is not None and device.type == tr.accelerator.device.type, first_forward
-    assert tr.guide_model is None  # freed once its log-probs were cached
+    # the guide is freed once its log-probs are cached (nothing keeps it alive); the policy trains on
+    gc.collect()
+    assert [r() is not None for r in forwarded] == [True, False] and forwarded[0]() is tr.model
 
 
 def test_guide_with_other_tokenizer_is_rejected(tiny_model_dir, pairs_file, tmp_path):
@@ -278,3 +286,22 @@ def test_external_guide_from_a_local_directory(tiny_model_dir, pairs_file, tmp_p
     with pytest.raises(ConfigError, match=f"guidance model {guide}: chat template differs"):
         train_method(method, tiny_model_dir, pairs_file, tmp_path / "out2", checkpoint_dir=tmp_path / "ck2",
                      log=lambda _: None)
+
+
+def test_cache_key_of_zero3_partitioned_models_reads_the_weight_files(tiny_model_dir, tmp_path):
+    """Under ZeRO-3 every rank holds empty placeholders (hash_module would give one hash for any two models
+    of a shape); the cache key then comes from the files the model was loaded from."""
+    from transformers import AutoModelForCausalLM
+
+    from reproduce.train.trainer import model_identity
+
+    other = _perturbed(tiny_model_dir, tmp_path, "other")
+    models = [AutoModelForCausalLM.from_pretrained(str(d)) for d in (tiny_model_dir, other, tiny_model_dir)]
+    plain = [model_identity(m) for m in models]
+    for m in models:
+        for i, p in enumerate(m.parameters()):
+            p.ds_id = i  # what deepspeed.zero.Init leaves on a partitioned parameter
+            p.data = torch.empty(0)
+    partitioned = [model_identity(m) for m in models]
+    assert plain[0] == plain[2] != plain[1]
+    assert partitioned[0] == partitioned[2] != partitioned[1]

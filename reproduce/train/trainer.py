@@ -100,9 +100,8 @@ class PreferenceTrainer(DPOTrainer):
             for p in guide_model.parameters():
                 p.requires_grad_(False)
             add_fused_lm_head(guide_model)
-            if token_rewards == "precomputed":
-                # hashed before any sharding (DTensor / ZeRO-3 partitions cannot be hashed whole), as TRL does
-                self._guide_hash = hash_module(guide_model)
+            if token_rewards == "precomputed":  # before any sharding (DTensor cannot be hashed), as TRL does
+                self._guide_hash = model_identity(guide_model)
         if args is None or args.disable_dropout:
             for m in (model, ref_model, guide_model):
                 if isinstance(m, torch.nn.Module):
@@ -158,17 +157,16 @@ class PreferenceTrainer(DPOTrainer):
         The pass is sharded over ranks and gathered; rank 0 writes the cache once (atomically: complete or
         absent), every rank waits for it and reads the same file.
         """
-        sources = []
+        hashes = {}  # source -> content hash of its weights
         if self.needs_ref:
-            sources.append(("ref", self._reference_for_precompute(), self._precompute_model_hash))
+            hashes["ref"] = model_identity(self.model) if _zero3_partitioned(self.model) else self._precompute_model_hash
         if self.needs_guide and self.token_rewards == "precomputed":
-            self._place_guide()
-            sources.append(("guide", self.guide_model, self._guide_hash))
-        if not sources:
+            hashes["guide"] = self._guide_hash
+        if not hashes:
             return dataset
         # rank 0's key for every rank (fingerprints and ZeRO-3 shard hashes may differ per rank)
-        key = [content_hash({"data": dataset._fingerprint, "models": [h for _, _, h in sources], "format": CACHE_FORMAT,
-                             "sources": [s for s, _, _ in sources], "max_length": self.args.max_length})]
+        key = [content_hash({"data": dataset._fingerprint, "models": list(hashes.values()), "format": CACHE_FORMAT,
+                             "sources": list(hashes), "max_length": self.args.max_length})]
         broadcast_object_list(key, from_process=0)
         cache = self.cache_dir / f"token_logps-{key[0]}.pt" if self.cache_dir else None
         hit = [cache is not None and cache.exists()]
@@ -177,7 +175,13 @@ class PreferenceTrainer(DPOTrainer):
             packed = torch.load(cache)
             self._note(f"token log-probs read from {cache}")
         else:
-            packed = self._compute_token_logps(dataset, [(s, m) for s, m, _ in sources], batch_size)
+            sources = []  # placed only now: a cache hit needs no model on the accelerator
+            if "ref" in hashes:
+                sources.append(("ref", self._reference_for_precompute()))
+            if "guide" in hashes:
+                self._place_guide()
+                sources.append(("guide", self.guide_model))
+            packed = self._compute_token_logps(dataset, sources, batch_size)
             if cache is not None:
                 if self.accelerator.is_main_process:
                     _atomic_torch_save(packed, cache)
@@ -318,6 +322,32 @@ def disable_attention_dropout(model: torch.nn.Module) -> None:
     config = getattr(model, "config", None)
     if config is not None and hasattr(config, "attention_dropout"):
         config.attention_dropout = 0.0
+
+
+def _zero3_partitioned(model: torch.nn.Module) -> bool:
+    """Whether DeepSpeed ZeRO-3 partitioned the weights at load (each rank then holds empty placeholders)."""
+    return any(hasattr(p, "ds_id") for p in model.parameters())
+
+
+def model_identity(model: torch.nn.Module) -> str:
+    """A content hash of a model's weights for cache keys: TRL's ``hash_module``, or, when ZeRO-3 partitioned
+    the weights (the placeholders would hash alike for any two models of one shape), a hash of the weight
+    and config files in the directory the model was loaded from."""
+    if not _zero3_partitioned(model):
+        return hash_module(model)
+    import hashlib
+
+    source = Path(model.config._name_or_path)
+    h = hashlib.sha256()
+    files = sorted(f for f in source.iterdir() if f.suffix in (".safetensors", ".bin", ".json"))
+    if not any(f.suffix in (".safetensors", ".bin") for f in files):
+        raise RuntimeError(f"cache key: no weight files in {source} to identify a ZeRO-3 partitioned model by")
+    for f in files:
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def _pack(rows: list[torch.Tensor]) -> dict:
