@@ -305,3 +305,13 @@ def test_cache_key_of_zero3_partitioned_models_reads_the_weight_files(tiny_model
     partitioned = [model_identity(m) for m in models]
     assert plain[0] == plain[2] != plain[1]
     assert partitioned[0] == partitioned[2] != partitioned[1]
+
+
+def test_models_load_in_the_recipe_dtype(monkeypatch):
+    """bf16 recipes load bf16 weights on a GPU (not fp32 first); on the CPU, and without bf16, fp32."""
+    from reproduce.train.run import model_dtype
+
+    assert model_dtype({"bf16": True}) == torch.float32  # this machine has no GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert model_dtype({"bf16": True}) == torch.bfloat16
+    assert model_dtype({"bf16": False}) == model_dtype({}) == torch.float32
