@@ -315,3 +315,10 @@ def test_models_load_in_the_recipe_dtype(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert model_dtype({"bf16": True}) == torch.bfloat16
     assert model_dtype({"bf16": False}) == model_dtype({}) == torch.float32
+
+
+def test_hyperparameter_the_loss_does_not_take_is_named(tiny_model_dir, pairs_file, tmp_path):
+    from reproduce.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"recipe key 'gamma': loss 'dpo' has no such hyperparameter"):
+        build_trainer({**METHOD, "loss": "dpo", "gamma": 0.5}, tiny_model_dir, pairs_file, tmp_path / "g")

@@ -8,6 +8,7 @@ resumes from the latest one, so a killed run loses at most ``save_steps`` steps.
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -168,6 +169,7 @@ def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, ch
     """The configured :class:`PreferenceTrainer` for ``method`` (not yet trained) and its tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from reproduce.train.losses import get_loss
     from reproduce.train.trainer import PreferenceTrainer, TokenLogpCollator, check_same_tokenizer
 
     loss = method["loss"]
@@ -195,6 +197,10 @@ def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, ch
     ref = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype) if live and loss != "simpo" else None
 
     loss_kwargs = {k: method[k] for k in ("alpha", "gamma") if k in method}
+    takes = inspect.signature(get_loss(loss)).parameters
+    for k in loss_kwargs:
+        if k not in takes:
+            raise ConfigError(f"recipe key '{k}': loss '{loss}' has no such hyperparameter")
     collator = TokenLogpCollator(pad_token_id=tokenizer.pad_token_id, max_length=args.max_length)
     trainer = PreferenceTrainer(
         model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer,
