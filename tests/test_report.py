@@ -126,10 +126,17 @@ def test_table1_files_rows_columns_and_values(results, tmp_path):
     for r, method in zip(rows, cfg["methods"]):
         ae, ah, mt = (_score(results, f"tiny_{b}", "verifier", method) for b in ("alpaca_eval2", "arena_hard", "mt_bench"))
         assert r["AE-WR"] == round(ae["win_rate"], 2) and r["AE-WR_se"] == round(ae["standard_error"], 2)
+        # AlpacaEval's interval is +-1.96 SE
+        assert (r["AE-WR_ci_low"], r["AE-WR_ci_high"]) == (round(ae["win_rate"] - 1.96 * ae["standard_error"], 2),
+                                                           round(ae["win_rate"] + 1.96 * ae["standard_error"], 2))
         assert r["AH"] == round(ah["score"], 2)
         assert (r["AH_ci_low"], r["AH_ci_high"]) == (round(ah["ci_low"], 2), round(ah["ci_high"], 2))
         assert r["MT-S"] == round(mt["score"], 2) and r["MT-WR"] == round(mt["win_rate"], 2)
-        assert r["AE-LC"] is None and r["AE-LC_note"] == "LC files missing" and "df_gamed.csv" in r["AE-LC_reason"]
+        assert r["AE-LC"] is None and r["AE-LC_note"] == "LC files missing"
+        # the full reason, then why there is no paper number (the tiny setting is not in the paper)
+        assert r["AE-LC_reason"] == f"{ae['length_controlled_reason']}; no paper counterpart (setting not in the paper)"
+        assert r["AH_reason"] == "no paper counterpart (setting not in the paper)" and r["AH_paper"] is None
+        assert r["AH_complete"] is None  # these score files predate the coverage counts: not claimed either way
         assert "tiny-addition-v1" in r["AH_source"] and "judge verifier" in r["AH_source"]
     md = (tmp_path / "table1_verifier.md").read_text()
     assert md.count("| Tiny addition (CPU) |") == len(cfg["methods"])
@@ -145,10 +152,16 @@ def test_paper_numbers_and_differences(results, tmp_path):
     cfg["settings"]["tiny-add"] = {**cfg["settings"]["tiny-add"], "paper_setting": "Llama3-8B PairRM"}
     paper = load_paper_table()["rows"]["Llama3-8B PairRM"]
     rows = collect_rows(cfg, "verifier", results)
+    from reproduce.report.table1 import cell_text
+
     for r in rows:
         p = paper[r["method_key"]]
         assert r["AH_paper"] == p["AH"] and r["AH_diff"] == round(r["AH"] - p["AH"], 2)
         assert r["AE-WR_paper"] == p["AE"] and r["MT-S_paper"] == p["MT-S"]
+        assert r["AH_reason"] == ""  # both numbers there: nothing to explain
+        assert cell_text(r, "AH") == (f"{r['AH']:.1f} [{r['AH_ci_low']:.1f}, {r['AH_ci_high']:.1f}] "
+                                      f"(paper {p['AH']:.1f}, Δ {r['AH_diff']:+.1f})")
+        assert cell_text(r, "MT-S") == f"{r['MT-S']:.2f} (paper {p['MT-S']:.2f}, Δ {r['MT-S_diff']:+.2f})"
     cfg["settings"]["tiny-add"]["paper_setting"] = "No Such Setting"
     with pytest.raises(DataError, match="paper_setting"):
         collect_rows(cfg, "verifier", results)
@@ -168,6 +181,31 @@ def test_missing_score_file_is_an_empty_cell_that_says_why(results, tmp_path):
     cfg["judges"]["verifier"] = {**cfg["judges"]["verifier"], "api_key_env": "REPRODUCE_TEST_SURELY_UNSET_KEY"}
     dpo = next(r for r in collect_rows(cfg, "verifier", res) if r["method_key"] == "dpo")
     assert dpo["AH_note"] == "judge unavailable" and "REPRODUCE_TEST_SURELY_UNSET_KEY" in dpo["AH_reason"]
+
+
+def test_cells_say_how_many_games_are_behind_them(results, tmp_path):
+    """A score computed from fewer games than asked is marked (``*`` and judged/expected), never plain; a
+    metric missing from its score file is 'not scored', naming the file."""
+    from reproduce.report.table1 import cell_text, collect_rows
+
+    cfg = tiny_cfg()
+    res = tmp_path / "results"
+    shutil.copytree(results / "scores", res / "scores")
+    score_file = lambda m: res / "scores" / "tiny_arena_hard" / "verifier" / "tiny-add" / f"{m}.json"  # noqa: E731
+    for method, judged in (("dpo", 9), ("simpo", 10)):
+        sc = json.loads(score_file(method).read_text())
+        score_file(method).write_text(json.dumps({**sc, "n_expected": 10, "n_judged": judged, "n_failed": 10 - judged}))
+    mt = res / "scores" / "tiny_mt_bench" / "verifier" / "tiny-add" / "tgdpo.json"
+    mt.write_text(json.dumps({k: v for k, v in json.loads(mt.read_text()).items() if k != "win_rate"}))
+    rows = {r["method_key"]: r for r in collect_rows(cfg, "verifier", res)}
+    dpo, simpo = rows["dpo"], rows["simpo"]
+    assert (dpo["AH_complete"], dpo["AH_n_judged"], dpo["AH_n_expected"]) == (False, 9, 10)
+    assert dpo["AH_reason"].startswith("incomplete: computed from 9 of 10 games (1 failed")
+    assert cell_text(dpo, "AH") == f"{dpo['AH']:.1f}* (9/10) [{dpo['AH_ci_low']:.1f}, {dpo['AH_ci_high']:.1f}]"
+    assert simpo["AH_complete"] is True and "*" not in cell_text(simpo, "AH")
+    assert rows["tgdpo"]["MT-WR"] is None and rows["tgdpo"]["MT-WR_note"] == "not scored"
+    assert rows["tgdpo"]["MT-WR_reason"].startswith(f"no 'win_rate' in {mt}")
+    assert cell_text(rows["tgdpo"], "MT-WR") == "— (not scored)"
 
 
 def _copy_for_edit(results: Path, tmp_path: Path) -> Path:
