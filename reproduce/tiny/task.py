@@ -2,6 +2,9 @@
 
 The same module supplies the prompts (drawn from a seed into disjoint splits), a noisy demonstrator
 (drops needed carries, giving SFT something to improve on) and the verifier used as reward and judge.
+Two shapes (evals/tasks/): ``addition`` (2 digits, every carry dropped at once) and ``carry`` (8 digits,
+prompts with several carries, one carry dropped: a wrong answer differs from the right one in one or two
+of its ~10 tokens, where token-level credit can matter).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class AdditionTask:
     noisy_carry_rate: float
     splits: tuple[tuple[str, int], ...]
     seed: int
+    min_carries: int = 0  # prompts need at least this many carrying digit positions
+    dropped_carries: str = "all"  # what a noisy demonstration drops: every needed carry, or one of them
 
     def prompt(self, a: int, b: int) -> str:
         """The user message for ``a + b``."""
@@ -47,9 +52,7 @@ class AdditionTask:
     @lru_cache(maxsize=None)
     def split(self, name: str) -> list[str]:
         """Prompts of split ``name``; splits are disjoint and fixed by the task seed."""
-        lo, hi = 10 ** (self.digits - 1), 10**self.digits
-        pairs = [(a, b) for a in range(lo, hi) for b in range(lo, hi)]
-        random.Random(self.seed).shuffle(pairs)
+        pairs = self._pairs()
         start = 0
         for split_name, size in self.splits:
             if split_name == name:
@@ -59,10 +62,31 @@ class AdditionTask:
             start += size
         raise KeyError(f"task {self.name}: unknown split '{name}' (known: {', '.join(n for n, _ in self.splits)})")
 
+    def _pairs(self) -> list[tuple[int, int]]:
+        """Every operand pair with enough carries, in the seed's order: all pairs shuffled up to 3 digits,
+        else drawn at random without repeats (10^16 pairs of 8 digits cannot be listed)."""
+        lo, hi = 10 ** (self.digits - 1), 10**self.digits
+        if self.digits <= 3:
+            pairs = [(a, b) for a in range(lo, hi) for b in range(lo, hi)]
+            random.Random(self.seed).shuffle(pairs)
+            return [p for p in pairs if carries(*p) >= self.min_carries] if self.min_carries else pairs
+        rng, wanted = random.Random(self.seed), sum(size for _, size in self.splits)
+        seen: dict[tuple[int, int], None] = {}  # insertion-ordered set
+        for _ in range(100 * wanted):
+            pair = (rng.randrange(lo, hi), rng.randrange(lo, hi))
+            if pair not in seen and carries(*pair) >= self.min_carries:
+                seen[pair] = None
+                if len(seen) == wanted:
+                    break
+        return list(seen)
+
     def demonstrate(self, prompt: str, rng: random.Random) -> str:
-        """A noisy demonstration: with probability ``noisy_carry_rate`` every carry is dropped."""
+        """A noisy demonstration: with probability ``noisy_carry_rate`` a needed carry is dropped (every
+        carry, or one chosen at random, as ``dropped_carries`` says)."""
         a, b = self.parse_prompt(prompt)
         if _needs_carry(a, b) and rng.random() < self.noisy_carry_rate:
+            if self.dropped_carries == "one":
+                return str(_drop_one_carry(a, b, rng))
             return str(_add_without_carry(a, b))
         return str(a + b)
 
@@ -109,6 +133,28 @@ def _needs_carry(a: int, b: int) -> bool:
     return False
 
 
+def carries(a: int, b: int) -> int:
+    """How many digit positions of ``a + b`` carry into the next."""
+    n = carry = 0
+    while a or b:
+        carry = int(a % 10 + b % 10 + carry >= 10)
+        n += carry
+        a, b = a // 10, b // 10
+    return n
+
+
+def _drop_one_carry(a: int, b: int, rng: random.Random) -> int:
+    """``a + b`` with one of its carries (chosen at random) forgotten: the digit it lands in comes out one
+    too small (and the digit above it too, when that digit was a 0 that borrows)."""
+    positions, carry, place, x, y = [], 0, 1, a, b
+    while x or y:
+        carry = int(x % 10 + y % 10 + carry >= 10)
+        if carry:
+            positions.append(place * 10)  # the carry lands in the next position up
+        x, y, place = x // 10, y // 10, place * 10
+    return a + b - rng.choice(positions)
+
+
 def _add_without_carry(a: int, b: int) -> int:
     out, place = 0, 1
     while a or b:
@@ -127,4 +173,6 @@ def load_task(name: str, root: Path = ROOT) -> AdditionTask:
         noisy_carry_rate=data.get("noisy_carry_rate", 0.0),
         splits=tuple(data["splits"].items()),
         seed=data["seed"],
+        min_carries=data.get("min_carries", 0),
+        dropped_carries=data.get("dropped_carries", "all"),
     )

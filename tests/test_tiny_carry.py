@@ -1,0 +1,61 @@
+"""The carry task (evals/tasks/carry.yaml): 8-digit prompts with several carries, a demonstrator that forgets
+one carry, disjoint splits; and the addition task's prompts and demonstrations unchanged by the extension."""
+
+from __future__ import annotations
+
+import random
+
+from reproduce.tiny.task import _drop_one_carry, carries, load_task
+
+
+def test_carries_and_one_forgotten_carry_by_hand():
+    assert carries(123, 456) == 0 and carries(95, 7) == 2 and carries(999, 1) == 3 and carries(15, 5) == 1
+    # 95 + 7 = 102: its carries land in the tens (102 - 10) and the hundreds (102 - 100)
+    assert {_drop_one_carry(95, 7, random.Random(s)) for s in range(20)} == {92, 2}
+    # 15 + 5 = 20: the one carry lands in the tens
+    assert _drop_one_carry(15, 5, random.Random(0)) == 10
+
+
+def test_carry_splits_are_disjoint_eight_digit_prompts_with_several_carries():
+    task = load_task("carry")
+    splits = {name: task.split(name) for name in ("eval", "prefs", "sft")}
+    assert {k: len(v) for k, v in splits.items()} == {"eval": 400, "prefs": 1200, "sft": 6000}
+    every = [p for v in splits.values() for p in v]
+    assert len(set(every)) == len(every)
+    for p in every:
+        a, b = task.parse_prompt(p)
+        assert 10**7 <= a < 10**8 and 10**7 <= b < 10**8 and carries(a, b) >= 3
+    assert load_task("carry").split("eval") == splits["eval"]  # fixed by the task seed
+
+
+def test_carry_demonstrator_is_wrong_in_one_or_two_digits():
+    task = load_task("carry")
+    rng = random.Random(0)
+    prompts = task.split("sft")[:1000]
+    wrong = near = 0
+    for p in prompts:
+        answer, truth = task.demonstrate(p, rng), task.solve(p)
+        if int(answer) == truth:
+            continue
+        wrong += 1
+        assert str(truth - int(answer)).rstrip("0") == "1"  # exactly one carry (a power of ten) forgotten
+        differing = sum(x != y for x, y in zip(answer.rjust(len(str(truth)), "0"), str(truth)))
+        assert differing >= 1
+        near += differing <= 2
+    assert 0.4 < wrong / len(prompts) < 0.6  # noisy_carry_rate 0.5 (every prompt needs a carry)
+    assert near / wrong > 0.95  # more than two digits only when a carry borrows through several zeros
+
+
+def test_addition_prompts_and_demonstrations_are_unchanged():
+    """2-digit addition: all pairs shuffled by the task seed, every carry dropped at once (as before the carry task)."""
+    task = load_task("addition")
+    pairs = [(a, b) for a in range(10, 100) for b in range(10, 100)]
+    random.Random(task.seed).shuffle(pairs)
+    assert task.split("eval") == [f"{a}+{b}=" for a, b in pairs[:400]]
+    assert task.split("prefs") == [f"{a}+{b}=" for a, b in pairs[400:1600]]
+    assert task.min_carries == 0 and task.dropped_carries == "all"
+    rng = random.Random(1)
+    wrong = [(p, d) for p in task.split("sft")[:500] if (d := task.demonstrate(p, rng)) != str(task.solve(p))]
+    for p, d in wrong:  # every carry dropped: each digit is the digit sum mod 10
+        a, b = task.parse_prompt(p)
+        assert d == str((a % 10 + b % 10) % 10 + 10 * ((a // 10 + b // 10) % 10))
