@@ -291,6 +291,8 @@ def cmd_score(args) -> None:
         raise DataError(f"{args.judgments}: judgments of {len(found)} models ({', '.join(map(str, found[:8]))}"
                         f"{', ...' if len(found) > 8 else ''}); pick one with --model")
     options = {"baseline": args.baseline} if args.baseline else {}
+    if protocol == "mt_bench" and len(found) > 1 and not args.baseline:
+        options["all_opponents"] = True  # every model of a FastChat file, its shared baseline too
     for model in found:  # one model, or (human-readable lines only) every model of the file
         result = _score_one(proto, protocol, args, [r for r in records if r[proto.MODEL_FIELD] == model], bench, options)
         line = proto.summary_line(result)

@@ -271,7 +271,8 @@ def _mean(values: list[float]) -> float | None:
 
 def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     """FastChat's MT-Bench numbers for one model (option ``model`` picks one from a mixed list, ``baseline``
-    the pairwise opponent when the records hold several, as show_result's --baseline-model)."""
+    the pairwise opponent when the records hold several, as show_result's --baseline-model; ``all_opponents``
+    counts the games against every opponent together, as show_result lists every model of a file)."""
     if options.get("model"):
         records = [r for r in records if r["model"] == options["model"]]
     if not records:
@@ -293,7 +294,7 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     failed_games = 0
     if pairs:
         baselines = {p.get("baseline") for p in pairs}
-        if len(baselines) > 1:
+        if len(baselines) > 1 and not options.get("all_opponents"):
             raise DataError(f"mt_bench: pairwise records against several baselines {sorted(map(str, baselines))}; "
                             "pass baseline=...")
         done = [p for p in pairs if p["g1_winner"] is not None and p["g2_winner"] is not None]
@@ -303,7 +304,9 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
         ties = len(done) - wins - losses  # a tie, or the two orders disagree
         n = len(done)
         out.update(wins=wins, losses=losses, ties=ties, n_pairs=n, n_failed_pairwise=len(pairs) - n,
-                   baseline=baselines.pop(),
+                   # all_opponents (show_result.py's view of every model of a file, the shared baseline
+                   # included): the games against every opponent counted together
+                   baseline=baselines.pop() if len(baselines) == 1 else "all of " + ", ".join(sorted(map(str, baselines))),
                    win_rate=100.0 * wins / n if n else None,
                    win_rate_adjusted=100.0 * (wins + 0.5 * ties) / n if n else None)
         # a pairwise row counts only when both of its games have a verdict
