@@ -30,8 +30,8 @@ os.environ.setdefault("REPRODUCE_ROOT", str(ROOT))
 
 wildcard_constraints:
     setting=wildcard_pattern(CFG["settings"]),
-    method=wildcard_pattern(P.trained_methods()),
-    model=wildcard_pattern(P.answering_models()),
+    method=wildcard_pattern(P.trained_methods(all_seeds=True)),  # seed variants (dpo-s43) for reproduce_seeds
+    model=wildcard_pattern(P.answering_models(all_seeds=True)),
     benchmark=wildcard_pattern(CFG["benchmarks"]),
     judge=wildcard_pattern(CFG["judges"]),
 
@@ -41,6 +41,7 @@ include: "reproduce/rules/train.smk"
 include: "reproduce/rules/generate.smk"
 include: "reproduce/rules/judge.smk"
 include: "reproduce/rules/report.smk"
+include: "reproduce/rules/seeds.smk"
 
 
 rule reproduce_table1:

@@ -101,6 +101,8 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
     preset = load_yaml(preset_file) or {}
     if not isinstance(preset, dict):
         raise ConfigError(f"{_rel(preset_file)}: key '<top level>': expected a mapping")
+    if isinstance(overrides.get("seeds"), list):  # snakemake --config 'seeds=[42,43]' gives the numbers as strings
+        overrides["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in overrides["seeds"]]
     preset.update(overrides)  # command-line overrides are validated like the file itself
     validate(preset, "preset", preset_file)
     src = _rel(preset_file)
@@ -141,14 +143,71 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
                     f"(recipe methods: {', '.join(recipe['methods'])})"
                 )
         for name, method in recipe["methods"].items():
-            guide = method.get("guide")
-            if method["loss"] == "tgdpo" and guide not in recipe["methods"]:
+            guide = method.get("guide")  # a method key, or {model, revision} (an external model: nothing to check here)
+            if method["loss"] == "tgdpo" and isinstance(guide, str) and guide not in recipe["methods"]:
                 raise ConfigError(f"{recipe['_file']}: key 'methods.{name}.guide': unknown method '{guide}'")
     for b, bench in cfg["benchmarks"].items():
         task = bench["questions"].get("task")
         if task is not None and not (root / "evals" / "tasks" / f"{task}.yaml").exists():
             raise ConfigError(f"{bench['_file']}: key 'questions.task': unknown task '{task}'")
+    seeds = cfg.get("seeds")
+    if seeds is not None:
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:
+            raise ConfigError(f"{src}: key 'seeds': seed {twice[0]} is listed more than once ({seeds}); "
+                              "each seed trains its own models, list it once")
+        for recipe in cfg["settings"].values():
+            recipe["methods"] = seed_variants(recipe["methods"], seeds)
     return cfg
+
+
+# The training seed of a method whose recipe names none (reproduce.train.run: DPOConfig(seed=...)).
+DEFAULT_TRAIN_SEED = 42
+
+
+def seed_model(method: str, seed: int) -> str:
+    """The model name of ``method`` trained with a seed other than the first: ``dpo`` -> ``dpo-s43``
+    (recipe method names cannot hold '-', so a seed variant never collides with a recipe method)."""
+    return f"{method}-s{seed}"
+
+
+def seed_variants(methods: dict, seeds: list[int]) -> dict:
+    """A recipe's methods plus one entry per further training seed (``seeds[1:]``).
+
+    The first seed keeps the method's own name and paths; its entry is left as the recipe wrote it when that
+    is already its training seed (so a one-seed run and the first seed of a seeds run are the same job).
+    A variant is the recipe's entry with ``seed`` replaced; a TGDPO variant is guided by the guidance model
+    of the same seed. The shared starting model ("sft") and the preference pairs have no seed variants.
+    """
+    out = {}
+    for name, method in methods.items():
+        first = dict(method)
+        if method.get("seed", DEFAULT_TRAIN_SEED) != seeds[0]:
+            first["seed"] = seeds[0]
+        out[name] = first
+    for seed in seeds[1:]:
+        for name, method in methods.items():
+            variant = {**method, "seed": seed}
+            if isinstance(method.get("guide"), str):  # an external guide ({model, revision}) has no seeds
+                variant["guide"] = seed_model(method["guide"], seed)
+            out[seed_model(name, seed)] = variant
+    return out
+
+
+def training_seeds(cfg: dict, setting: str, method: str) -> list[tuple[str, int]]:
+    """(model name, training seed) of every seed of ``method`` in ``setting``, the first seed first; one
+    entry when the preset lists no ``seeds``. "sft" (the shared starting model) has one, seed None."""
+    if method == "sft":
+        return [("sft", None)]
+    recipe = cfg["settings"][setting]["methods"]
+    names = [method] + [seed_model(method, s) for s in (cfg.get("seeds") or [])[1:]]
+    return [(n, recipe[n].get("seed", DEFAULT_TRAIN_SEED)) for n in names]
+
+
+def seed_models(cfg: dict, setting: str, method: str, all_seeds: bool = True) -> list[str]:
+    """Model names of ``method``'s training seeds (``all_seeds=False``: the first seed's only, its own name)."""
+    names = [n for n, _ in training_seeds(cfg, setting, method)]
+    return names if all_seeds else names[:1]
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -183,15 +242,19 @@ def config_from_cli(preset: str | None = None, config_json: str | None = None, m
     return load_config(overrides or None)
 
 
-def trained_methods(cfg: dict, setting: str) -> list[str]:
-    """Methods to train for ``setting``: the preset's Table-1 methods plus any guidance models they need."""
+def trained_methods(cfg: dict, setting: str, all_seeds: bool = False) -> list[str]:
+    """Methods to train for ``setting``: the preset's Table-1 methods plus any guidance models they need
+    (``all_seeds``: also every further training seed's models, ``dpo-s43``..., after the first seed's)."""
     recipe = cfg["settings"][setting]["methods"]
     wanted = [m for m in cfg["methods"] if m != "sft"]
     for m in list(wanted):
         guide = recipe[m].get("guide")
-        if guide and guide not in wanted:
+        if isinstance(guide, str) and guide not in wanted:  # an external guide ({model, revision}) is not trained
             wanted.insert(0, guide)
-    return wanted
+    if not all_seeds:
+        return wanted
+    return [n for i in range(len(cfg.get("seeds") or [None]))
+            for n in (seed_models(cfg, setting, m)[i] for m in wanted)]
 
 
 def job_config(cfg: dict, stage: str, **keys: str) -> dict:
@@ -211,7 +274,7 @@ def job_config(cfg: dict, stage: str, **keys: str) -> dict:
             job["method_config"] = recipe["methods"][method]
             guide = recipe["methods"][method].get("guide")
             if guide:
-                job["guide_config"] = recipe["methods"][guide]
+                job["guide_config"] = recipe["methods"][guide] if isinstance(guide, str) else guide
     if keys.get("benchmark"):
         job["benchmark_config"] = cfg["benchmarks"][keys["benchmark"]]
     if keys.get("judge"):

@@ -11,7 +11,7 @@ import re
 import shlex
 from pathlib import Path
 
-from reproduce.config import job_config, judge_for, trained_methods
+from reproduce.config import job_config, judge_for, seed_models, trained_methods
 
 RESULTS = "results"
 
@@ -25,21 +25,26 @@ def train_launcher(cfg: dict) -> str:
     """The command that runs ``reproduce train``: plain, or under ``accelerate launch`` for multi-GPU."""
     training = cfg.get("training", {})
     if training.get("launcher") == "accelerate":
-        return f"accelerate launch --config_file {shlex.quote(training['accelerate_config'])} -m reproduce.cli"
+        return f"accelerate launch --config_file {shlex.quote(str(repo_path(training['accelerate_config'])))} -m reproduce.cli"
     return "reproduce"
+
+
+def repo_path(path: str) -> Path:
+    """A path from the config: absolute as given, relative ones from the repository root (the workflow may
+    run in any working directory, ``snakemake -d``)."""
+    from reproduce.config import ROOT
+
+    return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
 def generate_launcher(cfg: dict) -> str:
     """The command that runs ``reproduce generate``: the workflow's own, or the preset's ``generation.python``
     (an interpreter with vLLM installed, e.g. ``.venv-vllm/bin/python``; a relative path is taken from the
     repository root, so the workflow can run in any working directory)."""
-    from reproduce.config import ROOT
-
     python = cfg.get("generation", {}).get("python")
     if not python:
         return "reproduce"
-    path = Path(python) if Path(python).is_absolute() else ROOT / python
-    return f"{shlex.quote(str(path))} -m reproduce.cli"
+    return f"{shlex.quote(str(repo_path(python)))} -m reproduce.cli"
 
 
 def generate_jobs_arg(cfg: dict, setting: str, model: str) -> str:
@@ -64,25 +69,27 @@ class Paths:
     def __init__(self, cfg: dict, results: str = RESULTS):
         self.cfg, self.r = cfg, results
 
-    def trained_methods(self) -> list[str]:
-        """Every method trained in any setting (Table-1 methods and their guidance models)."""
+    def trained_methods(self, all_seeds: bool = False) -> list[str]:
+        """Every method trained in any setting (Table-1 methods and their guidance models; ``all_seeds``:
+        also the models of the preset's further training ``seeds``)."""
         out = []
         for s in self.cfg["settings"]:
-            out += [m for m in trained_methods(self.cfg, s) if m not in out]
+            out += [m for m in trained_methods(self.cfg, s, all_seeds) if m not in out]
         return out
 
-    def answering_models(self) -> list[str]:
+    def answering_models(self, all_seeds: bool = False) -> list[str]:
         """Models whose answers get generated: "sft" and the trained methods."""
-        return ["sft", *self.trained_methods()]
+        return ["sft", *self.trained_methods(all_seeds)]
 
     def model_dir(self, setting: str, method: str) -> str:
         """The directory of a trained (or starting, method "sft") model."""
         return f"{self.r}/models/{setting}/{method}"
 
     def guide_input(self, w) -> dict:
-        """Input function of the train rule: TGDPO's guidance model directory, when the method has one."""
+        """Input function of the train rule: TGDPO's guidance model directory, when the guide is a method of
+        the recipe (an external ``{model, revision}`` guide is fetched by the training job itself)."""
         guide = self.cfg["settings"][w.setting]["methods"][w.method].get("guide")
-        return {"guide": self.model_dir(w.setting, guide)} if guide else {}
+        return {"guide": self.model_dir(w.setting, guide)} if isinstance(guide, str) else {}
 
     def reference(self, benchmark: str, setting: str) -> str:
         """Reference/baseline answers a benchmark compares against."""
@@ -163,24 +170,42 @@ class Paths:
         if name == "token_rewards":
             s = settings[0]
             guides = {mc.get("guide") for m, mc in self.cfg["settings"][s]["methods"].items()
-                      if m in self.cfg["methods"] and mc.get("guide")}
+                      if m in self.cfg["methods"] and isinstance(mc.get("guide"), str)}
             return [self.model_dir(s, "sft"), self.prefs(s), *[self.model_dir(s, g) for g in sorted(guides)]]
         if name == "method_differences":
             return [f"{self.r}/tables/method_differences.json"]
         raise ValueError(f"unknown figure '{name}'")
 
-    def method_differences(self) -> list[str]:
-        """The paired method comparisons and the planning built from them (``reproduce differences``)."""
-        return [f"{self.r}/tables/{stem}.{ext}" for stem, exts in (("method_differences", ("csv", "md", "json")),
-                                                                   ("power", ("csv", "md"))) for ext in exts]
+    def method_differences(self, all_seeds: bool = False) -> list[str]:
+        """The paired method comparisons and the planning built from them (``reproduce differences``;
+        ``all_seeds``: over every training seed, in ``tables/seeds/``)."""
+        tables = self.seeds_tables_dir() if all_seeds else f"{self.r}/tables"
+        return [f"{tables}/{stem}.{ext}" for stem, exts in (("method_differences", ("csv", "md", "json")),
+                                                            ("power", ("csv", "md"))) for ext in exts]
 
-    def differences_inputs(self) -> list[str]:
-        """What the comparisons read: every judge's own score and judgments files of the compared methods."""
+    def differences_inputs(self, all_seeds: bool = False) -> list[str]:
+        """What the comparisons read: every judge's own score and judgments files of the compared methods
+        (``all_seeds``: of each of their training seeds)."""
         from reproduce.report.differences import resolve_pairs
 
         methods = sorted({m for pair in resolve_pairs(self.cfg) for m in pair})
         return [p for j in self.cfg["judges"] for b in self.cfg["benchmarks"] for s in self.cfg["settings"]
-                for m in methods for p in (self.score(b, j, s, m), self.judgments(b, j, s, m))]
+                for m in methods for sm in seed_models(self.cfg, s, m, all_seeds)
+                for p in (self.score(b, j, s, sm), self.judgments(b, j, s, sm))]
+
+    def seeds_tables_dir(self) -> str:
+        """Where the seeds target writes its tables (mean and spread over the preset's training seeds)."""
+        return f"{self.r}/tables/seeds"
+
+    def seeds_table1(self, judge: str) -> list[str]:
+        """Table 1 over every training seed (csv with the per-seed rows, md) for one judge."""
+        return [f"{self.seeds_tables_dir()}/table1_{judge}.{ext}" for ext in ("csv", "md")]
+
+    def seeds_scores(self, judge: str) -> list[str]:
+        """Every score file the seeds Table 1 of ``judge`` reads: each Table-1 method's every seed."""
+        return [self.score(b, judge_for(self.cfg, b, judge), s, sm)
+                for s in self.cfg["settings"] for m in self.cfg["methods"]
+                for sm in seed_models(self.cfg, s, m) for b in self.cfg["benchmarks"]]
 
     def report(self) -> str:
         """The one report file embedding every table and figure."""

@@ -29,6 +29,11 @@ def cmd_table(args) -> None:
     from reproduce.report.table1 import build_table1
 
     cfg = _cfg(args)
+    if args.all_seeds:
+        from reproduce.report.seeds import build_seeds_table
+
+        build_seeds_table(cfg, args.judge or cfg["table_judge"], Path(args.results), Path(args.out_dir), log=_log)
+        return
     build_table1(cfg, args.judge or cfg["table_judge"], Path(args.results), Path(args.out_dir), log=_log)
 
 
@@ -68,7 +73,7 @@ def cmd_differences(args) -> None:
 
     build_differences(_cfg(args), Path(args.results), Path(args.out_dir), pairs=args.pairs,
                       rounds=DEFAULT_ROUNDS if args.rounds is None else args.rounds,
-                      seed=DEFAULT_SEED if args.seed is None else args.seed, log=_log)
+                      seed=DEFAULT_SEED if args.seed is None else args.seed, log=_log, all_seeds=args.all_seeds)
 
 
 def register(sub) -> None:
@@ -86,6 +91,8 @@ def register(sub) -> None:
     common(t)
     t.add_argument("--judge", help="whose scores (default: the table judge)")
     t.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")
+    t.add_argument("--all-seeds", action="store_true",
+                   help="mean and spread over the preset's training seeds (per-seed rows in the csv)")
 
     fs = sub.add_parser("figures", help=cmd_figures.__doc__)
     fs.set_defaults(fn=cmd_figures)
@@ -123,4 +130,6 @@ def register(sub) -> None:
                         "tgdpo-simpo dpo-sft and tgdpo-chosen_nll where the preset has those methods)")
     d.add_argument("--rounds", type=int, help="bootstrap rounds and permutation flips (default 2000)")
     d.add_argument("--seed", type=int, help="random seed of the resampling (default 0)")
+    d.add_argument("--all-seeds", action="store_true",
+                   help="every training seed of the preset's 'seeds' (bootstrap over seeds and prompts)")
     d.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reproduce.config import ConfigError
+from reproduce.config import ConfigError, seed_models
 from reproduce.io import DataError, atomic_write_json, atomic_write_text
 from reproduce.report.provenance import load_score
 from reproduce.report.table1 import COLUMNS, load_paper_table, method_label
@@ -401,32 +401,36 @@ def resolve_pairs(cfg: dict, pairs: list[str] | None = None) -> list[tuple[str, 
     return out
 
 
-def judgment_sets(cfg: dict, results: Path, bench: str, judge: str, setting: str, method: str) -> list[Path]:
-    """The judgments files of one method, one per training seed (the workflow trains one seed today).
+def judgment_sets(cfg: dict, results: Path, bench: str, judge: str, setting: str, method: str,
+                  all_seeds: bool = False) -> list[tuple[Path, object]]:
+    """(judgments file, its score) of one method, one per training seed: the first seed's only, or with
+    ``all_seeds`` every seed of the preset's ``seeds`` (``dpo``, ``dpo-s43``, ...). A missing seed is an error.
 
     Checks each through its score file (``load_score``: judge, benchmark and version must match the cell).
     """
-    sc = load_score(results, cfg, bench, judge, setting, method)
-    expected = Path(results) / "judgments" / bench / judge / setting / f"{method}.jsonl"
-    if sc is None:
-        raise DataError(f"method differences: no score file for {bench} / {judge} / {setting} / {method} "
-                        f"(expected {Path(results)}/scores/{bench}/{judge}/{setting}/{method}.json beside {expected}); "
-                        "run the judge first (snakemake ... all)")
-    path = sc.judgments if sc.judgments is not None else expected
-    if not path.exists():
-        raise DataError(f"method differences: missing judgments file {path} (named by {sc.path})")
-    return [path]
+    out = []
+    for model in seed_models(cfg, setting, method, all_seeds):
+        sc = load_score(results, cfg, bench, judge, setting, model)
+        expected = Path(results) / "judgments" / bench / judge / setting / f"{model}.jsonl"
+        if sc is None:
+            raise DataError(f"method differences: no score file for {bench} / {judge} / {setting} / {model} "
+                            f"(expected {Path(results)}/scores/{bench}/{judge}/{setting}/{model}.json beside {expected}); "
+                            f"run the judge first (snakemake ... {'reproduce_seeds' if all_seeds else 'all'})")
+        path = sc.judgments if sc.judgments is not None else expected
+        if not path.exists():
+            raise DataError(f"method differences: missing judgments file {path} (named by {sc.path})")
+        out.append((path, sc))
+    return out
 
 
-def _load_stats(cfg, results, bench, judge, setting, method, cache) -> dict[str, list[PromptStats]]:
+def _load_stats(cfg, results, bench, judge, setting, method, cache, all_seeds=False) -> dict[str, list[PromptStats]]:
     """Per metric, the method's per-seed PromptStats (checked against the score files' own values)."""
     key = (bench, judge, setting, method)
     if key in cache:
         return cache[key]
     protocol = cfg["benchmarks"][bench]["protocol"]
-    sc = load_score(results, cfg, bench, judge, setting, method)
     out: dict[str, list[PromptStats]] = {}
-    for path in judgment_sets(cfg, results, bench, judge, setting, method):
+    for path, sc in judgment_sets(cfg, results, bench, judge, setting, method, all_seeds):
         records = read_records(path, protocol)
         wrong = {r.get(_JUDGE_FIELD[protocol]) for r in records} - {judge, None}
         if wrong:
@@ -452,8 +456,9 @@ def paper_difference(cfg: dict, setting: str, metric: str, a: str, b: str, paper
 
 
 def collect_differences(cfg: dict, results: Path, pairs: list[str] | None = None, rounds: int = DEFAULT_ROUNDS,
-                        seed: int = DEFAULT_SEED) -> list[dict]:
-    """One row per (setting, benchmark, metric, judge, pair): the FIELDS of the csv."""
+                        seed: int = DEFAULT_SEED, all_seeds: bool = False) -> list[dict]:
+    """One row per (setting, benchmark, metric, judge, pair): the FIELDS of the csv (``all_seeds``: each
+    method's every training seed, else the first seed's models)."""
     results = Path(results)
     comparisons = resolve_pairs(cfg, pairs)
     if not comparisons:
@@ -466,8 +471,8 @@ def collect_differences(cfg: dict, results: Path, pairs: list[str] | None = None
         for bench in cfg["benchmarks"]:
             for judge in cfg["judges"]:
                 for a, b in comparisons:
-                    sa = _load_stats(cfg, results, bench, judge, setting, a, cache)
-                    sb = _load_stats(cfg, results, bench, judge, setting, b, cache)
+                    sa = _load_stats(cfg, results, bench, judge, setting, a, cache, all_seeds)
+                    sb = _load_stats(cfg, results, bench, judge, setting, b, cache, all_seeds)
                     for metric in sa:
                         if metric not in sb:
                             continue  # e.g. MT-Bench pairwise judged for one method only: no common metric
@@ -546,12 +551,14 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 
 def build_differences(cfg: dict, results: Path, out_dir: Path, pairs: list[str] | None = None,
-                      rounds: int = DEFAULT_ROUNDS, seed: int = DEFAULT_SEED, log=print) -> list[dict]:
+                      rounds: int = DEFAULT_ROUNDS, seed: int = DEFAULT_SEED, log=print,
+                      all_seeds: bool = False) -> list[dict]:
     """Compute every comparison, then write ``method_differences.{csv,md,json}`` and the planning
-    ``power.{csv,md}`` into ``out_dir`` (nothing is written when any input is bad)."""
+    ``power.{csv,md}`` into ``out_dir`` (nothing is written when any input is bad). ``all_seeds``: over
+    every training seed of the preset's ``seeds`` (seeds and prompts resampled together)."""
     from reproduce.report.power import build_power
 
-    rows = collect_differences(cfg, results, pairs, rounds, seed)
+    rows = collect_differences(cfg, results, pairs, rounds, seed, all_seeds)
     plan_rows, plan_md = build_power(cfg, rows)  # computed before any write: a failure leaves no table
     out_dir = Path(out_dir)
     md = render_markdown(rows, cfg)
