@@ -1,5 +1,6 @@
-"""The carry task (evals/tasks/carry.yaml): 8-digit prompts with several carries, a demonstrator that forgets
-one carry, disjoint splits; and the addition task's prompts and demonstrations unchanged by the extension."""
+"""The carry task (evals/tasks/carry.yaml): 3-digit prompts with several carries, answers that restate the
+equation, a demonstrator that forgets one carry, disjoint splits; and the addition task's prompts,
+demonstrations and answer parsing unchanged by the extension."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def test_carries_and_one_forgotten_carry_by_hand():
     assert _drop_one_carry(15, 5, random.Random(0)) == 10
 
 
-def test_carry_splits_are_disjoint_eight_digit_prompts_with_several_carries():
+def test_carry_splits_are_disjoint_three_digit_prompts_with_several_carries():
     task = load_task("carry")
     splits = {name: task.split(name) for name in ("eval", "prefs", "sft")}
     assert {k: len(v) for k, v in splits.items()} == {"eval": 400, "prefs": 1200, "sft": 6000}
@@ -24,7 +25,7 @@ def test_carry_splits_are_disjoint_eight_digit_prompts_with_several_carries():
     assert len(set(every)) == len(every)
     for p in every:
         a, b = task.parse_prompt(p)
-        assert 10**7 <= a < 10**8 and 10**7 <= b < 10**8 and carries(a, b) >= 3
+        assert 100 <= a < 1000 and 100 <= b < 1000 and carries(a, b) >= 2
     assert load_task("carry").split("eval") == splits["eval"]  # fixed by the task seed
 
 
@@ -35,15 +36,26 @@ def test_carry_demonstrator_is_wrong_in_one_or_two_digits():
     wrong = near = 0
     for p in prompts:
         answer, truth = task.demonstrate(p, rng), task.solve(p)
-        if int(answer) == truth:
+        assert answer.startswith(p) and task.parse_answer(answer) == int(answer[len(p):])
+        value = task.parse_answer(answer)
+        if value == truth:
             continue
         wrong += 1
-        assert str(truth - int(answer)).rstrip("0") == "1"  # exactly one carry (a power of ten) forgotten
-        differing = sum(x != y for x, y in zip(answer.rjust(len(str(truth)), "0"), str(truth)))
+        assert str(truth - value).rstrip("0") == "1"  # exactly one carry (a power of ten) forgotten
+        differing = sum(x != y for x, y in zip(str(value).rjust(len(str(truth)), "0"), str(truth)))
         assert differing >= 1
         near += differing <= 2
     assert 0.4 < wrong / len(prompts) < 0.6  # noisy_carry_rate 0.5 (every prompt needs a carry)
     assert near / wrong > 0.95  # more than two digits only when a carry borrows through several zeros
+
+
+def test_equation_answers_are_read_after_the_equals_sign():
+    carry, addition = load_task("carry"), load_task("addition")
+    assert carry.parse_answer("482+395=877") == 877 and carry.parse_answer("482+395=87 7") == 87
+    assert carry.parse_answer("877") is None and carry.parse_answer("482+395=") is None
+    assert carry.is_correct("482+395=", "482+395=877") and not carry.is_correct("482+395=", "482+395=777")
+    assert carry.rating("482+395=", "482+395=867") == 1 + int(8 * 2 / 3)  # two of three digits in place
+    assert addition.parse_answer("482+395=877") == 482 and addition.parse_answer("x 12") == 12  # unchanged
 
 
 def test_addition_prompts_and_demonstrations_are_unchanged():

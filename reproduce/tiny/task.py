@@ -2,9 +2,10 @@
 
 The same module supplies the prompts (drawn from a seed into disjoint splits), a noisy demonstrator
 (drops needed carries, giving SFT something to improve on) and the verifier used as reward and judge.
-Two shapes (evals/tasks/): ``addition`` (2 digits, every carry dropped at once) and ``carry`` (8 digits,
-prompts with several carries, one carry dropped: a wrong answer differs from the right one in one or two
-of its ~10 tokens, where token-level credit can matter).
+Two shapes (evals/tasks/): ``addition`` (2 digits, the answer is the sum, every carry dropped at once) and
+``carry`` (3 digits, prompts with several carries, the answer restates the equation, ``482+395=877``, and
+one carry is dropped: a wrong answer differs from the right one in one or two of its ~13 tokens, where
+token-level credit can matter).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class AdditionTask:
     seed: int
     min_carries: int = 0  # prompts need at least this many carrying digit positions
     dropped_carries: str = "all"  # what a noisy demonstration drops: every needed carry, or one of them
+    answer_format: str = "sum"  # an answer is the sum ("877"), or the whole equation ("482+395=877")
 
     def prompt(self, a: int, b: int) -> str:
         """The user message for ``a + b``."""
@@ -84,15 +86,20 @@ class AdditionTask:
         """A noisy demonstration: with probability ``noisy_carry_rate`` a needed carry is dropped (every
         carry, or one chosen at random, as ``dropped_carries`` says)."""
         a, b = self.parse_prompt(prompt)
+        total = a + b
         if _needs_carry(a, b) and rng.random() < self.noisy_carry_rate:
-            if self.dropped_carries == "one":
-                return str(_drop_one_carry(a, b, rng))
-            return str(_add_without_carry(a, b))
-        return str(a + b)
+            total = _drop_one_carry(a, b, rng) if self.dropped_carries == "one" else _add_without_carry(a, b)
+        return f"{a}+{b}={total}" if self.answer_format == "equation" else str(total)
 
     def parse_answer(self, answer: str) -> int | None:
-        """The integer an answer states (its first integer), or None when it states none."""
-        m = _FIRST_INT.search(answer or "")
+        """The integer an answer states, or None when it states none: its first integer; for the equation
+        format the first integer after its first '=' (the restated operands are not the answer)."""
+        text = answer or ""
+        if self.answer_format == "equation":
+            if "=" not in text:
+                return None
+            text = text.split("=", 1)[1]
+        m = _FIRST_INT.search(text)
         return int(m.group(0)) if m else None
 
     def is_correct(self, prompt: str, answer: str) -> bool:
@@ -175,4 +182,5 @@ def load_task(name: str, root: Path = ROOT) -> AdditionTask:
         seed=data["seed"],
         min_carries=data.get("min_carries", 0),
         dropped_carries=data.get("dropped_carries", "all"),
+        answer_format=data.get("answer_format", "sum"),
     )
