@@ -90,9 +90,9 @@ def main() -> int:
         for stage, s in sorted(f["stages"].items()):
             print(f"  {stage:<9} {s['jobs']:>3} jobs  {s['cpu_s']:>7.0f} CPU s  max {s['max_rss_mib']:.0f} MiB")
         tables = work / "results" / "tables" / "seeds"
-        for md in ("table1_verifier.md", "method_differences.md"):
-            if (tables / md).exists():
-                print((tables / md).read_text())
+        for md in [*sorted(tables.glob("table1_*.md")), tables / "method_differences.md"]:
+            if md.exists():
+                print(md.read_text())
     return rc
 
 
