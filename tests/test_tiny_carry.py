@@ -71,3 +71,13 @@ def test_addition_prompts_and_demonstrations_are_unchanged():
     for p, d in wrong:  # every carry dropped: each digit is the digit sum mod 10
         a, b = task.parse_prompt(p)
         assert d == str((a % 10 + b % 10) % 10 + 10 * ((a // 10 + b // 10) % 10))
+
+
+def test_tuning_holds_out_a_fifth_of_the_preference_prompts(tmp_path):
+    from reproduce.tiny.tune import main, is_dev
+
+    task = load_task("carry")
+    prefs = task.split("prefs")
+    dev = [p for p in prefs if is_dev(p)]
+    assert 0.15 < len(dev) / len(prefs) < 0.25 and dev == [p for p in task.split("prefs") if is_dev(p)]
+    assert main(["--workdir", str(tmp_path)]) == 2  # no base model / pairs yet: one line, no traceback

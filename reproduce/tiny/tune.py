@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from reproduce.config import load_config
+from reproduce.config import ConfigError, load_config
 from reproduce.io import DataError, atomic_write_json, atomic_write_jsonl, read_jsonl
 
 LEARNING_RATES = (3.0e-5, 1.0e-4, 3.0e-4)
@@ -106,8 +106,12 @@ def main(argv=None) -> int:
     ap.add_argument("--learning-rates", type=float, nargs="+", default=list(LEARNING_RATES))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    summary = tune(args.preset, Path(args.workdir), args.learning_rates, args.threads,
-                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        summary = tune(args.preset, Path(args.workdir), args.learning_rates, args.threads,
+                       log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (DataError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(summary["chosen"]))
     return 0
 
