@@ -124,3 +124,54 @@ def test_chosen_nll_control_ignores_rejected():
     assert torch.equal(a, b)
     expected = -(t["policy_chosen_logps"] * cm).sum(-1) / cm.sum(-1)
     torch.testing.assert_close(a, expected)
+
+
+@pytest.mark.parametrize("name", ["simpo", "chosen_nll"])
+def test_length_normalised_losses_on_one_token_and_empty_answers(name):
+    """Row 0: a one-token chosen answer and an empty rejected one; row 1 the reverse. The mean over one token
+    is that token's log-prob; an empty answer's mean is 0 (never 0/0), and every value stays finite."""
+    t, _, _ = _batch(2, 6, seed=17, padded=False)
+    cm = torch.zeros(2, 6)
+    rm = torch.zeros(2, 6)
+    cm[0, 3] = 1
+    rm[1, 4] = 1
+    kw = dict(policy_chosen_logps=t["policy_chosen_logps"], policy_rejected_logps=t["policy_rejected_logps"],
+              chosen_mask=cm, rejected_mask=rm, beta=2.0)
+    if name == "simpo":
+        kw["gamma"] = 0.5
+    loss, chosen_reward, rejected_reward = get_loss(name)(**kw)
+    chosen_mean = torch.tensor([t["policy_chosen_logps"][0, 3].item(), 0.0])
+    rejected_mean = torch.tensor([0.0, t["policy_rejected_logps"][1, 4].item()])
+    torch.testing.assert_close(chosen_reward, 2.0 * chosen_mean)
+    torch.testing.assert_close(rejected_reward, 2.0 * rejected_mean)
+    if name == "simpo":
+        expected = -torch.nn.functional.logsigmoid(2.0 * (chosen_mean - rejected_mean) - 0.5)
+    else:
+        expected = -chosen_mean
+    torch.testing.assert_close(loss, expected)
+
+
+def test_logged_rewards_of_length_normalised_losses():
+    """SimPO and the chosen-NLL control log beta times each answer's mean token log-prob (rejected too)."""
+    t, cm, rm = _batch(4, 8, seed=19)
+    mean_w = (t["policy_chosen_logps"] * cm).sum(-1) / cm.sum(-1)
+    mean_l = (t["policy_rejected_logps"] * rm).sum(-1) / rm.sum(-1)
+    for name, extra in (("simpo", {"gamma": 1.0}), ("chosen_nll", {})):
+        _, rw, rl = get_loss(name)(policy_chosen_logps=t["policy_chosen_logps"],
+                                   policy_rejected_logps=t["policy_rejected_logps"],
+                                   chosen_mask=cm, rejected_mask=rm, beta=0.7, **extra)
+        torch.testing.assert_close(rw, 0.7 * mean_w)
+        torch.testing.assert_close(rl, 0.7 * mean_l)
+
+
+def test_needs_flags_match_each_loss_signature():
+    """The trainer computes reference / guide log-probs only where NEEDS_REFERENCE / NEEDS_GUIDE say so: each
+    flag must equal whether the loss takes those tensors (a wrong flag starves or wastes a forward pass)."""
+    import inspect
+
+    from reproduce.train.losses import NEEDS_GUIDE, NEEDS_REFERENCE
+
+    for name, fn in LOSSES.items():
+        params = inspect.signature(fn).parameters
+        assert NEEDS_REFERENCE[name] == ("ref_chosen_logps" in params), name
+        assert NEEDS_GUIDE[name] == ("guide_chosen_logps" in params), name
