@@ -184,12 +184,10 @@ def test_make_record_and_score_with_failures(tmp_path):
     assert s["length_controlled_winrate"] is None and "disabled" in s["length_controlled_reason"]
 
 
-def test_length_controlled_path_runs_alpaca_evals_glm_on_local_files(tmp_path):
-    """The real df_gamed.csv is not available offline, so a synthetic one stands in: the LC we report equals,
-    to the last bit, alpaca_eval's own get_length_controlled_winrate on the same annotations indexed by
-    instruction position (records given out of order, so a positional index would change the number)."""
+def _lc_case(tmp_path, n=60):
+    """A synthetic df_gamed.csv in ``tmp_path`` (the real one is not available offline) and ``n`` judged records
+    of one model, seeded; returns the records in instruction order."""
     rng = np.random.default_rng(0)
-    n = 60
     gamed = []
     for model in ("gamed_concise", "gamed_verbose"):
         for i in range(n):
@@ -199,12 +197,25 @@ def test_length_controlled_path_runs_alpaca_evals_glm_on_local_files(tmp_path):
     pd.DataFrame(gamed).to_csv(tmp_path / "df_gamed.csv", index=False)
     records = []
     for i in range(n):
-        q = _q(i, instruction=f"instruction {i}", ref="r" * int(rng.integers(5, 50)))
-        p = float(rng.uniform(1.05, 1.95))
+        ref_len, own_len = int(rng.integers(5, 50)), int(rng.integers(5, 50))
+        # the judge favours the longer answer, and the model a little overall: the GLM has something to
+        # correct, so LC differs from the raw win rate (with uniform noise it is exactly 50)
+        p = float(np.clip(1.6 + 0.3 * np.tanh((own_len - ref_len) / 15) + rng.normal(0, 0.1), 1.0, 2.0))
+        q = _q(i, instruction=f"instruction {i}", ref="r" * ref_len)
         game = "switched" if ae.is_switched(q["turns"][0]) else "unswitched"
-        records.append(ae.make_record(q, _ans("a" * int(rng.integers(5, 50)), qid=str(i)), None, BENCH, "j",
-                                      {game: p}, {}))
-    order = list(rng.permutation(n))
+        records.append(ae.make_record(q, _ans("a" * own_len, qid=str(i)), None, BENCH, "j", {game: p}, {}))
+    return records
+
+
+def test_length_controlled_path_runs_alpaca_evals_glm_on_local_files(tmp_path):
+    """The LC we report equals, to the last bit, alpaca_eval's own get_length_controlled_winrate on the same
+    annotations indexed by instruction position (records given out of order, so a positional index would
+    change the number); failed games (no preference) are in the frame as NaN, which the GLM drops itself."""
+    records = _lc_case(tmp_path)
+    n = len(records)
+    for i in (3, 17, 40):
+        records[i]["preference"] = None
+    order = list(np.random.default_rng(1).permutation(n))
     s = ae.score([records[i] for i in order], lc_dir=tmp_path)
     assert "length_controlled_reason" not in s
     from unittest import mock
@@ -218,7 +229,29 @@ def test_length_controlled_path_runs_alpaca_evals_glm_on_local_files(tmp_path):
         want = glm_winrate.get_length_controlled_winrate(frame, save_weights_dir=None, is_add_glm_preference_inplace=False)
     assert s["length_controlled_winrate"] == want["length_controlled_winrate"]
     assert s["lc_standard_error"] == want["lc_standard_error"]
-    assert s["length_controlled_winrate"] != s["win_rate"]
+    assert s["n_failed"] == 3 and not s["complete"]
+    assert abs(s["length_controlled_winrate"] - s["win_rate"]) > 1  # the length correction moved the number
+
+
+@pytest.mark.parametrize("judging, option, computed", [
+    ({}, None, True),  # LC is on unless switched off
+    ({"length_controlled": True}, None, True),
+    ({"length_controlled": False}, None, False),  # the benchmark file switches it off
+    ({"length_controlled": False}, True, True),  # an explicit option wins over the benchmark file
+    ({"length_controlled": True}, False, False),
+    ({}, False, False),
+])
+def test_length_control_switch_bench_and_option(tmp_path, judging, option, computed):
+    """``judging.length_controlled`` (default on) decides whether the GLM runs; the ``length_controlled``
+    option overrides it; the LC files are there in every case, so only the switch decides."""
+    records = _lc_case(tmp_path, n=30)
+    options = {} if option is None else {"length_controlled": option}
+    s = ae.score(records, {**BENCH, "judging": judging}, lc_dir=tmp_path, **options)
+    if computed:
+        assert s["length_controlled_winrate"] is not None and "length_controlled_reason" not in s
+    else:
+        assert s["length_controlled_winrate"] is None and s["lc_standard_error"] is None
+        assert s["length_controlled_reason"] == "length control disabled (judging.length_controlled: false)"
 
 
 def test_read_judgments_rejects_malformed(tmp_path):

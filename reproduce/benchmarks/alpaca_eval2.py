@@ -249,6 +249,9 @@ def _length_controlled(df, options: dict) -> tuple[float | None, float | None, s
 
     frame = df.copy()
     frame.index = [int(q) for q in frame["question_id"]]  # the GLM looks instructions up by this index
+    # alpaca_eval fits on annotations in instruction order, and its cross-validation folds follow row order:
+    # records in another order (e.g. answers finished out of order) would move the LC number
+    frame = frame.sort_index(kind="stable")
     with mock.patch.object(glm_winrate, "hf_hub_download", local_download):
         m = glm_winrate.get_length_controlled_winrate(frame, save_weights_dir=None,
                                                       is_add_glm_preference_inplace=False)
