@@ -84,9 +84,11 @@ def start_judge(host: str, port: int, models: list[str], log_path: Path, lifetim
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if host not in ("127.0.0.1", "localhost"):
         raise ConfigError(f"the stand-in judge listens on 127.0.0.1 only; the rehearsal judges point at {host}")
-    proc = subprocess.Popen([sys.executable, "-m", "reproduce.rehearsal.judge_server", "--port", str(port),
-                             "--models", *models, "--lifetime-s", str(lifetime_s)],
-                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    # the child keeps its own copy of the descriptor; ours is closed at once
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "reproduce.rehearsal.judge_server", "--port", str(port),
+                                 "--models", *models, "--lifetime-s", str(lifetime_s)],
+                                stdout=log_file, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
