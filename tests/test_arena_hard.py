@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -155,9 +156,6 @@ def test_record_roundtrip_and_malformed_files(tmp_path):
     path.write_text(json.dumps({"question_id": "q1", "model": "m", "games": [{"score": "A>B"}]}) + "\n")
     with pytest.raises(DataError, match=r"j.jsonl:1: 'games' must be a list of two"):
         ah.read_judgments(path, fmt="arena_hard")
-    path.write_text(json.dumps({"question_id": "q1", "model": "m", "score": "A>B"}) + "\n")
-    with pytest.raises(DataError, match=r"j.jsonl:1: record lacks 'games'"):
-        ah.read_judgments(path, fmt="arena_hard")
     path.write_text("{not json\n")
     with pytest.raises(DataError, match=r"j.jsonl:1"):
         ah.read_judgments(path, fmt="arena_hard")
@@ -181,3 +179,124 @@ def test_tiny_bench_without_templates_uses_verifier():
     # one side won every battle: the official fit would fail; we report the limit
     s = ah.score([rec], tiny, rounds=10)
     assert (s["score"], s["ci_low"], s["ci_high"]) == (100.0, 100.0, 100.0) and s["baseline"] == "demonstrator"
+
+
+def test_win_rate_from_elo_by_hand():
+    """Bradley-Terry: p = 1 / (1 + 10^((base - model) / 400)); equal ratings are 50%, infinities the limits."""
+    inf = float("inf")
+    assert ah._win_rate(1000.0, 1000.0) == 50.0
+    assert ah._win_rate(1400.0, 1000.0) == pytest.approx(100 / 1.1)
+    assert ah._win_rate(1000.0, 1400.0) == pytest.approx(100 / 11)
+    assert ah._win_rate(1000.0 + 400 * 2, 1000.0) == pytest.approx(100 / 1.01)
+    # 400 x 400 Elo behind (a near-degenerate resample): 10^400 overflows a float; the limit is 0%
+    assert ah._win_rate(1000.0, 1000.0 + 400 * 400) == 0.0
+    assert (ah._win_rate(inf, 1000.0), ah._win_rate(-inf, 1000.0), ah._win_rate(inf, inf)) == (100.0, 0.0, 50.0)
+
+
+@pytest.mark.parametrize("values, q, want", [
+    ([1, 2, 3, 4, float("inf")], 2.5, 1.1),  # h = 4 * 0.025 = 0.1: 1 + (2 - 1) * 0.1
+    ([1, 2, 3, 4, float("inf")], 50, 3.0),  # h = 2, exactly on a value
+    ([1, 2, 3, 4, float("inf")], 60, 3.4),  # h = 2.4: 3 + (4 - 3) * 0.4
+    ([1, 2, 3, 4, float("inf")], 97.5, float("inf")),  # between 4 and +inf: the limit
+    ([20, float("-inf"), 30, 0, 10], 2.5, float("-inf")),  # unsorted; between -inf and 0
+    ([20, float("-inf"), 30, 0, 10], 60, 14.0),  # sorted -inf, 0, 10, 20, 30; h = 2.4: 10 + 10 * 0.4
+    ([20, float("-inf"), 30, 0, 10], 97.5, 29.0),  # h = 3.9: 20 + 10 * 0.9
+    ([float("inf")] * 3, 2.5, float("inf")),
+])
+def test_percentile_with_infinite_elos_by_hand(values, q, want):
+    """Linear interpolation between the two order statistics around h = (n - 1) q / 100, an infinite
+    neighbour giving its infinity (np.percentile would give NaN)."""
+    assert ah._percentile(values, q) == pytest.approx(want)
+
+
+def _hand_records(**extra):
+    return [{"question_id": "1", "model": "m", "games": [{"score": "B>>A"}, {"score": "A>B"}], **extra},
+            {"question_id": "2", "model": "m", "games": [{"score": "A=B"}, {"score": "B>A"}], **extra}]
+
+
+def test_baseline_option_then_records_then_bench_reference_then_default():
+    bench = {"judging": {}, "reference": {"kind": "model", "name": "bench-ref"}}
+    assert ah.score(_hand_records(baseline="rec-base"), bench, baseline="opt-base", rounds=2)["baseline"] == "opt-base"
+    assert ah.score(_hand_records(baseline="rec-base"), bench, rounds=2)["baseline"] == "rec-base"
+    assert ah.score(_hand_records(), bench, rounds=2)["baseline"] == "bench-ref"
+    assert ah.score(_hand_records(), {"judging": {}}, rounds=2)["baseline"] == "gpt-4-0314"
+    assert ah.score(_hand_records(), None, rounds=2)["baseline"] == "gpt-4-0314"
+
+
+def test_elo_of_the_hand_set():
+    """4.5 of 6 weighted battles won: the BT Elo gap is 400 log10(0.75 / 0.25) = 400 log10(3) above 1000."""
+    s = ah.score(_hand_records(), rounds=2)
+    assert s["elo"] == pytest.approx(1000 + 400 * math.log10(3), abs=1e-3)
+    assert s["n_battles"] == 6  # B>>A three times, A>B, A=B, B>A
+    # weight 1: a strong verdict counts once, 2.5 of 4 battles won
+    s = ah.score(_hand_records(), rounds=2, weight=1)
+    assert s["n_battles"] == 4 and s["score"] == pytest.approx(100 * 2.5 / 4, abs=1e-5)
+
+
+def test_records_against_two_baselines_are_refused():
+    recs = _hand_records(baseline="base-1") + _hand_records(baseline="base-2")
+    with pytest.raises(DataError, match=r"several baselines \['base-1', 'base-2'\]"):
+        ah.score(recs, rounds=2)
+
+
+def test_bootstrap_rounds_and_seed_from_the_bench_file_unless_given():
+    records = ah.read_judgments(SYNTHETIC, fmt="arena_hard")
+    bench = {"judging": {"bootstrap_rounds": 7, "seed": 3}}
+    s = ah.score(records, bench)
+    assert (s["bootstrap_rounds"], s["seed"]) == (7, 3)
+    assert (s["ci_low"], s["ci_high"]) == (ah.score(records, rounds=7, seed=3)["ci_low"],
+                                           ah.score(records, rounds=7, seed=3)["ci_high"])
+    s = ah.score(records, bench, rounds=4, seed=5)
+    assert (s["bootstrap_rounds"], s["seed"]) == (4, 5)
+
+
+def test_failed_games_count_only_the_games_played():
+    """With first_game_only the second games are not played: their missing verdicts are no failures."""
+    recs = [{"question_id": "1", "model": "m", "games": [{"score": None}, {"score": "A>B"}]},
+            {"question_id": "2", "model": "m", "games": [{"score": "B>A"}, {"score": None}]},
+            {"question_id": "3", "model": "m", "games": [{"score": "A=B"}, {"score": "B>>A"}]},
+            {"question_id": "4", "model": "m", "games": [{"score": None}, {"score": None}]},
+            {"question_id": "5", "model": "m", "games": [{"score": "A>B"}, {"score": "B>A"}]}]
+    s = ah.score(recs, baseline="base", rounds=2)
+    assert (s["n_failed_games"], s["n_failed_prompts"], s["n_expected"], s["n_judged"]) == (4, 3, 10, 6)
+    assert s["n_battles"] == 1 + 1 + 1 + 3 + 2  # A>B, B>A, A=B, B>>A x3, A>B, B>A
+    s = ah.score(recs, baseline="base", rounds=2, first_game_only=True)
+    assert (s["n_failed_games"], s["n_failed_prompts"], s["n_expected"], s["n_judged"]) == (2, 2, 5, 3)
+    assert s["n_battles"] == 3 and not s["complete"]
+
+
+def test_average_answer_tokens_only_when_every_record_has_them():
+    recs = _hand_records()
+    for rec, n in zip(recs, (10, 41)):
+        rec["answer_tokens"] = n
+    assert ah.score(recs, rounds=2)["avg_tokens"] == 25.5
+    recs[1]["answer_tokens"] = None
+    assert ah.score(recs, rounds=2)["avg_tokens"] is None
+
+
+def test_prompt_bootstrap_is_the_closed_form_on_resampled_prompts():
+    """Prompt bootstrap, recomputed independently: each round resamples the 80 prompts with replacement
+    (numpy RandomState(42).choice, as the battle bootstrap draws), the Elo of a resample is the BT closed form
+    1000 + 400 log10(p / (1 - p)) with p its weighted share of model wins (ties half), the bounds are the
+    2.5 / 97.5 percentiles of those Elos against the baseline's fixed 1000."""
+    import numpy as np
+
+    records = ah.read_judgments(SYNTHETIC, fmt="arena_hard")
+    model_won = {"game1": {"B>A": 1, "B>>A": 3, "A=B": 0.5}, "game2": {"A>B": 1, "A>>B": 3, "A=B": 0.5}}
+
+    def elo_of(recs):
+        won = total = 0.0
+        for rec in recs:
+            for game, g in zip(("game1", "game2"), rec["games"]):
+                if g["score"] is None:
+                    continue
+                total += 3 if ">>" in g["score"] else 1
+                won += model_won[game].get(g["score"], 0)
+        p = won / total
+        return 1000 + 400 * math.log10(p / (1 - p))
+
+    rng = np.random.RandomState(42)
+    elos = [elo_of([records[i] for i in rng.choice(80, size=80, replace=True)]) for _ in range(100)]
+    want = [100 / (1 + 10 ** ((1000 - np.percentile(elos, q)) / 400)) for q in (2.5, 97.5)]
+    s = ah.score(records, prompt_bootstrap=True)
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx(want, abs=1e-4)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.judges.base import JudgeReply, JudgeRequest
+from reproduce.judges import cache as cache_module
 from reproduce.judges.cache import JudgmentCache, cache_files, writer_file
 from reproduce.judges.openai_judge import OpenAIJudge
 
@@ -58,6 +59,18 @@ def test_key_is_stable_and_content_addressed():
     assert len({k, *others}) == len(others) + 1
 
 
+def test_key_format_is_the_documented_hash():
+    """The key is sha256 over the sorted-key compact JSON of {"judge": identity, "request": payload}, first
+    32 hex chars. Pinned from that recipe (hashlib here, not our helper): a changed layout would make every
+    cache already on disk miss, and every judgment be bought again."""
+    import hashlib
+
+    req = request()
+    payload = {"messages": list(req.messages), "decoding": req.decoding, "fields": req.fields}
+    blob = json.dumps({"judge": IDENTITY, "request": payload}, sort_keys=True, separators=(",", ":"))
+    assert JudgmentCache.key(IDENTITY, req) == hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+
 # ----- storage -----
 
 def test_put_get_and_reload(tmp_path):
@@ -79,6 +92,29 @@ def test_failure_is_never_stored(tmp_path, verdict):
     with pytest.raises(ValueError, match="refusing"):
         cache.put("k", JudgeReply(text="garbled"), verdict)
     assert cache.get("k") is None and not (tmp_path / "j.jsonl").exists()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_entries_without_a_judgment_are_not_hits(tmp_path, shared):
+    """A file written by another tool or edited by hand: a failed verdict (null, NaN), a reply that is not an
+    object, or a key that is not a string is no judgment; loading skips it (own file or a shared one)."""
+    good = {"text": "[[A]]"}
+    rows = [{"key": "null-verdict", "reply": good, "verdict": None},
+            {"key": "nan-verdict", "reply": good, "verdict": math.nan},
+            {"key": "no-verdict", "reply": good},
+            {"key": "text-reply", "reply": "[[A]]", "verdict": "A"},
+            {"key": "no-reply", "verdict": "A"},
+            {"key": 7, "reply": good, "verdict": "A"},
+            {"reply": good, "verdict": "A"},
+            {"key": "ok", "reply": good, "verdict": "A"}]
+    cache_dir = tmp_path / "_cache"
+    path = cache_dir / ("other.jsonl" if shared else "own.jsonl")
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cache = JudgmentCache(cache_dir / "own.jsonl", shared_dir=cache_dir if shared else None)
+    assert len(cache) == 1 and cache.get("ok")["verdict"] == "A"
+    for key in ("null-verdict", "nan-verdict", "no-verdict", "text-reply", "no-reply", 7):
+        assert key not in cache and cache.get(key) is None
 
 
 def test_torn_tail_repaired_on_load(tmp_path):
@@ -130,7 +166,8 @@ def test_hits_from_every_file_writes_only_its_own(tmp_path):
     cache_dir = tmp_path / "_cache"
     a = JudgmentCache(cache_dir / "s" / "a.jsonl", shared_dir=cache_dir)
     a.put("k1", JudgeReply(text="[[A]]"), "A")
-    legacy = tmp_path / "_cache.jsonl"  # a pre-split shared file is read too, never written
+    # a pre-split shared file (the name the module declares) is read too, never written
+    legacy = tmp_path / cache_module.LEGACY_FILE
     legacy.write_text(json.dumps({"key": "k0", "reply": {"text": "[[B]]"}, "verdict": "B"}) + "\n")
     b = JudgmentCache(cache_dir / "s" / "b.jsonl", shared_dir=cache_dir)
     assert b.get("k1")["verdict"] == "A" and b.get("k0")["verdict"] == "B"

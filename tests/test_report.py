@@ -444,3 +444,20 @@ def test_report_embeds_tables_figures_and_provenance(results, tmp_path):
     assert jcfg["config_hash"] in text
     with pytest.raises(DataError, match="missing figure"):
         build_report(cfg, results, tables, figs, out, figures=["training_curves"], log=lambda m: None)
+
+
+def test_benchmark_judges_route_cells_of_the_table_judge(results):
+    """``benchmark_judges`` (MT-Bench by its own official judge in the paper preset): the table judge's MT
+    cells come from the routed judge's score files by default; routed=False reads the table judge's own."""
+    from reproduce.report.table1 import collect_rows
+
+    cfg = tiny_cfg()
+    assert cfg["table_judge"] == "verifier"
+    cfg["benchmark_judges"] = {"tiny_mt_bench": "verifier-lenient"}
+    for routed, mt_judge in ((None, "verifier-lenient"), (True, "verifier-lenient"), (False, "verifier")):
+        rows = collect_rows(cfg, "verifier", results) if routed is None else collect_rows(cfg, "verifier", results, routed)
+        for r in rows:
+            assert r["judge"] == "verifier"  # the table's judge, whichever judge filled a cell
+            mt = _score(results, "tiny_mt_bench", mt_judge, r["method_key"])
+            assert r["MT-S"] == round(mt["score"], 2) and f"| judge {mt_judge} (job" in r["MT-S_source"]
+            assert "| judge verifier (job" in r["AH_source"]  # not routed: the table judge's own
