@@ -282,6 +282,7 @@ def test_survivable_faults_on_every_game_cost_nothing(protocol, tmp_path):
 
 @pytest.mark.parametrize("protocol", ["alpaca_eval2", "arena_hard", "mt_bench"])
 def test_prose_only_judge_fails_everything_and_caches_nothing(protocol, tmp_path):
+    """Every game of every protocol failed: nothing cached, and the score says so (no number, or none at all)."""
     setup = _setup(protocol)
     cache_path = tmp_path / "_cache.jsonl"
     with StandinServer(verdict="I would rather not say.", top_logprobs={"x": -0.1}, lifetime_s=60) as srv:
@@ -289,7 +290,7 @@ def test_prose_only_judge_fails_everything_and_caches_nothing(protocol, tmp_path
     judged, failed = check_accounting(protocol, setup, records, failures, cache_path)
     assert judged == 0 and failed == stats["requests"] > 0
     assert not cache_path.exists() or cache_path.read_text() == ""
-    assert all("no verdict parsed after 2 attempt(s)" in f["reason"] for f in failures), failures[0]
+    # the failure's message (naming question, game and the prose) is checked once, in test_bad_input.py
     proto = protocol_module(protocol)
     if protocol == "mt_bench":
         result = proto.score(records, setup[0])

@@ -189,36 +189,12 @@ def test_precompute_models_sit_on_the_accelerator_device(tiny_model_dir, pairs_f
     assert [r() is not None for r in forwarded] == [True, False] and forwarded[0]() is tr.model
 
 
-def test_guide_with_other_tokenizer_is_rejected(tiny_model_dir, pairs_file, tmp_path):
-    from transformers import AutoTokenizer
-
-    guide = _perturbed(tiny_model_dir, tmp_path, "guide")
-    tok = AutoTokenizer.from_pretrained(str(guide))
-    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
-    tok.save_pretrained(str(guide))
-    with pytest.raises(ValueError, match="chat template differs"):
-        build_trainer({**METHOD, "loss": "tgdpo", "alpha": 0.5, "guide": "g"}, tiny_model_dir, pairs_file, tmp_path / "y",
-                      guide_dir=guide)
-
-
 def test_nan_loss_names_step_and_pairs(tiny_model_dir, pairs_file, tmp_path):
     tr, _ = build_trainer({**METHOD, "loss": "dpo"}, tiny_model_dir, pairs_file, tmp_path / "z")
     batch = _first_batch(tr)
     batch["ref_token_logps"][:] = float("nan")
     with pytest.raises(FloatingPointError, match=r"step 0, pairs \['p0'"):
         tr.compute_loss(tr.model, batch)
-
-
-def test_bad_pairs_file_names_record(tiny_model_dir, tmp_path):
-    from reproduce.io import DataError
-
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"pair_id": "a", "prompt": [{"role": "user", "content": "1+1="}], "chosen": [{"role": "assistant", "content": "2"}]}\n')
-    with pytest.raises(DataError, match=r"bad.jsonl:1: pair 'a' has no 'rejected'"):
-        build_trainer({**METHOD, "loss": "dpo"}, tiny_model_dir, bad, tmp_path / "w")
-    bad.write_text('{"pair_id": "b", "prompt": [{"role": "user", "content": "1+1="}], "chosen": [{"role": "assistant", "content": " "}], "rejected": [{"role": "assistant", "content": "3"}]}\n')
-    with pytest.raises(DataError, match=r"pair 'b': empty 'chosen' response"):
-        build_trainer({**METHOD, "loss": "dpo"}, tiny_model_dir, bad, tmp_path / "w")
 
 
 def test_out_of_range_hyperparameters(tiny_model_dir, pairs_file, tmp_path):
