@@ -136,7 +136,12 @@ def test_table1_files_rows_columns_and_values(results, tmp_path):
         # the full reason, then why there is no paper number (the tiny setting is not in the paper)
         assert r["AE-LC_reason"] == f"{ae['length_controlled_reason']}; no paper counterpart (setting not in the paper)"
         assert r["AH_reason"] == "no paper counterpart (setting not in the paper)" and r["AH_paper"] is None
-        assert r["AH_complete"] is None  # these score files predate the coverage counts: not claimed either way
+        # complete is claimed only from the score file's own coverage counts (older files have none: None)
+        if "n_expected" in ah:
+            assert (r["AH_n_judged"], r["AH_n_expected"]) == (ah["n_judged"], ah["n_expected"])
+            assert r["AH_complete"] is (ah["n_judged"] == ah["n_expected"])
+        else:
+            assert r["AH_complete"] is None and r["AH_n_expected"] is None
         assert "tiny-addition-v1" in r["AH_source"] and "judge verifier" in r["AH_source"]
     md = (tmp_path / "table1_verifier.md").read_text()
     assert md.count("| Tiny addition (CPU) |") == len(cfg["methods"])
