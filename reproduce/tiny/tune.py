@@ -26,7 +26,7 @@ from pathlib import Path
 from reproduce.config import ConfigError, load_config
 from reproduce.io import DataError, atomic_write_json, atomic_write_jsonl, read_jsonl
 
-LEARNING_RATES = (3.0e-5, 1.0e-4, 3.0e-4)
+LEARNING_RATES = (1.0e-6, 3.0e-6, 1.0e-5, 3.0e-5, 1.0e-4)  # the grid behind config/recipes/tiny-carry.yaml
 DEV_EVERY = 5  # one prompt in five is a dev prompt
 
 
