@@ -287,6 +287,25 @@ def test_power_formulas():
     assert seeds_needed(Z, 400.0, 2.0, 400) is None
 
 
+def test_power_plans_from_the_verdict_floor_when_measured_variance_is_smaller():
+    """Two near-identical methods (the null) measure a per-prompt variance near 0; a true 2-point win-rate gap
+    needs at least 2 * (25 - 2) = 46 of it (verdicts move a prompt by 25 points at least), so the plan uses 46,
+    not the measured 0.25, and says so. MT-S has no such floor."""
+    from reproduce.report.power import Z, plan, variance_floor
+
+    assert variance_floor(2.0, "AH") == 46.0 and variance_floor(-2.0, "AE-WR") == 46.0
+    assert variance_floor(2.0, "MT-S") == 0.0 and variance_floor(30.0, "AH") == 0.0
+    cfg = tiny_cfg()
+    base = {"setting": "tiny-add", "judge": cfg["table_judge"], "method_a": "tgdpo", "method_b": "dpo",
+            "n_prompts": 400, "n_seeds": 5, "seed_var_a": 0.0, "seed_var_b": 0.0}
+    rows = [{**base, "benchmark": "tiny_arena_hard", "metric": "AH", "paper_diff": 2.0, "var_prompt": 0.25},
+            {**base, "benchmark": "tiny_mt_bench", "metric": "MT-S", "paper_diff": 0.5, "var_prompt": 0.25}]
+    ah, mt = plan(cfg, rows)
+    assert ah["var_prompt_used"] == 46.0 and "floor is used" in ah["note"]
+    assert ah["prompts_needed_1_seed"] == int(np.ceil(46.0 / (2.0 / Z) ** 2 - 1e-12))  # 46 * 7.849 / 4 -> 91
+    assert mt["var_prompt_used"] == 0.25 and mt["prompts_needed_1_seed"] == int(np.ceil(0.25 / (0.5 / Z) ** 2 - 1e-12))
+
+
 # ------------------------------------------------------------------ the workflow's result files
 
 
@@ -417,7 +436,9 @@ def test_paper_gaps_and_verdicts_in_the_table(synthetic, tmp_path):
     ah = next(p for p in plan_rows if p["metric"] == "AH")
     assert ah["gap"] == r["paper_diff"] and ah["gap_source"] == "paper, this setting"
     # the planning arithmetic on the measured variance: n = var_prompt / (gap / Z)^2, rounded up
-    assert ah["prompts_needed_1_seed"] == int(np.ceil(r["var_prompt"] / (r["paper_diff"] / Z) ** 2 - 1e-12))
+    used = max(r["var_prompt"], abs(r["paper_diff"]) * (25 - abs(r["paper_diff"])))  # measured, or the verdict floor
+    assert ah["var_prompt_used"] == pytest.approx(used)
+    assert ah["prompts_needed_1_seed"] == int(np.ceil(used / (r["paper_diff"] / Z) ** 2 - 1e-12))
     assert "- tiny_mt_bench MT-S (TGDPO − DPO" in md and "no claimed gap to plan for (paper shows no gap" in md
 
 

@@ -13,6 +13,13 @@ and the prompt count is a lower bound, which the line says). The prompt term is 
 same prompts serve every seed), which errs towards more prompts. A two-sided test at alpha = 0.05 has
 80% power against a gap g when Var(diff) <= (g / (z_0.975 + z_0.80))^2.
 
+A measured variance can be far smaller than the one under the claimed gap: two methods whose answers nearly
+coincide (the null) give a per-prompt variance near 0, and the normal approximation would then promise the
+gap from a handful of prompts. For the win-rate metrics the per-prompt paired difference moves in steps of
+at least ``VERDICT_STEP`` points (a prompt's two games average to a multiple of 25), so a true gap g implies a
+variance of at least |g| (step - |g|) (mass |g| / step at one step, the rest at 0); the planning uses the
+larger of that floor and the measured variance, and says when the floor was used.
+
 The gap is the paper's Table-1 difference for the setting; for a setting that is not in the paper, the
 smallest and largest nonzero gap the paper claims for that pair and metric over its settings.
 """
@@ -33,7 +40,20 @@ ALPHA, POWER = 0.05, 0.80
 Z = NormalDist().inv_cdf(1 - ALPHA / 2) + NormalDist().inv_cdf(POWER)  # 1.95996 + 0.84162
 PLAN_FIELDS = ["setting", "benchmark", "metric", "judge", "method_a", "method_b", "gap", "gap_source", "n_prompts",
                "n_seeds", "sd_prompt", "sd_seed_a", "sd_seed_b", "prompts_needed_1_seed", "prompts_needed_measured_seeds",
-               "seeds_needed_at_n_prompts", "note"]
+               "seeds_needed_at_n_prompts", "var_prompt_used", "note"]
+
+
+VERDICT_STEP = 25.0  # points: the smallest nonzero per-prompt change of a win rate (two games, ties as halves)
+WIN_RATE_METRICS = {"AE-WR", "AE-LC", "AH", "MT-WR"}
+
+
+def variance_floor(gap: float, metric: str) -> float:
+    """The smallest per-prompt variance of the paired difference that a true gap ``gap`` implies for a win-rate
+    metric (see the module docstring); 0 for a score metric (MT-S), whose differences need not be discrete."""
+    g = abs(gap)
+    if metric not in WIN_RATE_METRICS or g >= VERDICT_STEP:
+        return 0.0
+    return g * (VERDICT_STEP - g)
 
 
 def target_variance(gap: float) -> float:
@@ -91,21 +111,27 @@ def plan(cfg: dict, diff_rows: list[dict]) -> list[dict]:
         seed_var_known = r["seed_var_a"] is not None and r["seed_var_b"] is not None
         seed_var = (r["seed_var_a"] + r["seed_var_b"]) if seed_var_known else 0.0
         note = "" if seed_var_known else "seed variance not measured with 1 seed, so these are lower bounds"
-        if r["var_prompt"] == 0:
-            note = "; ".join(x for x in (note, "the two methods' verdicts agree on every prompt: zero measured variance") if x)
         for gap in gaps or [None]:
+            floor = variance_floor(gap, r["metric"]) if gap is not None else 0.0
+            var_prompt = max(r["var_prompt"], floor)
+            gap_note = note
+            if gap is not None and floor > r["var_prompt"]:
+                gap_note = "; ".join(x for x in (note, f"measured per-prompt variance {r['var_prompt']:.1f} is below the "
+                                                 f"{floor:.1f} a gap of {gap:+.1f} implies for verdicts, so the floor is used") if x)
+            elif r["var_prompt"] == 0:
+                gap_note = "; ".join(x for x in (note, "the two methods' verdicts agree on every prompt: zero measured variance") if x)
             row = {"setting": r["setting"], "benchmark": r["benchmark"], "metric": r["metric"], "judge": r["judge"],
                    "method_a": pair[0], "method_b": pair[1], "gap": gap, "gap_source": source,
                    "n_prompts": r["n_prompts"], "n_seeds": r["n_seeds"], "sd_prompt": math.sqrt(r["var_prompt"]),
                    "sd_seed_a": math.sqrt(r["seed_var_a"]) if r["seed_var_a"] is not None else None,
                    "sd_seed_b": math.sqrt(r["seed_var_b"]) if r["seed_var_b"] is not None else None,
                    "prompts_needed_1_seed": None, "prompts_needed_measured_seeds": None,
-                   "seeds_needed_at_n_prompts": None, "note": note}
-            if gap is not None and r["var_prompt"] > 0:
-                row["prompts_needed_1_seed"] = prompts_needed(gap, r["var_prompt"], seed_var, 1)
-                row["prompts_needed_measured_seeds"] = prompts_needed(gap, r["var_prompt"], seed_var, r["n_seeds"])
+                   "var_prompt_used": var_prompt, "seeds_needed_at_n_prompts": None, "note": gap_note}
+            if gap is not None and var_prompt > 0:
+                row["prompts_needed_1_seed"] = prompts_needed(gap, var_prompt, seed_var, 1)
+                row["prompts_needed_measured_seeds"] = prompts_needed(gap, var_prompt, seed_var, r["n_seeds"])
                 if seed_var_known:
-                    row["seeds_needed_at_n_prompts"] = seeds_needed(gap, r["var_prompt"], seed_var, r["n_prompts"])
+                    row["seeds_needed_at_n_prompts"] = seeds_needed(gap, var_prompt, seed_var, r["n_prompts"])
             out.append(row)
     return out
 
@@ -131,7 +157,7 @@ def plan_lines(cfg: dict, rows: list[dict]) -> list[str]:
         if r0["gap"] is None:
             lines.append(f"- {bench} {metric} ({who}): {measured}; no claimed gap to plan for ({r0['gap_source']}).")
             continue
-        if r0["sd_prompt"] == 0:
+        if all(r["var_prompt_used"] == 0 for r in rs):
             gaps = ", ".join(f"{r['gap']:+.{nd}f}" for r in rs)
             lines.append(f"- {bench} {metric} ({who}): paper gap {gaps} ({r0['gap_source']}); {r0['note']}, "
                          "so nothing to plan from.")
@@ -144,7 +170,8 @@ def plan_lines(cfg: dict, rows: list[dict]) -> list[str]:
                 part += (f", or {k} seeds at {r['n_prompts']} prompts" if k is not None else
                          f", and no number of seeds at {r['n_prompts']} prompts")
             parts.append(part)
-        tail = f" ({r0['note']})" if r0["note"] else ""
+        notes = list(dict.fromkeys(r["note"] for r in rs if r["note"]))
+        tail = f" ({'; '.join(notes)})" if notes else ""
         lines.append(f"- {bench} {metric} ({who}): {measured}; for 80% power at α = 0.05 the paper gap "
                      f"({r0['gap_source']}) {'; '.join(parts)}{tail}.")
     return lines
