@@ -114,12 +114,11 @@ def plan(cfg: dict, diff_rows: list[dict]) -> list[dict]:
         for gap in gaps or [None]:
             floor = variance_floor(gap, r["metric"]) if gap is not None else 0.0
             var_prompt = max(r["var_prompt"], floor)
-            gap_note = note
-            if gap is not None and floor > r["var_prompt"]:
-                gap_note = "; ".join(x for x in (note, f"measured per-prompt variance {r['var_prompt']:.1f} is below the "
-                                                 f"{floor:.1f} a gap of {gap:+.1f} implies for verdicts, so the floor is used") if x)
-            elif r["var_prompt"] == 0:
-                gap_note = "; ".join(x for x in (note, "the two methods' verdicts agree on every prompt: zero measured variance") if x)
+            extra = (f"measured per-prompt variance {r['var_prompt']:.1f} is below the {floor:.1f} a gap of {gap:+.1f} "
+                     "implies for verdicts, so the floor is used" if gap is not None and floor > r["var_prompt"] else
+                     "the two methods' verdicts agree on every prompt: zero measured variance" if r["var_prompt"] == 0
+                     else "")
+            gap_note = "; ".join(x for x in (note, extra) if x)
             row = {"setting": r["setting"], "benchmark": r["benchmark"], "metric": r["metric"], "judge": r["judge"],
                    "method_a": pair[0], "method_b": pair[1], "gap": gap, "gap_source": source,
                    "n_prompts": r["n_prompts"], "n_seeds": r["n_seeds"], "sd_prompt": math.sqrt(r["var_prompt"]),
