@@ -1,7 +1,9 @@
-"""Shared fixtures: a tiny random Llama + ChatML tokenizer built offline, and a few preference pairs."""
+"""Shared fixtures: a tiny random Llama + ChatML tokenizer built offline, a few preference pairs, and the
+official files the fidelity tests read (through ``reproduce.official.fetch_file``, as the product reads them)."""
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from pathlib import Path
@@ -9,8 +11,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT / "tests"))
+
+OFFLINE_VAR = "REPRODUCE_OFFLINE_TESTS"  # =1: tests whose official files are not here are not run (counted)
+OFFLINE_PREFIX = "offline:"  # the reason of every skip the offline switch causes (counted at the end)
 
 
 def build_tiny_model(out: Path) -> Path:
@@ -59,9 +63,54 @@ def pairs_file(tmp_path) -> Path:
     return path
 
 
-def shared_dir(*parts: str) -> Path:
-    """A path under ../shared, skipping the test with the reason when it is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} not present (official benchmark mirror; CI has it beside the repo)")
-    return path
+def offline_tests() -> bool:
+    """Whether the user chose to run without downloads (``REPRODUCE_OFFLINE_TESTS=1``)."""
+    return os.environ.get(OFFLINE_VAR, "") == "1"
+
+
+def official_file(path: str) -> Path:
+    """The official file pinned under mirror path ``path`` (a benchmark config or an ``evals/official``
+    manifest pins it), from a mirror directory, the cache or its pinned URL, sha256-checked.
+
+    A file that cannot be had fails the test with fetch_file's one-line message; it is skipped only under the
+    offline switch (``REPRODUCE_OFFLINE_TESTS=1``), which never downloads."""
+    from reproduce.io import DataError
+    from reproduce.official import all_specs, fetch_file, find_local
+
+    spec = all_specs().get(path)
+    if spec is None:
+        raise KeyError(f"{path}: no benchmark config or evals/official manifest pins this file")
+    if offline_tests():
+        local = find_local(spec)
+        if local is None:
+            pytest.skip(f"{OFFLINE_PREFIX} official file {path} not in the mirror or cache ({OFFLINE_VAR}=1)")
+        return local
+    try:
+        return fetch_file(spec)
+    except DataError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def official_benchmark(*names: str) -> None:
+    """Every official file that ``evals/benchmarks/<name>.yaml`` pins, for each name, made present (mirror or
+    cache) as :func:`official_file` does: afterwards ``load_questions`` and ``load_templates`` find them."""
+    from reproduce.official import benchmark_files
+
+    for name in names:
+        for spec in benchmark_files(name).values():
+            official_file(spec["path"])
+
+
+@pytest.fixture()
+def official():
+    """``official(path)``: see :func:`official_file`."""
+    return official_file
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Under the offline switch, one line: how many tests did not run for want of official files."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    offline = [r for r in skipped if OFFLINE_PREFIX in str(getattr(r, "longrepr", ""))]
+    if offline_tests():
+        terminalreporter.write_line(f"{OFFLINE_VAR}=1: {len(offline)} test(s) not run because their official files "
+                                    "are neither in the mirror nor the cache (no downloads in offline mode)")

@@ -13,17 +13,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import official_file
 from reproduce.benchmarks import alpaca_eval2 as ae
 from reproduce.io import DataError
 from reproduce.judges.base import JudgeReply
+from reproduce.official import load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "alpaca_eval_annotations"
-MIRROR = ROOT.parent / "shared" / "benchmarks"
 LEADERBOARD = (importlib.resources.files("alpaca_eval") / "leaderboards" / "data_AlpacaEval_2"
                / "weighted_alpaca_eval_gpt4_turbo_leaderboard.csv")
-FIXTURE_MODELS = sorted(p.parent.name for p in FIXTURES.glob("*/annotations.json")) if FIXTURES.is_dir() else []
-needs_fixtures = pytest.mark.skipif(not FIXTURE_MODELS, reason=f"real AlpacaEval annotations not found in {FIXTURES}")
+# the published annotation files pinned in evals/official/alpaca_eval_annotations.yaml
+ANNOTATIONS = load_manifest("alpaca_eval_annotations")
+FIXTURE_MODELS = sorted(ANNOTATIONS, key=str.lower)
+
+
+def annotations(model: str) -> Path:
+    """The real AlpacaEval 2 annotations of ``model`` (fetched like every official file)."""
+    return official_file(ANNOTATIONS[model]["path"])
 
 BENCH = {"protocol": "alpaca_eval2", "questions": {"files": {}}, "judging": {}}
 
@@ -37,7 +43,6 @@ def _ans(text, model="my-model", qid="0"):
     return {"question_id": qid, "model": model, "turns": [text]}
 
 
-@needs_fixtures
 @pytest.mark.parametrize("model", FIXTURE_MODELS)
 def test_real_annotations_reproduce_published_leaderboard(model, monkeypatch):
     monkeypatch.delenv("REPRODUCE_ALPACA_EVAL_LC_DIR", raising=False)
@@ -45,7 +50,7 @@ def test_real_annotations_reproduce_published_leaderboard(model, monkeypatch):
     board = pd.read_csv(LEADERBOARD, index_col=0)
     assert model in board.index, f"{model} not on the leaderboard shipped with alpaca-eval"
     row = board.loc[model]
-    s = ae.score(ae.read_judgments(FIXTURES / model / "annotations.json", fmt="alpaca_eval"))
+    s = ae.score(ae.read_judgments(annotations(model), fmt="alpaca_eval"))
     assert s["win_rate"] == pytest.approx(row["win_rate"], abs=1e-3)
     assert s["standard_error"] == pytest.approx(row["standard_error"], abs=1e-3)
     assert s["discrete_win_rate"] == pytest.approx(row["discrete_win_rate"], abs=1e-3)
@@ -61,13 +66,12 @@ def test_real_annotations_reproduce_published_leaderboard(model, monkeypatch):
     assert rank["rank"] == 1 + int((others["win_rate"] > row["win_rate"]).sum())
 
 
-@needs_fixtures
 def test_order_coin_and_logprob_parser_reproduce_every_official_preference():
     """For every judged row: our coin picks the game the official annotator played, and parsing its
     raw top log-probs gives exactly the stored preference."""
     checked = 0
     for model in FIXTURE_MODELS:
-        for row in json.loads((FIXTURES / model / "annotations.json").read_text()):
+        for row in json.loads((annotations(model)).read_text()):
             raw = row.get("raw_completion")
             if not raw or not raw.get("logprobs"):
                 continue  # not judged (identical outputs -> 1.5) or no raw completion kept
@@ -89,13 +93,8 @@ def test_order_coin_is_alpaca_evals_own_switch_processor():
     cfg = yaml.safe_load((configs / ae.ALPACA_ANNOTATOR / "configs.yaml").read_text())[ae.ALPACA_ANNOTATOR]
     annotator = SinglePairwiseAnnotator(base_dir=str(configs), seed=0, **cfg)
     [switch] = [p for p in annotator.processors if type(p).__name__ == "RandomSwitchTwoColumnsProcessor"]
-    official = MIRROR / "alpaca_eval" / "gpt4_1106_preview_model_outputs.json"
-    if official.exists():
-        instructions = [r["instruction"] for r in json.loads(official.read_text())[:60]]
-    else:  # known instructions of the AlpacaEval set, in case the mirror is absent
-        instructions = ["What are the names of some famous actors that started their careers on Broadway?",
-                        "How did US states get their names?", "Hi, my sister and her girlfriends want me to play kickball "
-                        "with them. Can you explain how the game is played, so they don't take advantage of me?"]
+    official = official_file("alpaca_eval/gpt4_1106_preview_model_outputs.json")
+    instructions = [r["instruction"] for r in json.loads(official.read_text())[:60]]
     frame = pd.DataFrame([{"instruction": i, "output_1": "REFERENCE", "output_2": "MODEL"} for i in instructions])
     shown = switch.preprocess(frame.copy())
     assert 0 < shown["is_switched_outputs"].sum() < len(instructions) or len(instructions) < 10
@@ -301,14 +300,13 @@ def test_nan_preferences_are_failed_games_and_the_score_says_so(tmp_path, caplog
     assert "INCOMPLETE: 3/5 games judged" in line and f"WR {s['win_rate']:6.2f}" in line
 
 
-@needs_fixtures
 def test_score_command_prints_the_leaderboard_line(tmp_path):
     import subprocess
     import sys
 
     model = FIXTURE_MODELS[0]
     out = subprocess.run([sys.executable, "-m", "reproduce.cli", "score", "--benchmark", "alpaca_eval2", "--format",
-                          "alpaca_eval", "--judgments", str(FIXTURES / model / "annotations.json")],
+                          "alpaca_eval", "--judgments", str(annotations(model))],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     row = pd.read_csv(LEADERBOARD, index_col=0).loc[model]

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import official_file
 from reproduce.benchmarks import arena_hard as ah
 from reproduce.io import DataError
 from reproduce.judges.base import JudgeReply
+from reproduce.official import benchmark_files
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SYNTHETIC = DATA / "arena_hard_synthetic_judgments.jsonl"
-MIRROR = ROOT.parent / "shared" / "benchmarks"
-JUDGE_CONFIG = {"path": "arena_hard_v0.1/judge_config.yaml", "url": "https://invalid.example/judge_config.yaml",
-                "sha256": "3b64f7004fc3a88f60914747b8c2b73ac04cbd6109e5901e328b9cba796e0c89"}
+JUDGE_CONFIG = benchmark_files("arena_hard")["judge_config"]  # the pinned official v0.1 judge config
 BENCH = {"protocol": "arena_hard", "questions": {"files": {"judge_config": JUDGE_CONFIG}},
          "reference": {"kind": "model", "name": "gpt-4-0314"}, "judging": {"temperature": 0, "max_tokens": 4096}}
 
@@ -128,9 +128,9 @@ def _qa():
         {"question_id": "q1", "model": "gpt-4-0314", "turns": ["BASELINE ANSWER"]}
 
 
-@pytest.mark.skipif(not (MIRROR / JUDGE_CONFIG["path"]).exists(), reason=f"official judge_config.yaml not in {MIRROR}")
 def test_build_requests_with_official_template():
-    templates = ah.load_templates(BENCH, MIRROR)
+    official_file(JUDGE_CONFIG["path"])  # present (mirror or cache) or the test fails saying why
+    templates = ah.load_templates(BENCH)
     q, a, ref = _qa()
     games = dict(ah.build_requests(q, a, ref, BENCH, templates))
     assert list(games) == ["game1", "game2"]

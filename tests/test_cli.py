@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_dir
+from conftest import official_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ def test_score_alpaca_eval_annotations_json():
     preferences; avg_length as its leaderboard: the integer mean length of the model's outputs)."""
     import warnings
 
-    path = shared_dir("fixtures", "alpaca_eval_annotations", "claude-2", "annotations.json")
+    path = official_file("alpaca_eval_annotations/claude-2/annotations.json")
     out = _run("score", "--benchmark", "alpaca_eval2", "--judgments", str(path), "--format", "alpaca_eval", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -105,7 +105,7 @@ def test_failed_games_fail_the_job_and_keep_nothing_that_looks_finished(tmp_path
     from reproduce.benchmarks.questions import load_questions
     from reproduce.config import ROOT as CONFIG_ROOT, _load_named, load_config
 
-    shared_dir("benchmarks", "arena_hard_v0.1", "judge_config.yaml")  # the LLM judge needs the official prompt
+    official_file("arena_hard_v0.1/judge_config.yaml")  # the LLM judge needs the official prompt
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.benchmarks.questions import default_mirror, fetch_file, load_questions
+from reproduce.benchmarks.questions import load_questions
 from reproduce.benchmarks.reference import reference_answers
 from reproduce.config import load_config
 from reproduce.io import DataError, read_jsonl
@@ -29,6 +29,7 @@ from reproduce.judges.cache import JudgmentCache
 from reproduce.judges.openai_judge import OpenAIJudge
 from reproduce.judges.run import judge_model, protocol_module
 
+from conftest import official_file
 from fault_schedule import ScheduledStandin, doomed, doomed_schedule, request_digest
 from support.standin_server import Fault, StandinServer
 from support.verdicts import flaky_verdict_for, logprobs_for, verdict_for
@@ -49,8 +50,6 @@ MT_TEMPLATES = {
                         "Say \"[[A]]\", \"[[B]]\" or \"[[C]]\".",
     }.items()
 }
-SYNTHETIC_ARENA = {"system_prompt": "Judge A and B. Labels: [[A>>B]] [[A>B]] [[A=B]] [[B>A]] [[B>>A]].",
-                   "prompt_template": ["<|User Prompt|>\n{question_1}\n<|A|>\n{answer_1}\n<|B|>\n{answer_2}"]}
 
 
 @pytest.fixture(autouse=True)
@@ -80,13 +79,9 @@ def _setup(protocol: str):
         templates = protocol_module(protocol).load_templates(bench)
     elif protocol == "arena_hard":
         spec = load_config({"preset": "paper"})["benchmarks"]["arena_hard"]["questions"]["files"]["judge_config"]
-        mirror = default_mirror()
-        if mirror is not None and (mirror / spec["path"]).exists():
-            from reproduce.benchmarks.templates import arena_hard_config
+        from reproduce.benchmarks.templates import arena_hard_config
 
-            templates = arena_hard_config(fetch_file(spec, mirror))  # the official v0.1 prompt
-        else:
-            templates = SYNTHETIC_ARENA
+        templates = arena_hard_config(official_file(spec["path"]))  # the official v0.1 prompt
     else:
         templates = MT_TEMPLATES
     return bench, questions, answers, reference, templates

@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from conftest import shared_dir
+from conftest import official_file
 
 from reproduce.generate.base import Completion
 from reproduce.generate.formats import export_answers, import_answers, official_relpath, to_official
@@ -216,7 +216,8 @@ def test_import_real_arena_hard_baseline_file(tmp_path):
     from reproduce.benchmarks.reference import _turns
     from reproduce.generate.commands import load_benchmark
 
-    path = shared_dir("benchmarks", "arena_hard_v0.1", "model_answer", "gpt-4-0314.jsonl")
+    path = official_file("arena_hard_v0.1/model_answer/gpt-4-0314.jsonl")
+    official_file("arena_hard_v0.1/question.jsonl")
     questions = load_questions(load_benchmark("arena_hard"))
     records = import_answers(path, "arena_hard", questions)
     assert len(records) == len(questions) == 500
@@ -237,7 +238,7 @@ def test_cli_export_import_and_unknown_benchmark(tmp_path, capsys):
 
     assert main(["import-answers", "--benchmark", "no_such_bench", "--file", "x.jsonl", "--out", str(tmp_path / "o")]) == 2
     assert "unknown benchmark 'no_such_bench'" in capsys.readouterr().err
-    src = shared_dir("benchmarks", "arena_hard_v0.1", "model_answer", "gpt-3.5-turbo-0125.jsonl")
+    src = official_file("arena_hard_v0.1/model_answer/gpt-3.5-turbo-0125.jsonl")
     ours = tmp_path / "ours.jsonl"
     assert main(["import-answers", "--benchmark", "arena_hard", "--file", str(src), "--out", str(ours)]) == 0
     assert len(load_answers(ours)) == 500

@@ -36,11 +36,10 @@ from unittest import mock
 
 import pytest
 
-from reproduce.benchmarks.questions import default_mirror
 from reproduce.config import load_config
 from reproduce.io import read_jsonl
 
-from conftest import build_tiny_model, near_miss_pairs
+from conftest import build_tiny_model, near_miss_pairs, official_file
 from support.standin_server import StandinServer
 from support.verdicts import logprobs_for, verdict_for
 
@@ -77,10 +76,8 @@ def server():
 
 def _benches() -> dict:
     cfg = load_config({"preset": "tiny"})
-    mirror = default_mirror()
     spec = load_config({"preset": "paper"})["benchmarks"]["arena_hard"]["questions"]["files"]["judge_config"]
-    if mirror is None or not (mirror / spec["path"]).exists():
-        pytest.skip("the Arena-Hard v0.1 judge_config.yaml is not in the benchmark mirror")
+    official_file(spec["path"])  # the official judge prompt: present (mirror or cache) or the test fails saying why
     out = {}
     for b in BENCHES:
         bench = dict(cfg["benchmarks"][b])

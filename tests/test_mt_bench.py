@@ -13,16 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import official_file
 from reproduce.benchmarks import mt_bench as mt
 from reproduce.io import DataError
 from reproduce.judges.base import JudgeReply
+from reproduce.official import benchmark_files
 
 ROOT = Path(__file__).resolve().parent.parent
-MIRROR = ROOT.parent / "shared" / "benchmarks"
-PROMPTS = {"path": "mt_bench/judge_prompts.jsonl", "url": "https://invalid.example/judge_prompts.jsonl",
-           "sha256": "fd283293406d024f44c174b094ef48031d0687a4682fd3a56b29b138f80281b6"}
-needs_mirror = pytest.mark.skipif(not (MIRROR / PROMPTS["path"]).exists(),
-                                  reason=f"official judge_prompts.jsonl not in {MIRROR}")
+PROMPTS = benchmark_files("mt_bench")["judge_prompts"]  # the pinned official FastChat judge prompts
 
 
 def _bench(modes=("single",)):
@@ -113,10 +111,10 @@ def test_make_record_maps_game_orders():
     assert (s["score"], s["n_failed"], s["wins"], s["ties"]) == (8.0, 1, 1, 1)
 
 
-@needs_mirror
 def test_build_requests_with_official_prompts():
     bench = _bench(("single", "pairwise"))
-    templates = mt.load_templates(bench, MIRROR)
+    official_file(PROMPTS["path"])  # present (mirror or cache) or the test fails saying why
+    templates = mt.load_templates(bench)
     q = {"question_id": "111", "category": "math", "turns": ["MATH Q1", "MATH Q2"], "reference": ["REF1", "REF2"]}
     a = {"question_id": "111", "model": "m", "turns": ["MODEL1", "MODEL2"]}
     b = {"question_id": "111", "model": "gpt-3.5-turbo", "turns": ["BASE1", "BASE2"]}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import shared_dir
+from conftest import official_file
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -109,7 +109,7 @@ def _placeholders(tmp: Path) -> dict[str, str]:
     from test_mt_bench import MODELS, _fastchat_files
 
     single, _ = _fastchat_files(tmp)
-    return {"annotations.json": str(shared_dir("fixtures", "alpaca_eval_annotations", "claude-2", "annotations.json")),
+    return {"annotations.json": str(official_file("alpaca_eval_annotations/claude-2/annotations.json")),
             "model_judgment/gpt-4-1106-preview/m.jsonl": str(SYNTHETIC), "gpt-4_single.jsonl": str(single),
             "NAME": MODELS[0]}
 

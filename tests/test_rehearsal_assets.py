@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_dir
+from conftest import official_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 JUDGE_MODELS = ["gpt-4-1106-preview", "gpt-4"]
@@ -144,7 +144,7 @@ def test_every_official_prompt_fits_the_context(shaped, shape):
     from reproduce.benchmarks.questions import load_questions
     from reproduce.generate.commands import load_benchmark
 
-    shared_dir("benchmarks")
+    official_benchmark("alpaca_eval2", "arena_hard", "mt_bench")
     model_dir, record = shaped[shape]
     tok, _ = _load(model_dir)
     answer = tok.decode(list(range(200, 200 + 1024)))  # some 1024 tokens of text
@@ -227,7 +227,7 @@ def _official_requests(protocol: str, n: int):
     from reproduce.benchmarks.reference import reference_answers
     from reproduce.generate.commands import load_benchmark
 
-    shared_dir("benchmarks")
+    official_benchmark(protocol)
     module = {"alpaca_eval2": alpaca_eval2, "arena_hard": arena_hard, "mt_bench": mt_bench}[protocol]
     bench = load_benchmark(protocol)
     questions = load_questions(bench)[:n]

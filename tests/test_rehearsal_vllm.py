@@ -41,13 +41,13 @@ def vllm_available():
 
 
 def _prompts() -> list[str]:
-    """AlpacaEval instructions when the official mirror is present, else fixed questions."""
-    from reproduce.benchmarks.questions import default_mirror, load_questions
+    """The first AlpacaEval instructions (official file: mirror, cache or pinned download)."""
+    from conftest import official_benchmark
+    from reproduce.benchmarks.questions import load_questions
     from reproduce.generate.commands import load_benchmark
 
-    if default_mirror() is not None:
-        return [q["turns"][0] for q in load_questions(load_benchmark("alpaca_eval2"))[:N_PROMPTS]]
-    return [f"Question {i}: explain item {i * 7 % 13} of the list in {i % 4 + 1} sentences." for i in range(N_PROMPTS)]
+    official_benchmark("alpaca_eval2")
+    return [q["turns"][0] for q in load_questions(load_benchmark("alpaca_eval2"))[:N_PROMPTS]]
 
 
 def _stop_token(model, prompt_ids: list[int], answer_ids: list[int]) -> int:

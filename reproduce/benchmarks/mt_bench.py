@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from reproduce.benchmarks.coverage import coverage
-from reproduce.benchmarks.questions import fetch_file
+from reproduce.official import fetch_file
 from reproduce.benchmarks.templates import mt_bench_prompts, optional_for_tiny
 from reproduce.io import DataError, read_json, read_jsonl
 from reproduce.judges.base import JudgeReply, JudgeRequest

@@ -1,64 +1,15 @@
-"""Benchmark questions and reference answers: official files (pinned URL + sha256, cached, or a local
-mirror directory) or the tiny task's held-out split.
+"""Benchmark questions and reference answers: official files (through :func:`reproduce.official.fetch_file`:
+a mirror directory, the cache, or the pinned URL + sha256) or the tiny task's held-out split.
 
 Question records: ``{"question_id": str, "category": str, "turns": [str, ...], "reference": [str] | None}``.
 """
 
 from __future__ import annotations
 
-import os
-import urllib.request
 from pathlib import Path
 
-from reproduce.config import ROOT
-from reproduce.io import DataError, read_json, read_jsonl, sha256_file
-
-CACHE = Path(os.environ.get("REPRODUCE_CACHE", ROOT / ".cache" / "benchmarks"))
-
-
-def default_mirror() -> Path | None:
-    """The local mirror of official files: $REPRODUCE_BENCHMARK_MIRROR, else ../shared/benchmarks if present."""
-    env = os.environ.get("REPRODUCE_BENCHMARK_MIRROR")
-    if env:
-        return Path(env)
-    shared = ROOT.parent / "shared" / "benchmarks"
-    return shared if shared.is_dir() else None
-
-
-def fetch_file(spec: dict, mirror: str | Path | None = None) -> Path:
-    """Return a local path to an official file ``{path, url, sha256}``.
-
-    Order: the mirror directory (``mirror/path``), the download cache, then a download from the pinned URL.
-    Every file is checked against its sha256; a mismatch is an error naming the file, never used.
-    """
-    mirror = Path(mirror) if mirror else default_mirror()
-    candidates = []
-    if mirror is not None:
-        candidates.append(mirror / spec["path"])
-    cached = CACHE / spec["sha256"][:16] / Path(spec["path"]).name
-    candidates.append(cached)
-    for path in candidates:
-        if path.exists():
-            digest = sha256_file(path)
-            if digest != spec["sha256"]:
-                raise DataError(f"{path}: sha256 {digest[:12]}... does not match the pinned {spec['sha256'][:12]}...")
-            return path
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(cached.suffix + ".part")
-        with urllib.request.urlopen(spec["url"], timeout=60) as resp, open(tmp, "wb") as fh:
-            fh.write(resp.read())
-    except OSError as e:
-        raise DataError(
-            f"{spec['path']}: not in the mirror ({mirror}) and download from {spec['url']} failed ({e}); "
-            "set REPRODUCE_BENCHMARK_MIRROR to a directory holding the official files"
-        ) from None
-    digest = sha256_file(tmp)
-    if digest != spec["sha256"]:
-        tmp.unlink()
-        raise DataError(f"{spec['url']}: downloaded sha256 {digest[:12]}... does not match the pinned one")
-    tmp.rename(cached)
-    return cached
+from reproduce.io import DataError, read_json, read_jsonl
+from reproduce.official import fetch_file  # also imported from here by older callers
 
 
 def load_questions(bench: dict, mirror: str | Path | None = None) -> list[dict]:

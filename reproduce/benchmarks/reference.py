@@ -28,7 +28,7 @@ def reference_answers(bench: dict, questions: list[dict], mirror=None) -> list[d
         return [{"question_id": q["question_id"], "model": q.get("reference_generator") or name, "turns": q["reference"]}
                 for q in questions]
     if kind == "file":
-        from reproduce.benchmarks.questions import fetch_file
+        from reproduce.official import fetch_file
 
         path = fetch_file(bench["questions"]["files"][ref["file"]], mirror)
         by_id = {}

@@ -2,7 +2,7 @@
 
 AlpacaEval's prompt ships inside the installed ``alpaca-eval`` wheel; Arena-Hard's system prompt and
 template come from its v0.1 ``judge_config.yaml``; MT-Bench's from FastChat's ``judge_prompts.jsonl``.
-The two downloaded files go through :func:`reproduce.benchmarks.questions.fetch_file` (pinned sha256).
+The two downloaded files go through :func:`reproduce.official.fetch_file` (pinned sha256).
 For a tiny benchmark (``questions.task`` set) a missing file is not an error: the caller gets ``None`` and
 builds requests only the programmatic verifier judge can answer.
 """

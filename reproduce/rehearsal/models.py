@@ -2,9 +2,9 @@
 
 Each directory is what ``kind: hf`` with ``local_dir`` loads for a paper setting: ``config.json``,
 ``model.safetensors``, ``generation_config.json``, ``tokenizer.json`` + ``tokenizer_config.json`` and the
-chat template as transformers writes it (``chat_template.jinja``), built from a seed, nothing downloaded.
-The tokenizer is a byte-level BPE trained here on a fixed corpus (the official benchmark texts when the
-mirror is present), so the full question sets stay well inside the context.
+chat template as transformers writes it (``chat_template.jinja``), built from a seed (no model is downloaded).
+The tokenizer is a byte-level BPE trained here on a fixed corpus (the official benchmark texts when they
+can be had), so the full question sets stay well inside the context.
 
 What is mirrored, because the paper path must cope with it:
 
@@ -123,28 +123,33 @@ SHAPES = {
 def default_corpus() -> tuple[list[str], str]:
     """The tokenizer's training texts and where they came from.
 
-    With the official mirror (``reproduce.benchmarks.questions.default_mirror``): every question turn and
-    reference answer of AlpacaEval 2, Arena-Hard v0.1 and MT-Bench, in file order. Without it (nothing is
-    downloaded here): the repository's README and the tiny task's prompts, so a build still works offline,
-    with a different tokenizer (recorded in ``rehearsal_build.json``).
+    When the official files can be had (``reproduce.official.fetch_file``: a mirror directory, the cache or
+    the pinned download): every question turn and reference answer of AlpacaEval 2, Arena-Hard v0.1 and
+    MT-Bench, in file order. Otherwise: the repository's README and every split of the tiny task's prompts,
+    so a model build still works on a machine with neither (a different tokenizer, recorded in
+    ``rehearsal_build.json``); the rehearsal's own run needs the official files and says so.
     """
-    from reproduce.benchmarks.questions import default_mirror, load_questions
+    from reproduce.benchmarks.questions import load_questions
     from reproduce.generate.commands import load_benchmark
+    from reproduce.io import DataError
 
-    mirror = default_mirror()
-    if mirror is not None:
+    try:
         texts = []
         for name in ("alpaca_eval2", "arena_hard", "mt_bench"):
-            for q in load_questions(load_benchmark(name), mirror):
+            for q in load_questions(load_benchmark(name)):
                 texts.extend(q["turns"])
                 texts.extend(q.get("reference") or [])
-        return texts, f"official benchmark texts ({mirror})"
+        return texts, "official benchmark texts (AlpacaEval 2, Arena-Hard v0.1, MT-Bench)"
+    except DataError:
+        pass  # not obtainable here: fall back to texts the repository holds
     from reproduce.config import ROOT
     from reproduce.tiny.task import load_task
 
     task = load_task("addition")
-    texts = [(ROOT / "README.md").read_text(encoding="utf-8")] + task.split("train") + task.split("eval")
-    return texts, "README.md + tiny addition task (no benchmark mirror)"
+    texts = [(ROOT / "README.md").read_text(encoding="utf-8")]
+    for split, _ in task.splits:
+        texts += task.split(split)
+    return texts, "README.md + tiny addition task (official benchmark files not obtainable)"
 
 
 def corpus_hash(texts: Iterable[str]) -> str:

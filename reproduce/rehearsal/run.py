@@ -163,6 +163,17 @@ def stage_metrics(workdir: Path) -> dict:
     return out
 
 
+def fetch_official_files(cfg: dict, log=print) -> None:
+    """Fetch every official file the preset's benchmarks pin before anything runs, so a machine with neither
+    a mirror nor network stops here with one ``DataError`` line naming the files, not in a job's log."""
+    from reproduce.official import fetch_all
+
+    specs = {f"{bench}.{name}": spec for bench, b in cfg["benchmarks"].items()
+             for name, spec in ((b.get("questions") or {}).get("files") or {}).items()}
+    paths = fetch_all(specs)
+    log(f"official files: {len(paths)} present and sha256-checked")
+
+
 def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: int = 2, fresh: bool = False,
                   extra_args: list[str] | None = None, log=print) -> int:
     """Build assets, start the judge, run ``target`` of the rehearsal preset in ``workdir``; returns the exit
@@ -176,6 +187,7 @@ def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: 
     if python and not (ROOT / python).exists():
         raise ConfigError(f"generation.python: {ROOT / python} does not exist; run `bash scripts/setup_vllm_cpu.sh` first")
     t_all = time.time()
+    fetch_official_files(cfg, log)
     asset_times = build_assets(workdir, log=log)
     host, port, models = judge_endpoint(cfg)
     judge = start_judge(host, port, models, workdir / "results" / "logs" / "standin_judge.log", lifetime_s=4 * 3600)
