@@ -61,9 +61,9 @@ def _pairs(text: str):
 
 def _judgments(protocol: str, text: str, fmt: str, name: str = "j.jsonl", score: bool = False):
     def build(tmp):
-        from reproduce.judges.run import protocol_module
+        from reproduce.benchmarks.protocol import get_protocol
 
-        proto = protocol_module(protocol)
+        proto = get_protocol(protocol)
         p = _write(tmp, name, text)
 
         def act():

@@ -14,7 +14,8 @@ import pytest
 
 from reproduce.cli import WORKFLOW_STAGES, build_parser
 from reproduce.config import job_config, load_config
-from reproduce.report.provenance import TRACKED_PACKAGES, git_state, software_section
+from reproduce.report.provenance import software_section
+from reproduce.software import TRACKED_PACKAGES, git_state
 
 from test_arena_hard import SYNTHETIC
 

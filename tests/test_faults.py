@@ -27,7 +27,8 @@ from reproduce.judges import run as judge_run
 from reproduce.judges.base import JudgeFatalError, JudgeReply
 from reproduce.judges.cache import JudgmentCache
 from reproduce.judges.openai_judge import OpenAIJudge
-from reproduce.judges.run import judge_model, protocol_module
+from reproduce.benchmarks.protocol import get_protocol
+from reproduce.judges.run import judge_model
 
 from conftest import official_file
 from fault_schedule import ScheduledStandin, doomed, doomed_schedule, request_digest
@@ -76,7 +77,7 @@ def _setup(protocol: str):
         if a["turns"] == reference[qid]["turns"]:
             a["turns"] = [a["turns"][0] + " (checked)"]
     if protocol == "alpaca_eval2":
-        templates = protocol_module(protocol).load_templates(bench)
+        templates = get_protocol(protocol).load_templates(bench)
     elif protocol == "arena_hard":
         spec = load_config({"preset": "paper"})["benchmarks"]["arena_hard"]["questions"]["files"]["judge_config"]
         from reproduce.benchmarks.templates import arena_hard_config
@@ -121,7 +122,7 @@ def check_accounting(protocol, setup, records, failures, cache_path) -> tuple[in
 
     Returns (judged games, failed games)."""
     bench, questions, answers, reference, templates = setup
-    proto = protocol_module(protocol)
+    proto = get_protocol(protocol)
     assert [r["question_id"] for r in records] == [q["question_id"] for q in questions], "a question was lost"
     failed = {(f["question_id"], f["game"]) for f in failures}
     assert len(failed) == len(failures), "a failure is listed twice"
@@ -217,7 +218,7 @@ SURVIVABLE = ["429", "500", "503", "drop", "truncated", "empty"]
 def _doomed_games(protocol, setup, seed, rate) -> set:
     """(question id, game) of every game the seeded schedule fails on every ask."""
     bench, questions, answers, reference, templates = setup
-    proto = protocol_module(protocol)
+    proto = get_protocol(protocol)
     return {(q["question_id"], g) for q in questions
             for g, r in proto.build_requests(q, answers[q["question_id"]], reference[q["question_id"]], bench, templates)
             if doomed(seed, r.messages, rate)}
@@ -228,7 +229,7 @@ def test_seeded_faults_fail_known_games_and_the_rerun_asks_exactly_those(protoco
     setup = _setup(protocol)
     seed, rate = 20261122, 0.2
     expected_failed = _doomed_games(protocol, setup, seed, rate)
-    n_games = sum(len(protocol_module(protocol).build_requests(q, setup[2][q["question_id"]], setup[3][q["question_id"]],
+    n_games = sum(len(get_protocol(protocol).build_requests(q, setup[2][q["question_id"]], setup[3][q["question_id"]],
                                                                 setup[0], setup[4])) for q in setup[1])
     assert 0 < len(expected_failed) < n_games  # the seed dooms some games, not all
     prose = (lambda: Fault.reply("I cannot decide.")) if protocol == "mt_bench" else None
@@ -239,7 +240,7 @@ def test_seeded_faults_fail_known_games_and_the_rerun_asks_exactly_those(protoco
         assert {(f["question_id"], f["game"]) for f in failures} == expected_failed
         judged, failed = check_accounting(protocol, setup, records, failures, cache_path)
         assert failed == len(expected_failed) and judged == n_games - failed
-        score = protocol_module(protocol).score(records, setup[0], length_controlled=False)
+        score = get_protocol(protocol).score(records, setup[0], length_controlled=False)
         assert score["complete"] is False and score["n_failed"] == failed and score["n_expected"] == n_games
         # the rerun asks exactly the failed games (the server now answers them) and nothing else
         srv.healthy = True
@@ -247,7 +248,7 @@ def test_seeded_faults_fail_known_games_and_the_rerun_asks_exactly_those(protoco
         records2, failures2, stats2 = _run(protocol, srv, cache_path, setup)
         rerun_asked = {d for d, n in srv.asked.items() if n > asked_before.get(d, 0)}
         assert stats2["new_requests"] == srv.count - before == len(expected_failed)
-        proto = protocol_module(protocol)
+        proto = get_protocol(protocol)
         doomed_digests = {request_digest(r.messages) for q in setup[1]
                           for g, r in proto.build_requests(q, setup[2][q["question_id"]], setup[3][q["question_id"]],
                                                            setup[0], setup[4]) if (q["question_id"], g) in expected_failed}
@@ -286,7 +287,7 @@ def test_prose_only_judge_fails_everything_and_caches_nothing(protocol, tmp_path
     assert judged == 0 and failed == stats["requests"] > 0
     assert not cache_path.exists() or cache_path.read_text() == ""
     # the failure's message (naming question, game and the prose) is checked once, in test_bad_input.py
-    proto = protocol_module(protocol)
+    proto = get_protocol(protocol)
     if protocol == "mt_bench":
         result = proto.score(records, setup[0])
         assert result["score"] is None and result["n_failed"] == stats["requests"] and result["win_rate"] is None

@@ -327,7 +327,7 @@ def test_snapshot_download_fetches_only_what_the_model_needs(tmp_path, monkeypat
     import huggingface_hub
     from huggingface_hub.utils import filter_repo_objects
 
-    from reproduce.models import prepare_base
+    from reproduce.base.models import prepare_base
 
     snapshot = _model_dir(tmp_path / "snapshot")
     calls = []
@@ -354,7 +354,7 @@ def test_snapshot_download_fetches_only_what_the_model_needs(tmp_path, monkeypat
 
 
 def test_local_dir_missing_or_not_a_model_is_one_line_naming_the_key(tmp_path):
-    from reproduce.models import prepare_base
+    from reproduce.base.models import prepare_base
 
     out = tmp_path / "base"
     with pytest.raises(ConfigError, match=r"^base.local_dir .*/absent: no such directory$"):
@@ -369,7 +369,7 @@ def test_local_dir_missing_or_not_a_model_is_one_line_naming_the_key(tmp_path):
 
 
 def test_local_model_without_chat_template_is_an_error_naming_the_dir(tmp_path):
-    from reproduce.models import prepare_base
+    from reproduce.base.models import prepare_base
 
     good = _model_dir(tmp_path / "good")
     prepare_base({"kind": "hf", "model": "m", "local_dir": str(good)}, tmp_path / "out_good")

@@ -1,5 +1,9 @@
-"""``reproduce export-answers`` / ``reproduce import-answers``: move answers between our JSONL and the
-official tools' files (AlpacaEval ``model_outputs.json``, Arena-Hard and FastChat ``model_answer/<m>.jsonl``).
+"""The generation stage's subcommands.
+
+- ``reproduce reference`` / ``reproduce generate``: a benchmark's reference answers, and a model's answers
+  (the workflow's ``reference_answers`` and ``generate`` rules).
+- ``reproduce export-answers`` / ``reproduce import-answers``: move answers between our JSONL and the official
+  tools' files (AlpacaEval ``model_outputs.json``, Arena-Hard and FastChat ``model_answer/<m>.jsonl``).
 
     reproduce export-answers --benchmark arena_hard --answers results/answers/.../tgdpo.jsonl --out-dir arena-data/
     reproduce import-answers --benchmark mt_bench --file model_answer/my-model.jsonl --out my-model.jsonl
@@ -9,7 +13,48 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
+
+from reproduce.config import ConfigError
+from reproduce.stage import add_stage, log, read_job, read_jobs, write_resolved
+
+
+def cmd_reference(args) -> None:
+    """Write the reference/baseline answers of a benchmark."""
+    from reproduce.benchmarks.questions import load_questions
+    from reproduce.benchmarks.reference import reference_answers
+    from reproduce.io import atomic_write_jsonl
+
+    job = read_job(args)
+    bench = job["benchmark_config"]
+    questions = load_questions(bench)
+    atomic_write_jsonl(args.out, reference_answers(bench, questions))
+    write_resolved(job, args.out)
+
+
+def cmd_generate(args) -> None:
+    """Answer benchmarks' questions with a model, loaded once for all of them (one --out per job)."""
+    from reproduce.benchmarks.questions import load_questions
+    from reproduce.generate.backends import make_backend
+    from reproduce.generate.run import generate_answers
+
+    jobs = read_jobs(args)
+    outs = args.out if isinstance(args.out, list) else [args.out]
+    if len(jobs) != len(outs):
+        raise ConfigError(f"--out: {len(outs)} output files for {len(jobs)} jobs in --jobs (one --out per job)")
+    # read every benchmark's questions before the (slow) model load, so a bad file fails fast
+    questions = [load_questions(job["benchmark_config"]) for job in jobs]
+    t0 = time.time()
+    backend = make_backend(jobs[0].get("generation", {}), args.model, threads=args.threads)
+    log(f"model loaded in {time.time() - t0:.1f} s ({backend.name} backend): {args.model}")
+    for job, qs, out in zip(jobs, questions, outs):
+        bench = job["benchmark_config"]
+        summary = generate_answers(qs, backend, bench["decoding"], job["method"], str(Path(args.model).resolve()),
+                                   out, batch_size=job.get("generation", {}).get("batch_size", 256), log=log)
+        summary["benchmark"] = job.get("benchmark")
+        log(json.dumps(summary))
+        write_resolved({**job, "generation_summary": summary}, out)
 
 
 def load_benchmark(name: str) -> dict:
@@ -58,8 +103,16 @@ def cmd_import_answers(args) -> None:
 
 
 def register(sub) -> None:
-    """Add ``export-answers`` and ``import-answers`` to the ``reproduce`` command's subparsers."""
+    """Add ``reference``, ``generate``, ``export-answers`` and ``import-answers`` to the ``reproduce`` command's
+    subparsers."""
     from reproduce.generate.formats import FORMATS
+
+    add_stage(sub, "reference", cmd_reference, "the reference answers JSONL to write")
+    # one answers file per job of --jobs: a model is loaded once for all its benchmarks
+    add_stage(sub, "generate", cmd_generate, "the answers JSONL to write, one per job of --jobs",
+              ("--model", {"required": True, "help": "the model directory that answers"}),
+              ("--jobs", {"help": "resolved job configs (JSON list, one per benchmark; as written by the Snakefile)"}),
+              out_nargs="+")
 
     e = sub.add_parser("export-answers", help=cmd_export_answers.__doc__)
     e.set_defaults(fn=cmd_export_answers)

@@ -17,23 +17,18 @@ judged before it stays in the cache. Every re-ask is logged (logger ``reproduce.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import sys
 import time
 from dataclasses import dataclass
 
+from reproduce.benchmarks.protocol import get_protocol
 from reproduce.judges.base import Judge, JudgeError, JudgeFatalError, JudgeReply, TransientJudgeError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RETRY_BUDGET_S = 1800.0  # re-ask rounds after the first pass: 30 min, then the job gives up
 ROUND_WAIT_S = (1.0, 60.0)  # wait before re-ask round r: first, doubling up to the cap
-
-
-def protocol_module(protocol: str):
-    """The module implementing a protocol (``reproduce.benchmarks.<protocol>``)."""
-    return importlib.import_module(f"reproduce.benchmarks.{protocol}")
 
 
 @dataclass
@@ -153,7 +148,7 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
 
     Raises :class:`JudgeFatalError` (nothing more is asked) when the endpoint does not serve the judge.
     """
-    proto = protocol_module(bench["protocol"])
+    proto = get_protocol(bench["protocol"])
     judging = bench.get("judging") or {}
     max_attempts = judging.get("max_attempts", 2)
     budget_s = float(judging.get("retry_budget_s", DEFAULT_RETRY_BUDGET_S))

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 from reproduce.io import DataError
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from reproduce.stage import log as _log
 
 
 def cmd_rehearsal(args) -> None:

@@ -1,23 +1,18 @@
 """Report subcommands of the ``reproduce`` command (registered by ``reproduce.cli``).
 
+- ``reproduce table`` / ``reproduce figures``: Table 1 for one judge; every figure the config supports.
 - ``reproduce figure --name <figure>``: draw one figure (PNG + PDF).
 - ``reproduce agreement``: the judge-agreement report (table judge vs every other judge).
 - ``reproduce report``: ``results/report.md`` embedding the tables, the agreement report and the figures.
 - ``reproduce differences``: paired method comparisons (``method_differences.*``) and the planning (``power.*``).
-
-(``reproduce table`` and ``reproduce figures`` live in ``reproduce.cli``.)
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from reproduce.config import config_from_cli
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from reproduce.stage import log as _log
 
 
 def _cfg(args) -> dict:

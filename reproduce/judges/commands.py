@@ -1,0 +1,97 @@
+"""``reproduce judge``: judge a model's answers on a benchmark with one judge, through the judgment cache
+(the workflow's ``judge`` rule, or by hand on answers made anywhere: see README)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from reproduce.config import ConfigError, config_from_cli
+from reproduce.io import DataError, atomic_write_json
+from reproduce.stage import add_stage, log, read_job, write_resolved
+
+
+def _judge_job(args) -> dict:
+    """The judge job: --job's, or one made from --preset, --benchmark and --judge."""
+    if args.job:
+        return read_job(args)
+    cfg = config_from_cli(args.preset)
+    if args.benchmark not in cfg["benchmarks"]:
+        raise ConfigError(f"--benchmark: unknown benchmark '{args.benchmark}' (known: {', '.join(cfg['benchmarks'])})")
+    if args.judge not in cfg["judges"]:
+        from reproduce.config import ROOT, _load_named
+
+        cfg["judges"][args.judge] = _load_named("judge", ROOT / "evals" / "judges", args.judge, "judge", "--judge")
+    return {"stage": "judge", "benchmark": args.benchmark, "judge": args.judge,
+            "benchmark_config": cfg["benchmarks"][args.benchmark], "judge_config": cfg["judges"][args.judge]}
+
+
+def _cache(args, out: Path):
+    """--cache DIR: the judge's cache folder (read whole, this job appends to its own file in it);
+    --cache FILE.jsonl: one file this job reads and writes (one job at a time)."""
+    from reproduce.judges.cache import JudgmentCache, writer_file
+
+    cache_arg = Path(args.cache) if args.cache else out.parent / "_cache"
+    if cache_arg.suffix == ".jsonl":
+        return JudgmentCache(cache_arg)
+    return JudgmentCache(writer_file(cache_arg, out), shared_dir=cache_arg)
+
+
+def cmd_judge(args) -> None:
+    """Judge answers on a benchmark with a judge (through the cache); writes native judgments JSONL."""
+    from reproduce.benchmarks.protocol import get_protocol
+    from reproduce.benchmarks.questions import load_questions
+    from reproduce.generate.run import load_answers
+    from reproduce.io import atomic_write_jsonl
+    from reproduce.judges.base import JudgeFatalError, make_judge
+    from reproduce.judges.run import judge_model
+
+    job = _judge_job(args)
+    bench, judge_name = job["benchmark_config"], job["judge"]
+    questions = load_questions(bench)
+    qids = {q["question_id"] for q in questions}
+    answers = load_answers(args.answers, qids)
+    reference = load_answers(args.reference, qids) if args.reference else None
+    templates = get_protocol(bench["protocol"]).load_templates(bench)
+    out = Path(args.out) if args.out else Path("results") / "judgments" / job["benchmark"] / judge_name / f"{Path(args.answers).stem}.jsonl"
+    cache = _cache(args, out)
+    judge = make_judge(judge_name, job["judge_config"])
+    failures_file = out.with_name(out.stem + ".failures.json")
+    try:
+        records, failures, stats = asyncio.run(judge_model(bench, judge, cache, questions, answers, reference,
+                                                           templates, log=log))
+    except JudgeFatalError as e:
+        # stopped at the first such reply: every verdict judged before it is in the cache
+        out.unlink(missing_ok=True)
+        raise DataError(str(e)) from None
+    atomic_write_json(failures_file, {"failures": failures, "stats": stats})
+    # Failed games (after the retry budget): their records carry no verdict, the score counts them as
+    # failed and is marked incomplete, and a rerun asks exactly those games (the rest is cached). Up to
+    # judging.max_failed_fraction the job succeeds with these judgments; above it the job fails and
+    # leaves no judgments file, so Snakemake runs it again.
+    limit = bench.get("judging", {}).get("max_failed_fraction", 0.0)
+    if stats["requests"] and stats["failed_games"] / stats["requests"] > limit:
+        out.unlink(missing_ok=True)
+        raise DataError(f"{failures_file}: {stats['failed_games']} of {stats['requests']} judge games failed "
+                        f"(limit {limit:.0%} in judging.max_failed_fraction); rerun to retry only those")
+    atomic_write_jsonl(out, records)
+    write_resolved({**job, "judge_stats": stats}, out)
+    if failures:
+        log(f"warning: {len(failures)} of {stats['requests']} judge games failed ({failures_file}); the score "
+            "will be marked incomplete - rerun this judge job to ask exactly those games again")
+    log(f"judged: {json.dumps(stats)}")
+
+
+def register(sub) -> None:
+    """Add ``judge`` to the ``reproduce`` command's subparsers."""
+    add_stage(sub, "judge", cmd_judge,
+              "the judgments JSONL to write (default: results/judgments/<benchmark>/<judge>/<answers>.jsonl)",
+              ("--benchmark", {"help": "without --job: the benchmark (evals/benchmarks/<name>.yaml)"}),
+              ("--answers", {"required": True, "help": "answers JSONL of {question_id, turns}"}),
+              ("--judge", {"help": "without --job: the judge (evals/judges/<name>.yaml)"}),
+              ("--reference", {"help": "reference/baseline answers JSONL"}),
+              ("--cache", {"help": "judgment cache: the judge's cache directory, or one .jsonl file (default: _cache "
+                                   "beside --out)"}),
+              ("--preset", {"help": "without --job: the preset whose benchmark and judge settings apply"}),
+              out_required=False)

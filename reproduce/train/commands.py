@@ -1,0 +1,26 @@
+"""``reproduce train``: train one method (the workflow's ``train`` rule, under ``accelerate launch`` when
+the setting asks for several processes)."""
+
+from __future__ import annotations
+
+from reproduce.stage import add_stage, log, read_job, write_resolved
+
+
+def cmd_train(args) -> None:
+    """Train one method."""
+    from reproduce.train.run import train_method
+
+    job = read_job(args)
+    train_method(job["method_config"], args.base, args.prefs, args.out, guide_dir=args.guide, cache_dir=args.cache,
+                 checkpoint_dir=args.checkpoints, threads=args.threads, log=log)
+    write_resolved(job, args.out, is_dir=True)
+
+
+def register(sub) -> None:
+    """Add ``train`` to the ``reproduce`` command's subparsers."""
+    add_stage(sub, "train", cmd_train, "the trained model directory to write",
+              ("--base", {"required": True, "help": "the starting (SFT) model directory"}),
+              ("--prefs", {"required": True, "help": "the preference pairs JSONL"}),
+              ("--guide", {"help": "TGDPO: the guidance model directory (a DPO-trained model)"}),
+              ("--cache", {"help": "directory caching the reference/guidance per-token log-probs"}),
+              ("--checkpoints", {"help": "checkpoint directory; a killed run resumes from its last complete checkpoint"}))
