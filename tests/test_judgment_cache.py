@@ -1,5 +1,5 @@
 """JudgmentCache: keys, append-only storage, torn tails, duplicates, one writer per file under concurrent
-processes, and use with a judge. (Load and lookup speed: benchmarks/judge_throughput.py.)"""
+processes, and use with a judge. (Load and lookup speed: perf/judge_throughput.py.)"""
 
 from __future__ import annotations
 

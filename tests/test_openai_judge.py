@@ -2,7 +2,7 @@
 
 Transport retries are the openai SDK's (it honours retry-after-ms / retry-after); malformed 200 replies
 are asked again by the judge. No assertion here has an upper time bound (a slow machine must not fail
-a test): waits are checked from below, speed is measured in benchmarks/judge_throughput.py.
+a test): waits are checked from below, speed is measured in perf/judge_throughput.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reports: Table 1 (csv/md/tex), figures and results/report.md are built from real result files.
 
-Uses the finished tiny run in ``.ci-work/tiny/results`` (CI runs benchmarks/tiny_e2e.py before pytest)
+Uses the finished tiny run in ``.ci-work/tiny/results`` (CI runs perf/tiny_e2e.py before pytest)
 when it is there; otherwise small synthetic score/judgment/answer files written in tmp, in the exact
 formats the workflow writes, so the tests never pass on nothing.
 """
@@ -396,7 +396,7 @@ def test_alpha_plot_needs_a_sweep(tmp_path):
 
 def test_token_rewards_are_beta_times_guide_minus_ref(results, tmp_path):
     if not _is_real(results):
-        pytest.skip("needs the trained tiny models of .ci-work/tiny/results (run benchmarks/tiny_e2e.py)")
+        pytest.skip("needs the trained tiny models of .ci-work/tiny/results (run perf/tiny_e2e.py)")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -2,7 +2,7 @@
 
 The ``slurm``-marked tests start the cluster with scripts/slurm_cluster.sh (Debian's slurm-wlm + munge, one
 CPU partition, no accounting) and are skipped, with the reason, where it cannot be started (not root, no
-apt-get). The full tiny run compares its Table 1 with the local run's in .ci-work/tiny (benchmarks/tiny_e2e.py
+apt-get). The full tiny run compares its Table 1 with the local run's in .ci-work/tiny (perf/tiny_e2e.py
 makes it before pytest in CI; $REPRODUCE_LOCAL_TINY names another finished local run). The other tests
 read the plan (dry runs) and the preset resources and need no cluster.
 """
@@ -67,11 +67,11 @@ def _planned_jobs(workdir: Path, target: str) -> int:
 def test_tiny_table1_through_slurm_equals_the_local_run(partition, tmp_path):
     local_tables = LOCAL_TINY / "results" / "tables"
     if not (local_tables / "table1.csv").exists():
-        pytest.skip(f"no finished local tiny run in {LOCAL_TINY} to compare with (run benchmarks/tiny_e2e.py)")
+        pytest.skip(f"no finished local tiny run in {LOCAL_TINY} to compare with (run perf/tiny_e2e.py)")
     work = tmp_path / "slurm"
     planned = _planned_jobs(tmp_path / "plan", "reproduce_table1")
     # the benchmark is the run: it times it, counts its SLURM jobs and compares Table 1 (reported with -s)
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "slurm_e2e.py"), "--workdir", str(work),
+    proc = subprocess.run([sys.executable, str(ROOT / "perf" / "slurm_e2e.py"), "--workdir", str(work),
                            "--local-workdir", str(LOCAL_TINY)], cwd=ROOT, capture_output=True, text=True, timeout=1800)
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]

@@ -1,4 +1,4 @@
-"""Test helpers shared by several test files and benchmarks/judge_throughput.py.
+"""Test helpers shared by several test files and perf/judge_throughput.py.
 
 ``judge_cached`` is the minimal judge-through-cache loop a benchmark protocol runs, so the cache and
 the judge can be tested together without any protocol code.

@@ -6,7 +6,7 @@ log-probs) one after the other, under ``accelerate launch`` with config/accelera
 summed RSS of the launcher and all its ranks every 50 ms. Prints both peaks and TGDPO/DPO (goal <= 1.05:
 the guide is freed once its log-probs are cached and no reference copy is kept).
 
-    python benchmarks/train_memory.py [--hidden 512 --layers 8 --pairs 64 --steps 8 --processes 2]
+    python perf/train_memory.py [--hidden 512 --layers 8 --pairs 64 --steps 8 --processes 2]
 """
 
 from __future__ import annotations

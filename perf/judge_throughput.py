@@ -11,7 +11,7 @@
 
 Exits 1 if a goal is missed.
 
-    python benchmarks/judge_throughput.py [--latency 0.2] [--json results.json] [--skip-faults]
+    python perf/judge_throughput.py [--latency 0.2] [--json results.json] [--skip-faults]
 """
 
 from __future__ import annotations

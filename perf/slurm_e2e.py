@@ -3,7 +3,7 @@
 Prints the wall time through SLURM, the local wall time, their ratio (the scheduler's overhead on this
 machine), the number of SLURM jobs, and whether Table 1 is byte-identical to the local run's. Needs a
 running cluster (`bash scripts/slurm_cluster.sh start`, as root). The local run is read from
-``--local-workdir`` (default .ci-work/tiny, which benchmarks/tiny_e2e.py leaves, with its wall time in
+``--local-workdir`` (default .ci-work/tiny, which perf/tiny_e2e.py leaves, with its wall time in
 e2e_metrics.json); ``--run-local`` makes it first where that directory has no Table 1.
 """
 
@@ -117,7 +117,7 @@ def main() -> int:
         print(f"same run locally (--cores all): {local_s:.0f} s; SLURM / local = {wall / local_s:.2f}")
         print("Table 1 " + ("identical to the local run's" if not differ else f"DIFFERS from the local run's: {differ}"))
     else:
-        print(f"no finished local run in {local} to compare with (run benchmarks/tiny_e2e.py, or pass --run-local)")
+        print(f"no finished local run in {local} to compare with (run perf/tiny_e2e.py, or pass --run-local)")
     return 1 if rc != 0 or differ else 0
 
 

@@ -4,7 +4,7 @@ Prints the median forward+backward time of a step for DPO (precomputed reference
 reference + guidance token log-probs) and TGDPO live (three models in memory), and the two ratios the
 training issue sets goals for: TGDPO/DPO <= 1.05 and live/precomputed >= 1.4.
 
-    python benchmarks/train_step.py [--hidden 256 --layers 4 --batch 16 --steps 30]
+    python perf/train_step.py [--hidden 256 --layers 4 --batch 16 --steps 30]
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ of test valid). Operators, each applied at one place per mutant:
 Only the named functions of a module are mutated where it also holds non-scoring code (e.g. request
 building of the benchmark protocols). Not in CI (minutes per module); run it by hand::
 
-    python benchmarks/mutation.py --modules losses --max-mutants 20
-    python benchmarks/mutation.py                     # every module, every mutant (long)
-    python benchmarks/mutation.py --list              # the mutants only, no test runs
+    python perf/mutation.py --modules losses --max-mutants 20
+    python perf/mutation.py                     # every module, every mutant (long)
+    python perf/mutation.py --list              # the mutants only, no test runs
 
 ``--max-mutants N`` keeps an evenly spread, seeded sample of N mutants per module (its score is then an
 estimate; the total is printed beside it).

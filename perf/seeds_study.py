@@ -5,8 +5,8 @@ results/ is untouched, and prints its wall time, the peak resident memory (of th
 rules' Snakemake ``benchmark:`` files, and of any process the run waited for), the CPU seconds per stage,
 the seeds Table 1 and the paired method comparisons over seeds and prompts.
 
-    python benchmarks/seeds_study.py --fresh                 # both studies
-    python benchmarks/seeds_study.py --only carry --fresh    # the tiny-carry setting alone
+    python perf/seeds_study.py --fresh                 # both studies
+    python perf/seeds_study.py --only carry --fresh    # the tiny-carry setting alone
 
 Not in CI (about an hour on 2 CPU cores); CI runs the seeds DAG as a dry run and the unit tests.
 """
