@@ -82,6 +82,31 @@ def _load_named(kind: str, folder: Path, name: str, schema: str, referrer: str) 
     return data
 
 
+def refuse_retired(judge: dict, referrer: str) -> None:
+    """Stop before any job runs when ``judge`` (a loaded ``evals/judges/<name>.yaml``) is marked ``retired``:
+    its provider no longer serves the model, so every request would fail. One line naming the file, the date
+    and the replacement."""
+    if judge.get("retired"):
+        rep = judge["replacement"]
+        raise ConfigError(f"{judge['_file']}: judge '{Path(judge['_file']).stem}' ({judge.get('model')}) was retired by "
+                          f"its provider on {judge['retired']} and can no longer be asked; use evals/judges/{rep}.yaml "
+                          f"instead (its numbers are that judge's; `reproduce bridge` relates them to the retired "
+                          f"judge's) [{referrer}]")
+
+
+def check_logprob_needs(cfg: dict) -> None:
+    """A judge that states how many top log-probs its endpoint returns (``top_logprobs``) must return at least
+    what each benchmark asks for (AlpacaEval 2: 5); a judge without log-probs is fine (discrete verdicts)."""
+    for b, bench in cfg["benchmarks"].items():
+        judging = bench.get("judging") or {}
+        want = judging.get("top_logprobs") if judging.get("logprobs") else None
+        for j, judge in cfg["judges"].items():
+            have = judge.get("top_logprobs")
+            if want and judge.get("logprobs") and have is not None and have < want:
+                raise ConfigError(f"{judge['_file']}: key 'top_logprobs': {have} alternatives per token, but "
+                                  f"{bench['_file']} asks for {want} (raise the server's --max-logprobs and this key)")
+
+
 def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
     """Load the preset named in ``overrides['preset']`` (default from ``config/default.yaml``), validate it and
     everything it references, and return one dict: ``{"preset", "settings", "benchmarks", "judges", ...}``.
@@ -128,6 +153,13 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
     cfg["judges"] = {
         j: _load_named("judge", root / "evals" / "judges", j, "judge", f"{src}: key 'judges'") for j in preset["judges"]
     }
+    for j, judge in cfg["judges"].items():
+        refuse_retired(judge, f"{src}: key 'judges'")
+    check_logprob_needs(cfg)
+    for b, j in (cfg.get("paper_judges") or {}).items():  # what the paper used: a record, never asked
+        if b not in cfg["benchmarks"]:
+            raise ConfigError(f"{src}: key 'paper_judges.{b}': '{b}' is not one of benchmarks {preset['benchmarks']}")
+        _load_named("judge", root / "evals" / "judges", j, "judge", f"{src}: key 'paper_judges.{b}'")
     for b, j in cfg.get("benchmark_judges", {}).items():
         if b not in cfg["benchmarks"]:
             raise ConfigError(f"{src}: key 'benchmark_judges.{b}': '{b}' is not one of benchmarks {preset['benchmarks']}")

@@ -114,21 +114,24 @@ def test_benchmark_judges_route_table_cells_to_the_official_judge():
     from reproduce.config import judge_for
     from reproduce.workflow import Paths
 
-    cfg = load_config({"preset": "paper"})
-    assert judge_for(cfg, "mt_bench", "gpt-4-1106-preview") == "gpt-4"
-    assert judge_for(cfg, "arena_hard", "gpt-4-1106-preview") == "gpt-4-1106-preview"
-    assert judge_for(cfg, "mt_bench", "gpt-4o") == "gpt-4o"  # other judges' tables judge everything themselves
-    scores = Paths(cfg).all_scores("gpt-4-1106-preview")
-    assert any("/scores/mt_bench/gpt-4/" in p for p in scores)
-    assert not any("/scores/mt_bench/gpt-4-1106-preview/" in p for p in scores)
+    # the rehearsal's stand-ins route MT-Bench to their gpt-4 as the paper routed it to gpt-4
+    cfg = load_config({"preset": "rehearsal"})
+    tj, mt = "standin-gpt-4-1106-preview", "standin-gpt-4"
+    assert judge_for(cfg, "mt_bench", tj) == mt
+    assert judge_for(cfg, "arena_hard", tj) == tj
+    assert judge_for(cfg, "mt_bench", mt) == mt  # other judges' tables judge everything themselves
+    scores = Paths(cfg).all_scores(tj)
+    assert any(f"/scores/mt_bench/{mt}/" in p for p in scores)
+    assert not any(f"/scores/mt_bench/{tj}/" in p for p in scores)
     with pytest.raises(ConfigError, match=r"key 'benchmark_judges.mt_bench': 'gpt-5' is not one of judges"):
-        load_config({"preset": "paper", "benchmark_judges": {"mt_bench": "gpt-5"}})
+        load_config({"preset": "rehearsal", "benchmark_judges": {"mt_bench": "gpt-5"}})
 
 
 def test_judge_comparisons_use_each_judges_own_scores():
     from reproduce.workflow import Paths
 
-    paths = Paths(load_config({"preset": "paper"}))
-    own = paths.all_scores("gpt-4-1106-preview", routed=False)
-    assert any("/scores/mt_bench/gpt-4-1106-preview/" in p for p in own)
-    assert set(paths.all_scores("gpt-4-1106-preview", routed=False)) != set(paths.all_scores("gpt-4-1106-preview"))
+    tj = "standin-gpt-4-1106-preview"
+    paths = Paths(load_config({"preset": "rehearsal"}))
+    own = paths.all_scores(tj, routed=False)
+    assert any(f"/scores/mt_bench/{tj}/" in p for p in own)
+    assert set(paths.all_scores(tj, routed=False)) != set(paths.all_scores(tj))

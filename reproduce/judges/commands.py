@@ -7,7 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from reproduce.config import ConfigError, config_from_cli
+from reproduce.config import ConfigError, config_from_cli, refuse_retired
 from reproduce.io import DataError, atomic_write_json
 from reproduce.stage import add_stage, log, read_job, write_resolved
 
@@ -49,6 +49,7 @@ def cmd_judge(args) -> None:
 
     job = _judge_job(args)
     bench, judge_name = job["benchmark_config"], job["judge"]
+    refuse_retired(job["judge_config"], "--job" if args.job else "--judge")  # before any answer is read or request sent
     questions = load_questions(bench)
     qids = {q["question_id"] for q in questions}
     answers = load_answers(args.answers, qids)

@@ -38,7 +38,7 @@ OPENAI_URL = "https://api.openai.com/v1"
 NO_KEY = "EMPTY"  # what local servers (vllm serve) accept when they were started without --api-key
 RETRY_STATUSES = {408, 409, 429}  # plus every 5xx: what the SDK retries; other 4xx are final
 TOKENS_PER_MESSAGE = 4  # chat-format overhead per message, for cost estimates
-REPLACEMENT_JUDGES = "evals/judges/gpt-4o.yaml, evals/judges/gpt-4.1.yaml"
+REPLACEMENT_JUDGES = "evals/judges/gpt-4.1.yaml, evals/judges/gpt-4o.yaml, evals/judges/qwen2.5-72b-instruct.yaml"
 
 
 class _Malformed(Exception):
@@ -86,7 +86,9 @@ class OpenAIJudge(Judge):
 
     def identity(self) -> dict:
         """Kind, model, endpoint and the decoding overrides: all that changes what verdicts come back."""
-        overrides = {k: self.config[k] for k in ("temperature", "max_tokens", "logprobs") if k in self.config}
+        overrides = {k: self.config[k] for k in ("temperature", "max_tokens") if k in self.config}
+        if self.config.get("logprobs") is False:  # only "never ask" changes replies; true is the default behaviour
+            overrides["logprobs"] = False
         return {"kind": "openai", "model": self.model, "endpoint": self.base_url, "overrides": overrides}
 
     def estimate_cost(self, requests: list[JudgeRequest]) -> float:
@@ -230,7 +232,7 @@ class OpenAIJudge(Judge):
         judge_file = self.config.get("_file") or f"evals/judges/{self.name}.yaml"
         what = f"HTTP 404{' ' + code if code else ''}: {detail}"
         return (f"{judge_file}: {self.base_url} does not serve judge model '{self.model}' ({what}); the provider may "
-                f"have retired it (the paper's gpt-4-1106-preview and gpt-4 are old snapshots) - pick a replacement "
+                f"have retired it (the paper's gpt-4-1106-preview and gpt-4 are retired) - pick a replacement "
                 f"judge from evals/judges/ ({REPLACEMENT_JUDGES}) or set 'model'/'base_url' in {judge_file}")
 
     def _reply(self, body_text: str, want_logprobs: bool) -> JudgeReply:

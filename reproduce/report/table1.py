@@ -126,6 +126,8 @@ def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> l
                 row[f"{col}_note"] = note
                 row[f"{col}_reason"] = "; ".join(x for x in (reason, paper_note) if x)
                 row[f"{col}_source"] = source
+                # the judge behind the paper's number (config 'paper_judges'), when the preset records it
+                row[f"{col}_paper_judge"] = (cfg.get("paper_judges") or {}).get(bench) if bench else None
                 row[f"{col}_n_judged"], row[f"{col}_n_expected"] = judged, expected
                 row[f"{col}_complete"] = None if value is None or judged is None else judged == expected
             rows.append(row)
@@ -234,6 +236,19 @@ def write_csv(rows: list[dict], path: Path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def _paper_judges_note(cfg: dict, judge: str) -> str:
+    """`` (judged by gpt-4-1106-preview: alpaca_eval2, arena_hard; gpt-4: mt_bench - ...)`` when the preset records
+    the paper's judges and they differ from this table's: the two columns are then on different judges' scales."""
+    paper = cfg.get("paper_judges") or {}
+    by: dict[str, list[str]] = {}
+    for b, j in paper.items():
+        by.setdefault(j, []).append(b)
+    if not paper or all(judge_for(cfg, b, judge) == j for b, j in paper.items()):
+        return ""
+    return (" (judged by " + "; ".join(f"{j}: {', '.join(bs)}" for j, bs in by.items()) + f"; this table's judge is another, "
+            "so ours and the paper's differ by judge as well as by run; `reproduce bridge` relates the two judges)")
+
+
 def build_table1(cfg: dict, judge: str, results: Path, out_dir: Path, log=print, stem: str | None = None) -> list[dict]:
     """Write ``<stem>.csv``, ``.md`` and ``.tex`` (default stem ``table1_<judge>``) into ``out_dir``; returns the rows.
 
@@ -249,7 +264,7 @@ def build_table1(cfg: dict, judge: str, results: Path, out_dir: Path, log=print,
     if moved:
         label += " (" + ", ".join(f"{b}: {j}" for b, j in moved.items()) + ")"
     out_dir = Path(out_dir)
-    source = load_paper_table()["source"]
+    source = load_paper_table()["source"] + _paper_judges_note(cfg, judge)
     write_csv(rows, out_dir / f"{stem}.csv")
     md = render_markdown(rows, label, source)
     atomic_write_text(out_dir / f"{stem}.md", md)
