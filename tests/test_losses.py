@@ -165,13 +165,35 @@ def test_logged_rewards_of_length_normalised_losses():
 
 
 def test_needs_flags_match_each_loss_signature():
-    """The trainer computes reference / guide log-probs only where NEEDS_REFERENCE / NEEDS_GUIDE say so: each
-    flag must equal whether the loss takes those tensors (a wrong flag starves or wastes a forward pass)."""
+    """The trainer loads and forwards a reference / guide only where ``@register`` says the loss reads one:
+    each flag must equal whether the loss takes those tensors (a wrong flag starves or wastes a model)."""
     import inspect
 
-    from reproduce.train.losses import NEEDS_GUIDE, NEEDS_REFERENCE
+    from reproduce.train.losses import needs_guide, needs_reference
 
     for name, fn in LOSSES.items():
         params = inspect.signature(fn).parameters
-        assert NEEDS_REFERENCE[name] == ("ref_chosen_logps" in params), name
-        assert NEEDS_GUIDE[name] == ("guide_chosen_logps" in params), name
+        assert needs_reference(name) == ("ref_chosen_logps" in params), name
+        assert needs_guide(name) == ("guide_chosen_logps" in params), name
+
+
+def test_register_refuses_a_guide_without_reference():
+    from reproduce.train.losses import register
+
+    with pytest.raises(ValueError, match="guide needs reference"):
+        register("x", reference=False, guide=True)
+
+
+def test_recipe_schema_lists_the_registered_losses():
+    """The recipe schema's loss enum is the registry, and it requires ``guide`` exactly for losses that read one."""
+    from pathlib import Path
+
+    import yaml
+
+    from reproduce.train.losses import needs_guide
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "reproduce/schemas/recipe.schema.yaml").read_text())
+    method = schema["$defs"]["method"]
+    assert sorted(method["properties"]["loss"]["enum"]) == sorted(LOSSES)
+    guided = {rule["if"]["properties"]["loss"]["const"] for rule in method["allOf"] if "guide" in rule["then"]["required"]}
+    assert guided == {name for name in LOSSES if needs_guide(name)}

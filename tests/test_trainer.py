@@ -298,3 +298,19 @@ def test_hyperparameter_the_loss_does_not_take_is_named(tiny_model_dir, pairs_fi
 
     with pytest.raises(ConfigError, match=r"recipe key 'gamma': loss 'dpo' has no such hyperparameter"):
         build_trainer({**METHOD, "loss": "dpo", "gamma": 0.5}, tiny_model_dir, pairs_file, tmp_path / "g")
+
+
+@pytest.mark.parametrize("loss", ["chosen_nll", "simpo"])
+def test_live_run_of_a_loss_without_reference_loads_none(loss, tiny_model_dir, pairs_file, tmp_path, monkeypatch):
+    """What the loss's ``@register`` flags say it reads is all that loads: a live chosen-NLL or SimPO run
+    builds no reference copy (one model load: the policy)."""
+    from transformers import AutoModelForCausalLM
+
+    loads = []
+    real = AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", lambda *a, **k: loads.append(a) or real(*a, **k))
+    extra = {"gamma": 0.5} if loss == "simpo" else {}
+    tr, _ = build_trainer({**METHOD, "loss": loss, "token_rewards": "live", **extra}, tiny_model_dir, pairs_file,
+                          tmp_path / "n")
+    assert len(loads) == 1 and tr.ref_model is None and not tr.needs_ref
+    tr.compute_loss(tr.model, _first_batch(tr))  # and the loss runs without one

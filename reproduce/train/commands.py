@@ -13,7 +13,10 @@ def cmd_train(args) -> None:
     job = read_job(args)
     train_method(job["method_config"], args.base, args.prefs, args.out, guide_dir=args.guide, cache_dir=args.cache,
                  checkpoint_dir=args.checkpoints, threads=args.threads, log=log)
-    write_resolved(job, args.out, is_dir=True)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # one writer (and one git call) under accelerate launch
+        write_resolved(job, args.out, is_dir=True)
 
 
 def register(sub) -> None:

@@ -14,7 +14,9 @@ Example::
     >>> [round(x, 4) for x in loss.tolist()]
     [0.6931, 0.6931]
 
-Adding a loss is one function decorated with ``@register("name")``.
+Adding a loss is one function decorated with ``@register("name", reference=..., guide=...)``: the flags say
+which per-token inputs it reads, and the trainer loads and feeds exactly those models (nothing else asks a
+loss's name).
 """
 
 from __future__ import annotations
@@ -27,10 +29,15 @@ import torch.nn.functional as F
 LOSSES: dict[str, Callable] = {}
 
 
-def register(name: str):
-    """Decorator adding a loss to the registry under ``name``."""
+def register(name: str, *, reference: bool, guide: bool = False):
+    """Decorator adding a loss to the registry under ``name``. ``reference``: it reads the reference model's
+    per-token log-probs (``ref_*_logps``); ``guide``: also a guidance model's (``guide_*_logps``). The flags
+    are stored on the function as ``needs_reference`` / ``needs_guide``."""
+    if guide and not reference:
+        raise ValueError(f"loss '{name}': guidance token rewards are measured against the reference (guide needs reference)")
 
     def deco(fn):
+        fn.needs_reference, fn.needs_guide = reference, guide
         LOSSES[name] = fn
         return fn
 
@@ -49,7 +56,7 @@ def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum(dim=-1)
 
 
-@register("dpo")
+@register("dpo", reference=True)
 def dpo_loss(*, policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
              chosen_mask, rejected_mask, beta: float):
     """Sigmoid DPO (Rafailov et al. 2023) with summed, not length-normalised, log-ratios."""
@@ -64,7 +71,7 @@ def token_rewards(guide_logps: torch.Tensor, ref_logps: torch.Tensor, mask: torc
     return (beta * (guide_logps - ref_logps) * mask).detach()
 
 
-@register("tgdpo")
+@register("tgdpo", reference=True, guide=True)
 def tgdpo_loss(*, policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
                guide_chosen_logps, guide_rejected_logps, chosen_mask, rejected_mask, beta: float, alpha: float):
     """TGDPO (Zhu et al., ICML 2025) exactly as released (PAPER.md):
@@ -84,7 +91,7 @@ def tgdpo_loss(*, policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, 
     return loss, beta * d_w.sum(-1).detach(), beta * d_l.sum(-1).detach()
 
 
-@register("simpo")
+@register("simpo", reference=False)
 def simpo_loss(*, policy_chosen_logps, policy_rejected_logps, chosen_mask, rejected_mask, beta: float, gamma: float):
     """SimPO (Meng et al. 2024): -log sigmoid(beta/|y_w| log pi(y_w) - beta/|y_l| log pi(y_l) - gamma), no reference."""
     chosen = _masked_sum(policy_chosen_logps, chosen_mask) / chosen_mask.sum(-1).clamp(min=1)
@@ -93,7 +100,7 @@ def simpo_loss(*, policy_chosen_logps, policy_rejected_logps, chosen_mask, rejec
     return loss, beta * chosen.detach(), beta * rejected.detach()
 
 
-@register("chosen_nll")
+@register("chosen_nll", reference=False)
 def chosen_nll_loss(*, policy_chosen_logps, policy_rejected_logps, chosen_mask, rejected_mask, beta: float):
     """Control, not a preference loss: SFT on the chosen answers (mean token negative log-likelihood).
 
@@ -106,6 +113,11 @@ def chosen_nll_loss(*, policy_chosen_logps, policy_rejected_logps, chosen_mask, 
     return -chosen, beta * chosen.detach(), beta * rejected.detach()
 
 
-# Which extra per-token inputs each loss reads (the trainer provides only those).
-NEEDS_REFERENCE = {"dpo": True, "tgdpo": True, "simpo": False, "chosen_nll": False}
-NEEDS_GUIDE = {"dpo": False, "tgdpo": True, "simpo": False, "chosen_nll": False}
+def needs_reference(name: str) -> bool:
+    """Whether loss ``name`` reads the reference model's per-token log-probs."""
+    return get_loss(name).needs_reference
+
+
+def needs_guide(name: str) -> bool:
+    """Whether loss ``name`` reads a guidance model's per-token log-probs (and so needs ``guide``)."""
+    return get_loss(name).needs_guide

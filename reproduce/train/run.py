@@ -100,6 +100,9 @@ def model_dtype(method: dict):
 def dpo_config(method: dict, checkpoint_dir: Path, live: bool):
     """TRL ``DPOConfig`` from a recipe's method entry (defaults are the paper's where it gives them).
 
+    ``live``: the reference forwards in every step. A loss that reads no reference is always set up as
+    "precomputed" (an empty precompute): TRL copies the policy as a live reference otherwise.
+
     Built before any model is loaded: it sets up the process group and, under DeepSpeed ZeRO-3, makes
     ``from_pretrained`` partition the weights as they load.
     """
@@ -173,11 +176,12 @@ def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, ch
     from reproduce.train.trainer import PreferenceTrainer, TokenLogpCollator, check_same_tokenizer
 
     loss = method["loss"]
+    loss_fn = get_loss(loss)
     if method["beta"] <= 0 or method.get("alpha", 0) < 0:
         raise ValueError(f"{loss}: beta must be > 0 and alpha >= 0 (got beta={method['beta']}, alpha={method.get('alpha')})")
     live = method.get("token_rewards", "precomputed") == "live"
     checkpoint_dir = Path(checkpoint_dir)
-    args = dpo_config(method, checkpoint_dir, live)
+    args = dpo_config(method, checkpoint_dir, live and loss_fn.needs_reference)
     dataset = pairs_dataset(prefs_path, checkpoint_dir)
 
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
@@ -185,19 +189,20 @@ def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, ch
     default_pad_token(tokenizer, args, base_dir)
     dtype = model_dtype(method)
     guide = None
-    if loss == "tgdpo":
+    if loss_fn.needs_guide:
         if guide_dir is None:
-            raise ValueError("tgdpo needs a guidance model directory (--guide)")
+            raise ValueError(f"{loss} needs a guidance model directory (--guide)")
         guide_tok = AutoTokenizer.from_pretrained(str(guide_dir))
         check_same_tokenizer(tokenizer, guide_tok, str(guide_dir))
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype)
-    if loss == "tgdpo":
+    if loss_fn.needs_guide:
         guide = AutoModelForCausalLM.from_pretrained(str(guide_dir), dtype=dtype)
-    # a reference copy only when it forwards live; precomputed, TRL uses the policy before training
-    ref = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype) if live and loss != "simpo" else None
+    # a reference copy only when its loss reads one and it forwards live; precomputed, TRL uses the policy
+    # before training
+    ref = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype) if live and loss_fn.needs_reference else None
 
     loss_kwargs = {k: method[k] for k in ("alpha", "gamma") if k in method}
-    takes = inspect.signature(get_loss(loss)).parameters
+    takes = inspect.signature(loss_fn).parameters
     for k in loss_kwargs:
         if k not in takes:
             raise ConfigError(f"recipe key '{k}': loss '{loss}' has no such hyperparameter")

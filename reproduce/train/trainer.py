@@ -27,7 +27,7 @@ from trl.trainer.utils import add_fused_lm_head, hash_module
 
 from reproduce.config import ConfigError
 from reproduce.io import content_hash
-from reproduce.train.losses import NEEDS_GUIDE, NEEDS_REFERENCE, get_loss
+from reproduce.train.losses import get_loss
 
 TOKEN_SOURCES = ("ref", "guide")
 CACHE_FORMAT = 2  # flat float32 values + lengths per column (format 1 was nested Python lists)
@@ -87,7 +87,7 @@ class PreferenceTrainer(DPOTrainer):
                  guide_model=None, token_rewards: str = "precomputed", cache_dir: str | Path | None = None, **kwargs):
         self.loss_name, self.loss_fn = loss_name, get_loss(loss_name)
         self.loss_kwargs = dict(loss_kwargs or {})
-        self.needs_ref, self.needs_guide = NEEDS_REFERENCE[loss_name], NEEDS_GUIDE[loss_name]
+        self.needs_ref, self.needs_guide = self.loss_fn.needs_reference, self.loss_fn.needs_guide
         if self.needs_guide and guide_model is None:
             raise ValueError(f"loss '{loss_name}' needs a guidance model")
         if token_rewards not in ("precomputed", "live"):
