@@ -91,17 +91,20 @@ class OpenAIJudge(Judge):
             overrides["logprobs"] = False
         return {"kind": "openai", "model": self.model, "endpoint": self.base_url, "overrides": overrides}
 
-    def estimate_cost(self, requests: list[JudgeRequest]) -> float:
-        """Dollars to answer ``requests``: prompt tokens (tiktoken if cached offline, else chars/4) plus
-        each request's full ``max_tokens`` of output, at the config's per-million prices (an upper bound)."""
+    def estimate_tokens(self, requests: list[JudgeRequest]) -> tuple[int, int]:
+        """(prompt tokens, output tokens) to answer ``requests``: prompts counted by tiktoken if its file is
+        cached offline, else chars/4; output as each request's full ``max_tokens`` (an upper bound)."""
         count = _token_counter(self.model)
-        total = 0.0
+        prompt = output = 0
         for req in requests:
-            messages = req.messages or ()
-            prompt = sum(count(str(m.get("content", ""))) + TOKENS_PER_MESSAGE for m in messages)
-            output = self._decoding(req).get("max_tokens") or 1024
-            total += prompt * self.price_in / 1e6 + output * self.price_out / 1e6
-        return total
+            prompt += sum(count(str(m.get("content", ""))) + TOKENS_PER_MESSAGE for m in req.messages or ())
+            output += self._decoding(req).get("max_tokens") or 1024
+        return prompt, output
+
+    def estimate_cost(self, requests: list[JudgeRequest]) -> float:
+        """Dollars to answer ``requests`` (:meth:`estimate_tokens` at the config's per-million prices)."""
+        prompt, output = self.estimate_tokens(requests)
+        return prompt * self.price_in / 1e6 + output * self.price_out / 1e6
 
     # ----- calling -----
 

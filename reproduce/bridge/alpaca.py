@@ -1,0 +1,139 @@
+"""The AlpacaEval 2 bridge: the archived panel under a current judge against the retired AE2 judge.
+
+Steps: load the panel's archived pairs (manifest), get the current judge's verdicts (replayed from an
+archived annotator config, or asked through the judge machinery after the cost plan is printed), compare
+per model (agreement, kappa, both win rates with the paired bootstrap interval of their difference) and
+across the panel (rank correlation), fit the per-item calibration on every model with per-item retired
+verdicts, measure it leave-one-model-out, and give every panel model a retired-judge equivalent with its
+prediction interval (for answers-only models beside their published AE2 win rate).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+import numpy as np
+
+from reproduce.bridge import calibration as calib
+from reproduce.bridge.agreement import compare_model, pooled_agreement, rank_correlation
+from reproduce.bridge.archives import Item, Manifest, alpaca_items, reference_outputs
+from reproduce.bridge.rejudge import alpaca_job, judge_jobs, plan, plan_line, replay
+from reproduce.config import ConfigError
+from reproduce.io import DataError
+
+
+def published_alpaca(model: str) -> dict | None:
+    """The model's row of the AlpacaEval 2 leaderboard shipped in the alpaca-eval wheel (retired judge), or None."""
+    import pandas as pd
+
+    from reproduce.benchmarks.alpaca_eval2 import LEADERBOARD
+
+    try:
+        board = pd.read_csv(str(importlib.resources.files("alpaca_eval").joinpath(*LEADERBOARD)), index_col=0)
+    except OSError:
+        return None
+    if model not in board.index:
+        return None
+    row = board.loc[model]
+    return {"win_rate": float(row["win_rate"]), "standard_error": float(row["standard_error"]),
+            "length_controlled_winrate": float(row["length_controlled_winrate"]), "source": "/".join(LEADERBOARD)}
+
+
+def shortest(items: list[Item], limit: int | None) -> list[Item]:
+    """The ``limit`` shortest pairs (instruction plus both outputs), in their original order: a cheap subset
+    for smoke runs (the report marks it a subset)."""
+    if not limit or limit >= len(items):
+        return items
+    keep = set(sorted(range(len(items)), key=lambda i: (len(items[i].instruction) + len(items[i].output_1)
+                                                         + len(items[i].output_2), i))[:limit])
+    return [it for i, it in enumerate(items) if i in keep]
+
+
+def load_panel(manifest: Manifest, bench: dict, panel: list[str], annotator: str | None,
+               limit: int | None) -> dict[str, list[Item]]:
+    """model -> archived items (with the replayed annotator's verdicts attached when given)."""
+    unknown = [m for m in panel if m not in manifest.models]
+    if unknown:
+        raise ConfigError(f"--panel: {unknown[0]!r} is not in {manifest.path.name} (models: {', '.join(manifest.models)})")
+    if annotator:
+        panel = [m for m in panel if annotator in manifest.models[m]]
+        if not panel:
+            raise ConfigError(f"--replay {annotator}: no panel model of {manifest.path.name} has that annotator's archive")
+    retired = manifest.retired_judge["annotator"]
+    need_ref = [m for m in panel if not manifest.has(m, retired)]
+    reference = reference_outputs(bench) if need_ref else None
+    return {m: shortest(alpaca_items(manifest, m, reference, (annotator,) if annotator else ()), limit) for m in panel}
+
+
+def current_verdicts(items_by_model: dict[str, list[Item]], *, annotator: str | None, bench: dict, judge,
+                     cache_dir: Path | None, manifest: Manifest, dry_run: bool, log) -> tuple[dict, dict | None]:
+    """(model -> current preferences aligned with its items, the plan / judging stats or None for a replay).
+    With ``dry_run`` the first element is None: the plan was printed and nothing was sent."""
+    if annotator:
+        return {m: replay(items, annotator) for m, items in items_by_model.items()}, None
+    from reproduce.benchmarks.alpaca_eval2 import load_templates
+
+    templates = load_templates(bench)
+    jobs = [alpaca_job(m, items, manifest.reference_model) for m, items in items_by_model.items()]
+    p = plan(bench, judge, jobs, cache_dir, templates)
+    log(plan_line(p))
+    if dry_run:
+        return None, {"plan": p}
+    results = judge_jobs(bench, judge, jobs, cache_dir, templates, log=log)
+    current = {}
+    for m, items in items_by_model.items():
+        by_id = {r["question_id"]: r["preference"] for r in results[m]["records"]}
+        current[m] = [by_id.get(it.question_id) for it in items]
+    return current, {"plan": p, "stats": {m: r["stats"] for m, r in results.items()}}
+
+
+def _xy(items: list[Item], current: list[float | None], need_retired: bool):
+    idx = [i for i, c in enumerate(current) if c is not None and (items[i].retired is not None or not need_retired)]
+    X = calib.features(np.array([current[i] for i in idx]), np.array([items[i].length_diff for i in idx]))
+    y = np.array([items[i].retired - 1 for i in idx]) if need_retired else None
+    return X, y
+
+
+def bridge_alpaca(manifest: Manifest, bench: dict, *, panel: list[str] | None = None, annotator: str | None = None,
+                  judge=None, cache_dir: Path | None = None, dry_run: bool = False, limit: int | None = None,
+                  rounds: int = 2000, seed: int = 0, log=print) -> dict:
+    """Everything the AlpacaEval bridge reports (see the module docstring); with ``dry_run`` only the plan."""
+    if (annotator is None) == (judge is None):
+        raise ConfigError("the bridge needs exactly one current judge: --judge NAME or --replay ANNOTATOR")
+    items_by_model = load_panel(manifest, bench, list(panel or manifest.panel), annotator, limit)
+    current, judging = current_verdicts(items_by_model, annotator=annotator, bench=bench, judge=judge,
+                                        cache_dir=cache_dir, manifest=manifest, dry_run=dry_run, log=log)
+    current_name = f"archived annotator {annotator}" if annotator else f"judge {judge.name}"
+    head = {"benchmark": manifest.benchmark, "manifest": manifest.name, "retired_judge": manifest.retired_judge,
+            "current_judge": current_name, "panel": list(items_by_model), "limit": limit, **(judging or {})}
+    if current is None:
+        return {**head, "dry_run": True}
+    rows = [compare_model(m, items, current[m], rounds, seed) for m, items in items_by_model.items()]
+    all_items = [it for items in items_by_model.values() for it in items]
+    all_current = [c for m in items_by_model for c in current[m]]
+    data = {}
+    for m, items in items_by_model.items():
+        if any(it.retired is not None for it in items):
+            X, y = _xy(items, current[m], True)
+            if len(y):
+                data[m] = (X, y)
+    if not data:
+        raise DataError(f"{manifest.path.name}: no panel model has per-item retired verdicts and current verdicts; "
+                        "nothing to calibrate on")
+    cal = calib.fit(np.vstack([d[0] for d in data.values()]), np.concatenate([d[1] for d in data.values()]),
+                    tuple(data))
+    loo = calib.leave_one_model_out(data)
+    model_rmse = calib.rmse([r["error"] for r in loo])
+    for row in rows:
+        m = row["model"]
+        X, _ = _xy(items_by_model[m], current[m], False)
+        row["bridged"] = calib.estimate(cal, X, model_rmse) if len(X) else None
+        row["published"] = published_alpaca(m)
+        row["loo"] = next((r for r in loo if r["model"] == m), None)
+        row["complete"] = row["current_failed"] == 0 and not (limit and row["n_items"] < 805)
+    return {**head, "models": rows, "pooled": pooled_agreement(all_items, all_current),
+            "rank_correlation": rank_correlation(rows), "calibration": cal.to_dict(), "loo": loo,
+            "loo_rmse": model_rmse, "flip_note": "AlpacaEval judges each pair once, in the order of alpaca_eval's "
+            "coin; the archives hold one order per pair, so no position-flip rate exists for either judge",
+            "_calibration": cal}

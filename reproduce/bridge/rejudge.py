@@ -1,0 +1,107 @@
+"""The current judge's verdicts on the archived panel: replayed from an archived annotator config, or asked
+through the judge machinery (``reproduce.judges.run.judge_model`` and the judge's content-addressed cache).
+
+Before anything is sent, :func:`plan` renders every request with the benchmark's official prompt, looks it
+up in the cache and prints how many requests remain, their tokens and their dollars at the judge file's
+list prices; ``dry_run`` stops there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from reproduce.bridge.archives import Item
+from reproduce.config import ConfigError
+from reproduce.io import DataError
+from reproduce.judges.base import Judge
+from reproduce.judges.cache import JudgmentCache
+from reproduce.judges.run import judge_model, protocol_module
+
+
+def replay(items: list[Item], annotator: str) -> list[float | None]:
+    """An archived annotator config's preferences on the items, in item order."""
+    return [it.annotators.get(annotator) for it in items]
+
+
+@dataclass
+class Job:
+    """One panel model's judging inputs in the judge machinery's shapes."""
+
+    model: str
+    questions: list[dict]
+    answers: dict[str, dict]
+    reference: dict[str, dict] | None
+
+
+def alpaca_job(model: str, items: list[Item], reference_model: str) -> Job:
+    """AlpacaEval questions (the reference output travels with the question) and the model's answers."""
+    questions = [{"question_id": it.question_id, "category": "alpaca_eval", "turns": [it.instruction],
+                  "reference": [it.output_1], "reference_generator": reference_model} for it in items]
+    answers = {it.question_id: {"question_id": it.question_id, "model": model, "turns": [it.output_2]} for it in items}
+    return Job(model, questions, answers, None)
+
+
+def check_judge(name: str, judge_cfg: dict) -> None:
+    """The bridge re-judges real archived answers: a programmatic tiny-task judge cannot."""
+    if judge_cfg.get("kind") != "openai":
+        raise ConfigError(f"--judge {name}: a '{judge_cfg.get('kind')}' judge checks the tiny task's arithmetic and "
+                          "cannot judge archived answers; pick an LLM judge from evals/judges/ (e.g. gpt-4.1)")
+
+
+def _cache(cache_dir: Path, model: str) -> JudgmentCache:
+    """This bridge run's own writer file in the judge's shared cache folder (hits from every file of it)."""
+    return JudgmentCache(Path(cache_dir) / "bridge" / f"{model}.jsonl", shared_dir=cache_dir)
+
+
+def plan(bench: dict, judge: Judge, jobs: list[Job], cache_dir: Path, templates) -> dict:
+    """Requests, uncached requests, tokens and dollars of judging every job (nothing is sent)."""
+    proto = protocol_module(bench["protocol"])
+    identity = judge.identity()
+    n = 0
+    todo = {}
+    for job in jobs:
+        cache = _cache(cache_dir, job.model)
+        for q in job.questions:
+            a = job.answers.get(q["question_id"])
+            if a is None:
+                continue
+            ref = job.reference.get(q["question_id"]) if job.reference is not None else None
+            for _, req in proto.build_requests(q, a, ref, bench, templates):
+                n += 1
+                key = cache.key(identity, req)
+                if cache.get(key) is None:
+                    todo[key] = req
+    reqs = list(todo.values())
+    tokens = judge.estimate_tokens(reqs) if hasattr(judge, "estimate_tokens") else (0, 0)
+    return {"judge": judge.name, "model": getattr(judge, "model", None), "endpoint": getattr(judge, "base_url", None),
+            "requests": n, "not_cached": len(reqs), "prompt_tokens": tokens[0], "output_tokens_max": tokens[1],
+            "cost_usd_max": round(judge.estimate_cost(reqs), 2),
+            "prices_per_million": [getattr(judge, "price_in", 0.0), getattr(judge, "price_out", 0.0)]}
+
+
+def plan_line(p: dict) -> str:
+    """One line for the plan, printed before any request is sent."""
+    return (f"bridge plan: judge {p['judge']} ({p['model']} at {p['endpoint']}): {p['requests']} requests, "
+            f"{p['not_cached']} not cached; ~{p['prompt_tokens']:,} prompt tokens + at most {p['output_tokens_max']:,} "
+            f"output tokens; at most ${p['cost_usd_max']:.2f} at list prices (${p['prices_per_million'][0]:g} / "
+            f"${p['prices_per_million'][1]:g} per million input / output tokens)")
+
+
+def judge_jobs(bench: dict, judge: Judge, jobs: list[Job], cache_dir: Path, templates, log=print) -> dict[str, dict]:
+    """Judge every job through the cache; returns model -> {"records", "failures", "stats"}.
+
+    A judge that the endpoint does not serve stops at once (``JudgeFatalError`` becomes a one-line
+    ``DataError``); what was judged before stays in the cache."""
+    from reproduce.judges.base import JudgeFatalError
+
+    out = {}
+    for job in jobs:
+        try:
+            records, failures, stats = asyncio.run(judge_model(bench, judge, _cache(cache_dir, job.model), job.questions,
+                                                               job.answers, job.reference, templates, log=log))
+        except JudgeFatalError as e:
+            raise DataError(str(e)) from None
+        out[job.model] = {"records": records, "failures": failures, "stats": stats}
+    return out

@@ -1,0 +1,83 @@
+"""One bridge run as the ``reproduce bridge`` command and the Snakemake ``bridge`` rule run it: resolve the
+benchmark, judge and manifest, bridge, bridge the user's Table 1 when it exists, write the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reproduce.bridge.archives import MANIFEST_FOR, load_manifest
+from reproduce.config import ROOT, ConfigError, _load_named, load_config
+
+
+def _benchmark(benchmark: str, cfg: dict) -> dict:
+    """The benchmark config: the preset's (with its overrides) when it has it, else evals/benchmarks/<name>.yaml."""
+    bench = cfg["benchmarks"].get(benchmark) or _load_named("benchmark", ROOT / "evals" / "benchmarks", benchmark,
+                                                            "benchmark", "--benchmark")
+    if bench["protocol"] not in MANIFEST_FOR or bench["questions"].get("task"):
+        raise ConfigError(f"--benchmark {benchmark}: the bridge needs an official AlpacaEval 2 or Arena-Hard benchmark "
+                          f"(archives exist for {', '.join(MANIFEST_FOR)}), not protocol '{bench['protocol']}'"
+                          + (" on a tiny task" if bench["questions"].get("task") else ""))
+    return bench
+
+
+def _judge(name: str, cfg: dict, dry_run: bool):
+    from reproduce.bridge.rejudge import check_judge
+    from reproduce.judges.base import make_judge
+
+    judge_cfg = cfg["judges"].get(name) or _load_named("judge", ROOT / "evals" / "judges", name, "judge", "--judge")
+    check_judge(name, judge_cfg)
+    if dry_run and judge_cfg["kind"] == "openai":  # a plan needs no key
+        from reproduce.judges.openai_judge import OpenAIJudge
+
+        return OpenAIJudge(name, judge_cfg, require_key=False)
+    return make_judge(name, judge_cfg)
+
+
+def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str | None = None,
+               preset: str | None = None, manifest: str | None = None, panel: list[str] | None = None,
+               limit: int | None = None, results: Path = Path("results"), out_dir: Path | None = None,
+               table: Path | None = None, dry_run: bool = False, rounds: int = 2000, seed: int = 0,
+               judge=None, log=print) -> dict:
+    """Run the bridge and write ``bridge.{md,json}``; returns the report. ``judge``: an already built judge
+    (tests), else ``judge_name`` is loaded from evals/judges/."""
+    from reproduce.bridge.report import write_report
+
+    cfg = load_config({"preset": preset} if preset else None)
+    bench = _benchmark(benchmark, cfg)
+    man = load_manifest(manifest or MANIFEST_FOR[bench["protocol"]])
+    if man.benchmark != bench["protocol"]:
+        raise ConfigError(f"{man.path}: key 'benchmark' is {man.benchmark}, but --benchmark {benchmark} runs "
+                          f"{bench['protocol']}")
+    if judge is None and judge_name:
+        judge = _judge(judge_name, cfg, dry_run)
+    name = judge.name if judge is not None else f"replay-{annotator}"
+    out_dir = Path(out_dir) if out_dir else Path(results) / "bridge" / name / benchmark
+    cache_dir = Path(results) / "judgments" / benchmark / name / "_cache"
+    if bench["protocol"] == "arena_hard":
+        from reproduce.bridge.arena import bridge_arena, render_arena
+
+        if judge is None:
+            raise ConfigError("--replay: Arena-Hard has no archived per-game verdicts of other judges; use --judge")
+        rep = bridge_arena(man, bench, judge=judge, cache_dir=cache_dir, panel=panel, limit=limit, dry_run=dry_run,
+                           log=log)
+        if not rep.get("dry_run"):
+            write_report(rep, out_dir, render_arena(rep), log=log)
+        return rep
+    from reproduce.bridge.alpaca import bridge_alpaca
+    from reproduce.bridge.report import render_alpaca
+
+    rep = bridge_alpaca(man, bench, panel=panel, annotator=annotator, judge=judge, cache_dir=cache_dir,
+                        dry_run=dry_run, limit=limit, rounds=rounds, seed=seed, log=log)
+    if rep.get("dry_run"):
+        return rep
+    if judge is not None:
+        table = table or next((p for p in (Path(results) / "tables" / f"table1_{name}.csv",) if p.exists()), None)
+        if table is not None:
+            from reproduce.bridge.equivalents import alpaca_cells
+            from reproduce.report.table1 import benchmark_for
+
+            key = benchmark_for(cfg, "alpaca_eval2") or benchmark
+            rep["table1"] = alpaca_cells(table, Path(results) / "judgments" / key / name, name, rep["_calibration"],
+                                         rep["loo_rmse"])
+    write_report(rep, out_dir, render_alpaca(rep), log=log)
+    return rep

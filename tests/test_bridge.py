@@ -1,0 +1,157 @@
+"""The bridge from a current judge to the retired AlpacaEval 2 judge, on real archived files.
+
+Replay (no network): an archived annotator config plays the "current judge" and the AE2 judge's archived
+verdicts the "retired judge"; the report must give exactly the agreement and win rates the raw files give
+(computed here independently from the JSON), and its calibrated estimate with an interval.
+
+The archived files come through the manifest (evals/archives/alpaca_eval.yaml) and $REPRODUCE_BENCHMARK_MIRROR
+(directories separated by ':'); without them the tests skip, naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from reproduce.io import DataError
+
+COT = "alpaca_eval_cot_gpt4_turbo_fn"
+RETIRED = "weighted_alpaca_eval_gpt4_turbo"
+
+
+def _fetch_or_skip(manifest, model: str, role: str):
+    try:
+        return manifest.fetch(model, role)
+    except DataError as e:
+        pytest.skip(f"archived file not available offline ({e}); put ../shared/archive and ../shared/fixtures on "
+                    "REPRODUCE_BENCHMARK_MIRROR")
+
+
+def _raw(path) -> list[float]:
+    """Preferences of an annotations file, read with nothing but json (independent of the bridge's reader)."""
+    return [float(r["preference"]) for r in json.loads(path.read_text())]
+
+
+def _outcome(p: float) -> int:
+    return 0 if p == 1.5 else (1 if p > 1.5 else -1)
+
+
+def _kappa(a: list[int], b: list[int]) -> float:
+    """Cohen's kappa from its definition: (observed - chance agreement) / (1 - chance agreement)."""
+    n = len(a)
+    po = sum(x == y for x, y in zip(a, b)) / n
+    pe = sum((a.count(c) / n) * (b.count(c) / n) for c in (-1, 0, 1))
+    return (po - pe) / (1 - pe)
+
+
+@pytest.fixture(scope="module")
+def replay_report(tmp_path_factory):
+    from reproduce.bridge.archives import load_manifest
+    from reproduce.bridge.run import run_bridge
+
+    man = load_manifest("alpaca_eval")
+    raw = {}
+    for model in ("gpt-3.5-turbo-0301", "alpaca-7b"):
+        raw[model] = (_raw(_fetch_or_skip(man, model, RETIRED)), _raw(_fetch_or_skip(man, model, COT)))
+    out = tmp_path_factory.mktemp("bridge")
+    lines = []
+    rep = run_bridge(benchmark="alpaca_eval2", annotator=COT, preset="paper", out_dir=out, rounds=300,
+                     results=out / "results", log=lines.append)
+    return rep, raw, out, "\n".join(lines)
+
+
+def test_replay_gives_exactly_the_files_agreement_and_win_rates(replay_report):
+    rep, raw, out, printed = replay_report
+    by_model = {r["model"]: r for r in rep["models"]}
+    assert set(by_model) == {"gpt-3.5-turbo-0301", "alpaca-7b"}  # the panel models that have the cot archive
+    for model, (retired, current) in raw.items():
+        row = by_model[model]
+        assert len(retired) == len(current) == row["n_items"] == 805
+        assert row["retired_win_rate"] == pytest.approx(100 * sum(p - 1 for p in retired) / 805, abs=1e-9)
+        assert row["current_win_rate"] == pytest.approx(100 * sum(p - 1 for p in current) / 805, abs=1e-9)
+        oc, orr = [_outcome(p) for p in current], [_outcome(p) for p in retired]
+        assert row["agreement"] == pytest.approx(sum(x == y for x, y in zip(oc, orr)) / 805, abs=1e-12)
+        assert row["kappa"] == pytest.approx(_kappa(oc, orr), abs=1e-9)
+        # the paired interval of current - retired holds the observed difference
+        assert row["diff_ci_low"] <= row["diff"] <= row["diff_ci_high"]
+        assert row["complete"]
+    # the archive README's figures, to their printed precision
+    g = by_model["gpt-3.5-turbo-0301"]
+    assert (round(g["retired_win_rate"], 1), round(g["current_win_rate"], 1), round(g["agreement"], 3)) == (9.6, 6.6, 0.923)
+    a = by_model["alpaca-7b"]
+    assert (round(a["retired_win_rate"], 1), round(a["current_win_rate"], 1), round(a["agreement"], 3)) == (2.6, 2.4, 0.986)
+    # the published leaderboard row of the retired judge equals the archive's own win rate
+    assert g["published"]["win_rate"] == pytest.approx(g["retired_win_rate"], abs=1e-6)
+
+
+def test_replay_prints_a_calibrated_estimate_with_interval_and_loo_error(replay_report):
+    rep, _, out, printed = replay_report
+    for row in rep["models"]:
+        b = row["bridged"]
+        assert b["low"] <= b["estimate"] <= b["high"] and b["n_items"] == 805
+        assert b["model_rmse"] == pytest.approx(rep["loo_rmse"])
+        assert f"{b['estimate']:.1f} [{b['low']:.1f}, {b['high']:.1f}]" in printed
+    # leave-one-model-out: each model predicted from the other one alone, the error is prediction - archive
+    assert {r["model"] for r in rep["loo"]} == {"gpt-3.5-turbo-0301", "alpaca-7b"}
+    for r in rep["loo"]:
+        assert r["n_train_models"] == 1 and r["error"] == pytest.approx(r["predicted"] - r["actual"])
+    assert rep["loo_rmse"] == pytest.approx(math.sqrt(sum(r["error"] ** 2 for r in rep["loo"]) / 2))
+    assert "Leave-one-model-out" in printed and "need no bridge" in printed
+    saved = json.loads((out / "bridge.json").read_text())
+    assert saved["models"][0]["bridged"]["estimate"] == pytest.approx(rep["models"][0]["bridged"]["estimate"])
+    assert (out / "bridge.md").read_text().strip() == printed.strip()
+
+
+def test_unhashed_archive_file_is_refused_naming_manifest_and_key():
+    from reproduce.bridge.archives import load_manifest
+
+    man = load_manifest("alpaca_eval")
+    with pytest.raises(DataError, match=r"alpaca_eval\.yaml: models\.Meta-Llama-3-8B-Instruct\."
+                                        r"weighted_alpaca_eval_gpt4_turbo: sha256 is null"):
+        man.fetch("Meta-Llama-3-8B-Instruct", RETIRED)
+
+
+def test_manifests_list_only_hashed_or_explicitly_unhashed_files():
+    from reproduce.bridge.archives import ARCHIVES, load_manifest
+
+    for path in sorted(ARCHIVES.glob("*.yaml")):
+        man = load_manifest(str(path))
+        for model, files in man.models.items():
+            for role, spec in files.items():
+                assert spec["url"].startswith("https://raw.githubusercontent.com/"), (path, model, role)
+                assert spec["sha256"] is None or len(spec["sha256"]) == 64
+
+
+def test_bridge_refuses_a_programmatic_judge(tmp_path):
+    from reproduce.bridge.run import run_bridge
+    from reproduce.config import ConfigError
+
+    with pytest.raises(ConfigError, match="--judge verifier: a 'verifier' judge .* cannot judge archived answers"):
+        run_bridge(benchmark="alpaca_eval2", judge_name="verifier", preset="paper", results=tmp_path)
+
+
+def test_dry_run_prints_requests_tokens_and_dollars_before_sending(tmp_path, monkeypatch, capsys):
+    """The default panel under gpt-4.1 with no key and no network: the plan is printed, nothing is sent."""
+    from reproduce import cli
+    from reproduce.bridge.archives import load_manifest
+
+    man = load_manifest("alpaca_eval")
+    for m in man.panel:
+        _fetch_or_skip(man, m, RETIRED if man.has(m, RETIRED) else "model_outputs")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    rc = cli.main(["bridge", "--judge", "gpt-4.1", "--preset", "paper", "--dry-run", "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    line = next(x for x in err.splitlines() if x.startswith("bridge plan:"))
+    from reproduce.bridge.alpaca import load_panel
+    from reproduce.config import load_config
+
+    panel = load_panel(man, load_config({"preset": "paper"})["benchmarks"]["alpaca_eval2"], man.panel, None, None)
+    # one request per pair, except identical outputs (a draw by alpaca_eval's rule, never sent)
+    n = sum(it.output_1 != it.output_2 for items in panel.values() for it in items)
+    assert 805 * len(man.panel) - 50 < n < 805 * len(man.panel)
+    assert f": {n} requests, " in line
+    assert "prompt tokens" in line and "at most $" in line and "$2 / $8 per million" in line
+    assert not (tmp_path / "bridge").exists()
