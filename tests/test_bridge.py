@@ -5,7 +5,7 @@ verdicts the "retired judge"; the report must give exactly the agreement and win
 (computed here independently from the JSON), and its calibrated estimate with an interval.
 
 The archived files come through the manifest (evals/archives/alpaca_eval.yaml) and $REPRODUCE_BENCHMARK_MIRROR
-(directories separated by ':'); without them the tests skip, naming the file.
+(directories separated by ':'), like every official file (tests/conftest.py): missing, they fail the test.
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ RETIRED = "weighted_alpaca_eval_gpt4_turbo"
 
 
 def _fetch_or_skip(manifest, model: str, role: str):
+    """The archived file, as tests/conftest.py's ``official_file`` treats official files: a file that cannot be
+    had fails the test, unless the offline switch says to skip it (counted in the summary)."""
+    from conftest import OFFLINE_PREFIX, offline_tests
+
     try:
         return manifest.fetch(model, role)
     except DataError as e:
-        pytest.skip(f"archived file not available offline ({e}); put ../shared/archive and ../shared/fixtures on "
-                    "REPRODUCE_BENCHMARK_MIRROR")
+        if offline_tests():
+            pytest.skip(f"{OFFLINE_PREFIX} archived file {manifest.models[model][role]['path']} not in the mirror or cache")
+        pytest.fail(str(e), pytrace=False)
 
 
 def _raw(path) -> list[float]:
@@ -122,6 +127,14 @@ def test_manifests_list_only_hashed_or_explicitly_unhashed_files():
             for role, spec in files.items():
                 assert spec["url"].startswith("https://raw.githubusercontent.com/"), (path, model, role)
                 assert spec["sha256"] is None or len(spec["sha256"]) == 64
+
+
+def test_bridge_refuses_a_retired_judge_as_the_current_one(tmp_path):
+    from reproduce.bridge.run import run_bridge
+    from reproduce.config import ConfigError
+
+    with pytest.raises(ConfigError, match="gpt-4-1106-preview.yaml: .*retired"):
+        run_bridge(benchmark="alpaca_eval2", judge_name="gpt-4-1106-preview", preset="paper", results=tmp_path)
 
 
 def test_bridge_refuses_a_programmatic_judge(tmp_path):

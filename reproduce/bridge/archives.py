@@ -12,7 +12,6 @@ the verdicts of any other archived annotator config (what a replay uses as the "
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +24,10 @@ SPEC_KEYS = ("path", "url", "sha256")
 
 
 def fetch_official(spec: dict, where: str) -> Path:
-    """Local path of one official file of a manifest; ``where`` names the manifest key in errors.
-
-    Every directory of $REPRODUCE_BENCHMARK_MIRROR (separated by ':') is tried as the mirror, then the download
-    cache and the pinned URL (``fetch_file``)."""
-    from reproduce.benchmarks.questions import fetch_file
+    """Local path of one official file of a manifest (``reproduce.official.fetch_file``: the mirror
+    directories of $REPRODUCE_BENCHMARK_MIRROR, the download cache, the pinned URL); ``where`` names the
+    manifest key in errors. A file nobody has hashed (sha256 null) is refused, never used unchecked."""
+    from reproduce.official import fetch_file
 
     missing = [k for k in SPEC_KEYS if not spec.get(k)]
     if missing:
@@ -37,11 +35,18 @@ def fetch_official(spec: dict, where: str) -> Path:
             raise DataError(f"{where}: sha256 is null - this archived file has not been hashed; download it from "
                             f"{spec.get('url')}, check it, and write its sha256 into the manifest before use")
         raise DataError(f"{where}: lacks {', '.join(missing)} (an official file needs path, url and sha256)")
-    dirs = [d for d in os.environ.get("REPRODUCE_BENCHMARK_MIRROR", "").split(os.pathsep) if d]
-    for d in dirs:
-        if (Path(d) / spec["path"]).exists():
-            return fetch_file(spec, d)
-    return fetch_file(spec, dirs[0] if dirs else None)
+    return fetch_file(spec)
+
+
+def archive_specs() -> dict[str, dict]:
+    """Every hashed file of every archive manifest, keyed by its mirror path (for the repository-wide pin check)."""
+    out = {}
+    for path in sorted(ARCHIVES.glob("*.yaml")):
+        man = load_manifest(str(path))
+        specs = [s for files in man.models.values() for s in files.values()]
+        specs += [s for s in man.extra.values() if isinstance(s, dict) and "url" in s]
+        out.update({s["path"]: s for s in specs if s.get("sha256")})
+    return out
 
 
 @dataclass

@@ -17,7 +17,8 @@ from reproduce.config import ConfigError
 from reproduce.io import DataError
 from reproduce.judges.base import Judge
 from reproduce.judges.cache import JudgmentCache
-from reproduce.judges.run import judge_model, protocol_module
+from reproduce.benchmarks.protocol import get_protocol
+from reproduce.judges.run import judge_model
 
 
 def replay(items: list[Item], annotator: str) -> list[float | None]:
@@ -57,7 +58,7 @@ def _cache(cache_dir: Path, model: str) -> JudgmentCache:
 
 def plan(bench: dict, judge: Judge, jobs: list[Job], cache_dir: Path, templates) -> dict:
     """Requests, uncached requests, tokens and dollars of judging every job (nothing is sent)."""
-    proto = protocol_module(bench["protocol"])
+    proto = get_protocol(bench["protocol"])
     identity = judge.identity()
     n = 0
     todo = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reproduce.bridge.archives import MANIFEST_FOR, load_manifest
-from reproduce.config import ROOT, ConfigError, _load_named, load_config
+from reproduce.config import ROOT, ConfigError, _load_named, load_config, refuse_retired
 
 
 def _benchmark(benchmark: str, cfg: dict) -> dict:
@@ -25,6 +25,7 @@ def _judge(name: str, cfg: dict, dry_run: bool):
     from reproduce.judges.base import make_judge
 
     judge_cfg = cfg["judges"].get(name) or _load_named("judge", ROOT / "evals" / "judges", name, "judge", "--judge")
+    refuse_retired(judge_cfg, "--judge")  # the retired judge is what the bridge maps onto, never the current one
     check_judge(name, judge_cfg)
     if dry_run and judge_cfg["kind"] == "openai":  # a plan needs no key
         from reproduce.judges.openai_judge import OpenAIJudge
