@@ -55,7 +55,9 @@ class JudgeRequest:
 
 @dataclass
 class JudgeReply:
-    """A judge's answer: text, the first token's top log-probs (token -> logprob), usage and cost."""
+    """A judge's answer: text, the first token's top log-probs (token -> logprob), usage and cost, and
+    ``model``: the model name the endpoint says answered (``response.model``; None for a programmatic judge
+    or a reply cached before it was recorded)."""
 
     text: str | None
     top_logprobs: dict[str, float] | None = None
@@ -64,6 +66,7 @@ class JudgeReply:
     cost_usd: float = 0.0
     attempts: int = 1
     extra: dict = field(default_factory=dict)
+    model: str | None = None
 
     def to_dict(self) -> dict:
         """JSON-serialisable form."""

@@ -252,8 +252,10 @@ class OpenAIJudge(Judge):
             raise _Malformed("empty content")
         usage = body.get("usage") or {}
         p_tok, c_tok = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        returned = body.get("model")  # the snapshot that answered: an alias may move under a run (alias drift)
         reply = JudgeReply(text=content, prompt_tokens=p_tok, completion_tokens=c_tok,
-                           cost_usd=(p_tok * self.price_in + c_tok * self.price_out) / 1e6)
+                           cost_usd=(p_tok * self.price_in + c_tok * self.price_out) / 1e6,
+                           model=returned if isinstance(returned, str) and returned else None)
         if not usage:
             reply.extra["missing_usage"] = True
         if want_logprobs:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 
 from reproduce.benchmarks.protocol import get_protocol
+from reproduce.judges import response_models
 from reproduce.judges.base import Judge, JudgeError, JudgeFatalError, JudgeReply, TransientJudgeError
 
 logger = logging.getLogger(__name__)
@@ -200,9 +201,16 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
                 out = results[k]
                 verdicts[g], replies[g] = None, out.reply
                 failures.append({"question_id": q["question_id"], "game": g, "reason": out.reason})
-        records.append(proto.make_record(q, a, ref, bench, judge.name, verdicts, replies))
+        record = proto.make_record(q, a, ref, bench, judge.name, verdicts, replies)
+        record[response_models.FIELD] = response_models.record_models(replies)
+        records.append(record)
+    served = response_models.count_models(records)
+    drift = response_models.drift_warning(judge.name, served, "this run")
+    if drift:
+        logger.warning(drift)
+        log(drift)
     stats = {"requests": n_games, "new_requests": len(todo), "failed_games": len(failures),
              "n_expected": n_games, "n_judged": n_games - len(failures), "n_failed": len(failures),
              "rounds": rounds if todo else 0, "cost_usd": round(cost, 4), "prompt_tokens": tokens_in,
-             "completion_tokens": tokens_out, "seconds": round(time.time() - t0, 2)}
+             "completion_tokens": tokens_out, "seconds": round(time.time() - t0, 2), "response_models": served}
     return records, failures, stats

@@ -9,6 +9,7 @@ import sys
 from reproduce.benchmarks.protocol import PROTOCOLS, get_protocol
 from reproduce.config import ConfigError, load_config
 from reproduce.io import DataError, atomic_write_json
+from reproduce.judges import response_models
 from reproduce.software import software
 from reproduce.stage import log, read_job, write_resolved
 
@@ -70,6 +71,12 @@ def _score_one(proto, protocol: str, args, records: list[dict], bench: dict | No
         raise DataError(f"{args.judgments}: {e}") from None
     if protocol == "alpaca_eval2":
         result["leaderboard_rank"] = proto.leaderboard_rank(result)
+    # the model names the judge's endpoint returned (more than one: alias drift within these judgments)
+    result["judge_response_models"] = response_models.count_models(records)
+    judge = read_job(args).get("judge", "?") if args.job else "?"
+    drift = response_models.drift_warning(judge, result["judge_response_models"], str(args.judgments))
+    if drift:
+        log(drift)
     return {"benchmark": args.benchmark or protocol, "protocol": protocol, "judgments": str(args.judgments), **result}
 
 

@@ -97,7 +97,9 @@ class StandinServer(JudgeServer):
         number (``n`` starts at 1), e.g. a different verdict on every call.
     latency_s: delay before each normal answer. top_logprobs: the first token's alternatives returned
         when the request asks for logprobs (a dict, or ``f(body, n)`` computing one per call). models: the
-        names answered for (None: any; others get the 404 ``model_not_found``). ``requests`` records every
+        names answered for (None: any; others get the 404 ``model_not_found``). served_model: the model name a
+        reply carries (``response.model``; default: the name asked for), or ``f(body, n)`` computing it (an
+        alias that moves to another snapshot mid-run). ``requests`` records every
         request body and its Authorization header; ``count`` is the number of chat-completion requests
         received; ``max_inflight`` the most handled at once. ``_next`` is the hook that picks a request's
         fault (tests/fault_schedule.py overrides it).
@@ -109,9 +111,10 @@ class StandinServer(JudgeServer):
                  script: list[Fault] | None = None,
                  top_logprobs: dict | Callable[[dict, int], dict] | None = None,
                  completion_tokens: int = 5, lifetime_s: float = 120.0, max_requests: int = 100_000,
-                 models: list[str] | None = None):
+                 models: list[str] | None = None, served_model: str | Callable[[dict, int], str] | None = None):
         super().__init__(models, lifetime_s=lifetime_s, completion_tokens=completion_tokens)
         self.verdict, self.latency_s = verdict, latency_s
+        self.served_model = served_model
         self._top = top_logprobs if callable(top_logprobs) else \
             dict(DEFAULT_TOP_LOGPROBS if top_logprobs is None else top_logprobs)
         self.max_requests = max_requests
@@ -133,6 +136,13 @@ class StandinServer(JudgeServer):
     def top_logprobs(self, body: dict, n: int) -> dict:
         """The configured first-token alternatives."""
         return self._top(body, n) if callable(self._top) else self._top
+
+    def completion(self, body: dict, n: int, text: str | None = None, with_logprobs: bool = True) -> dict:
+        """The server's completion, answering as ``served_model`` when one is set."""
+        out = super().completion(body, n, text, with_logprobs)
+        if self.served_model is not None:
+            out["model"] = self.served_model(body, n) if callable(self.served_model) else self.served_model
+        return out
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when the server stops (so hangs never outlive it)."""
