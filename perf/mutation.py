@@ -216,7 +216,8 @@ def find_mutants(key: str, path: Path, functions: list[str] | None) -> list[Muta
 
 
 def scratch_copy(dest: Path) -> Path:
-    """Copy the working tree (tracked and untracked, not ignored files) to ``dest/<name>``; link ../shared."""
+    """Copy the working tree (tracked and untracked, not ignored files) to ``dest/<name>`` (official files come
+    through $REPRODUCE_BENCHMARK_MIRROR, which the tests inherit)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
                            capture_output=True).stdout.decode().split("\0")
     tree = dest / ROOT.name
@@ -225,9 +226,6 @@ def scratch_copy(dest: Path) -> Path:
         if rel and src.is_file():
             (tree / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, tree / rel)
-    shared = ROOT.parent / "shared"
-    if shared.is_dir():
-        (dest / "shared").symlink_to(shared)  # the benchmark mirror and fixtures the tests read
     return tree
 
 

@@ -13,6 +13,7 @@ only tests or tools read, in manifests ``evals/official/<name>.yaml`` (``files: 
 from __future__ import annotations
 
 import os
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -104,6 +105,9 @@ def fetch_file(spec: dict, mirror: str | Path | list | None = None, timeout: flo
 
 
 def _reason(e: OSError) -> str:
+    """Why a download failed, in one line (an HTTP error keeps its status code)."""
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
     return str(getattr(e, "reason", None) or e).splitlines()[0]
 
 
@@ -168,3 +172,34 @@ def all_specs() -> dict[str, dict]:
                                 f"but {source[spec['path']]} pins {prev['sha256'][:12]}...")
             source.setdefault(spec["path"], origin.relative_to(ROOT))
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m reproduce.official [--offline]``: make every pinned official file present (mirror, cache or
+    download) and print one line; with ``--offline`` only count the ones not here, downloading nothing.
+    Exit 1 with one line naming the missing files and ``$REPRODUCE_BENCHMARK_MIRROR``."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m reproduce.official", description=main.__doc__)
+    parser.add_argument("--offline", action="store_true", help="download nothing; report what is not here")
+    args = parser.parse_args(argv)
+    try:
+        specs = all_specs()
+        if args.offline:
+            missing = sorted(p for p, spec in specs.items() if find_local(spec) is None)
+            print(f"official files: {len(specs) - len(missing)} of {len(specs)} here, sha256-checked; offline, so "
+                  f"tests needing the other {len(missing)} will not run" + (f" ({', '.join(missing)})" if missing else ""))
+            return 0
+        fetch_all(specs)
+    except DataError as e:
+        hint = "" if args.offline else "; REPRODUCE_OFFLINE_TESTS=1 runs the tests that do not need them"
+        print(f"error: {e}{hint}", file=sys.stderr)
+        return 1
+    where = os.pathsep.join(map(str, mirror_dirs())) or "not set"
+    print(f"official files: all {len(specs)} present and sha256-checked (mirror {MIRROR_VAR}: {where}; cache {cache_dir()})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
 # The test suite CI runs: unit/integration tests, Snakemake lint, a dry run of the paper preset's whole DAG,
 # and the tiny preset end to end (in a scratch copy so a developer's results/ is untouched).
+#
+# First (seconds): every official file the tests read (benchmark questions, judge prompts, baseline answers,
+# published annotations) must be in a directory of $REPRODUCE_BENCHMARK_MIRROR, in the download cache, or
+# downloadable from its pinned URL; otherwise this stops with one message naming the files. With
+# REPRODUCE_OFFLINE_TESTS=1 nothing is downloaded: the tests needing a file that is not here are not run, and
+# pytest ends with one line counting them. `bash scripts/test.sh --preflight` runs only that check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+echo "== official files (mirror: \$REPRODUCE_BENCHMARK_MIRROR, then the cache, then the pinned URLs)"
+if [ "${REPRODUCE_OFFLINE_TESTS:-0}" = 1 ]; then
+  python -m reproduce.official --offline
+else
+  python -m reproduce.official
+fi
+if [ "${1:-}" = "--preflight" ]; then exit 0; fi
 # The SLURM executor plugin runs `scontrol show config` (10 s timeout) whenever Snakemake starts: on a host
 # where slurm is installed but no controller answers, every snakemake call here would wait 10 s. As root
 # (CI) we start our single-node cluster, which tests/test_slurm.py needs later anyway.

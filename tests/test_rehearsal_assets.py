@@ -114,6 +114,27 @@ def test_build_is_deterministic_in_another_process(shaped, tmp_path):
     assert not (tmp_path / "again.building").exists()
 
 
+def test_build_without_official_files(tmp_path):
+    """No mirror, an empty cache and no network (downloads go to a proxy address nothing listens on): the
+    model still builds, its tokenizer trained on the fallback corpus (README + the tiny task's splits)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if k not in ("REPRODUCE_BENCHMARK_MIRROR", "no_proxy", "NO_PROXY")}
+    env.update(TOKENIZERS_PARALLELISM="false", REPRODUCE_CACHE=str(tmp_path / "cache"), https_proxy=dead,
+               http_proxy=dead)
+    out = tmp_path / "gemma2"
+    proc = subprocess.run([sys.executable, "-m", "reproduce.rehearsal.models", "--shape", "gemma2", "--out", str(out),
+                           "--seed", "0"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((out / "rehearsal_build.json").read_text())
+    assert "official benchmark files not obtainable" in json.dumps(record)
+    tok, _ = _load(out)
+    assert tok.apply_chat_template([{"role": "user", "content": "12+34="}], add_generation_prompt=True, tokenize=False)
+
+
 def test_cli_rejects_an_unknown_shape(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "reproduce.rehearsal.models", "--shape", "mistral", "--out",
                            str(tmp_path / "m")], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -125,8 +125,8 @@ def default_corpus() -> tuple[list[str], str]:
 
     When the official files can be had (``reproduce.official.fetch_file``: a mirror directory, the cache or
     the pinned download): every question turn and reference answer of AlpacaEval 2, Arena-Hard v0.1 and
-    MT-Bench, in file order. Otherwise: the repository's README and every split of the tiny task's prompts,
-    so a model build still works on a machine with neither (a different tokenizer, recorded in
+    MT-Bench, in file order. Otherwise: the repository's README and Python sources and every split of the
+    tiny task's prompts, so a model build still works on a machine with neither (a different tokenizer, recorded in
     ``rehearsal_build.json``); the rehearsal's own run needs the official files and says so.
     """
     from reproduce.benchmarks.questions import load_questions
@@ -145,11 +145,14 @@ def default_corpus() -> tuple[list[str], str]:
     from reproduce.config import ROOT
     from reproduce.tiny.task import load_task
 
+    # English prose and code the repository holds (enough text for the 4096-token vocabulary), sorted so the
+    # corpus is fixed for a commit, then every prompt of the tiny task.
+    files = [ROOT / "README.md"] + sorted((ROOT / "reproduce").rglob("*.py"))
+    texts = [f.read_text(encoding="utf-8") for f in files]
     task = load_task("addition")
-    texts = [(ROOT / "README.md").read_text(encoding="utf-8")]
     for split, _ in task.splits:
         texts += task.split(split)
-    return texts, "README.md + tiny addition task (official benchmark files not obtainable)"
+    return texts, "README.md + reproduce/**/*.py + tiny addition task (official benchmark files not obtainable)"
 
 
 def corpus_hash(texts: Iterable[str]) -> str:

