@@ -159,11 +159,17 @@ def benchmark_files(name: str) -> dict[str, dict]:
 
 
 def all_specs() -> dict[str, dict]:
-    """Every official file the repository pins (benchmarks and manifests), keyed by mirror path; the same path
-    pinned to two different sha256 is an error naming both sources."""
+    """Every official file the repository pins (benchmarks, ``evals/official`` manifests and the hashed files
+    of the bridge's archive manifests), keyed by mirror path; the same path pinned to two different sha256 is
+    an error naming both sources."""
+    # The archive manifests have their own layout (per panel model and role); their module flattens them.
+    # Imported here, not at the top: this module is the ground floor the bridge itself builds on.
+    from reproduce.bridge.archives import ARCHIVES, archive_specs
+
     out, source = {}, {}
     sets = [(p, benchmark_files(p.stem)) for p in sorted(BENCHMARKS.glob("*.yaml"))]
     sets += [(p, load_manifest(p.stem)) for p in sorted(MANIFESTS.glob("*.yaml"))]
+    sets += [(ARCHIVES, archive_specs())]
     for origin, specs in sets:
         for spec in specs.values():
             prev = out.setdefault(spec["path"], spec)
