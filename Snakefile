@@ -42,6 +42,7 @@ include: "reproduce/rules/generate.smk"
 include: "reproduce/rules/judge.smk"
 include: "reproduce/rules/report.smk"
 include: "reproduce/rules/seeds.smk"
+include: "reproduce/rules/plan.smk"
 
 
 rule reproduce_table1:

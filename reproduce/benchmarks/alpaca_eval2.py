@@ -239,7 +239,7 @@ def _length_controlled(df, options: dict) -> tuple[float | None, float | None, s
     if files is None:
         return None, None, reason
     if not all(str(q).isdigit() for q in df["question_id"]):
-        return None, None, "length control needs question ids that are positions in the 805 instructions"
+        return None, None, "not applicable: length control needs question ids that are positions in the 805 instructions"
     from alpaca_eval.metrics import glm_winrate
 
     def local_download(*args, filename=None, **kwargs):
@@ -288,7 +288,12 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
            # one game per instruction (identical outputs are a draw by rule and count as judged)
            **coverage(len(df), n_failed)}
     want_lc = options.get("length_controlled", ((bench or {}).get("judging") or {}).get("length_controlled", True))
-    if want_lc:  # alpaca_eval's GLM drops failed (NaN) games itself, as for the raw win rate
+    if want_lc and ((bench or {}).get("questions") or {}).get("task"):
+        # the GLM's instruction difficulties exist for the 805 AlpacaEval instructions only (df_gamed.csv)
+        lc, lc_se, reason = None, None, (f"not applicable: length control is fitted on the 805 AlpacaEval "
+                                         f"instructions, and these questions are the task "
+                                         f"'{bench['questions']['task']}'")
+    elif want_lc:  # alpaca_eval's GLM drops failed (NaN) games itself, as for the raw win rate
         lc, lc_se, reason = _length_controlled(df, options)
     else:
         lc, lc_se, reason = None, None, "length control disabled (judging.length_controlled: false)"

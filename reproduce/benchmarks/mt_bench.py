@@ -112,6 +112,8 @@ def build_requests(question: dict, answer: dict, reference: dict | None, bench: 
     ref_args = {f"ref_answer_{i + 1}": r for i, r in enumerate(refs)} if ref_based else {}
     decoding = _decoding(bench)
     out = []
+    if "pairwise" in modes and is_own_baseline(answer, reference):
+        modes = [m for m in modes if m != "pairwise"]  # a game against itself means nothing: never asked
     for turn in _turns(question, answer):
         ref_field = {"reference": refs[turn - 1]} if ref_based and len(refs) >= turn else {}
         if "single" in modes:
@@ -135,6 +137,12 @@ def build_requests(question: dict, answer: dict, reference: dict | None, bench: 
                 out.append((f"pair-t{turn}-{game}", JudgeRequest(_messages(templates, name, {**args, **ref_args}),
                                                                  decoding, fields)))
     return out
+
+
+def is_own_baseline(answer: dict, reference: dict | None) -> bool:
+    """Whether the pairwise baseline is the answering model itself (the paper preset's SFT against its own
+    SFT baseline): such games are never asked, and its win rate is not applicable."""
+    return reference is not None and reference.get("model") is not None and reference.get("model") == answer.get("model")
 
 
 def parse_rating(text: str | None) -> float | None:
@@ -176,6 +184,9 @@ def _text(reply) -> str | None:
 def make_record(question, answer, reference, bench, judge_name: str, verdicts: dict, replies: dict) -> dict:
     """Native record of one question (layout in the module docstring)."""
     modes = ((bench.get("judging") or {}).get("modes")) or ["single"]
+    own_baseline = "pairwise" in modes and is_own_baseline(answer, reference)
+    if own_baseline:
+        modes = [m for m in modes if m != "pairwise"]
     ref_based = _ref_based(question)
     single, pairwise = [], []
     for turn in _turns(question, answer):
@@ -191,8 +202,11 @@ def make_record(question, answer, reference, bench, judge_name: str, verdicts: d
                              "baseline": (reference or {}).get("model"), "g1_winner": g1, "g2_winner": g2,
                              "g1_judgment": _text(replies.get(f"pair-t{turn}-g1")),
                              "g2_judgment": _text(replies.get(f"pair-t{turn}-g2"))})
-    return {"question_id": str(question["question_id"]), "model": answer["model"], "judge": judge_name,
-            "category": question.get("category"), "single": single, "pairwise": pairwise}
+    record = {"question_id": str(question["question_id"]), "model": answer["model"], "judge": judge_name,
+              "category": question.get("category"), "single": single, "pairwise": pairwise}
+    if own_baseline:
+        record["pairwise_skipped"] = "own baseline"
+    return record
 
 
 def _from_fastchat(path: Path, rows: list[dict]) -> list[dict]:
@@ -311,6 +325,9 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
                    win_rate_adjusted=100.0 * (wins + 0.5 * ties) / n if n else None)
         # a pairwise row counts only when both of its games have a verdict
         cover["win_rate"] = cover["win_rate_adjusted"] = coverage(len(pairs), len(pairs) - n)
+    elif any(r.get("pairwise_skipped") == "own baseline" for r in records):
+        out.update(win_rate=None, win_rate_adjusted=None,
+                   win_rate_reason=f"not applicable: {out['model']} is its own pairwise baseline (no games asked)")
     out["coverage"] = cover
     out.update(coverage(len(single) + 2 * len(pairs), len(single) - len(valid) + failed_games))
     return out

@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import hashlib
 import json
 import logging
-import math
 import os
 import random
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import openai
@@ -314,18 +310,8 @@ def _short(text: str, n: int = 200) -> str:
 
 
 def _token_counter(model: str):
-    """A token counter: tiktoken's when its encoding file is already cached on disk (never downloads:
-    judging must not reach the network just to estimate cost), else characters / 4."""
-    try:
-        import tiktoken
+    """A token counter: tiktoken's when its encoding file is already cached on disk, else characters / 4
+    (reproduce.plan.tokens, which the plan shares)."""
+    from reproduce.plan.tokens import token_counter
 
-        name = tiktoken.encoding_name_for_model(model)
-        url = f"https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
-        cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or \
-            os.path.join(tempfile.gettempdir(), "data-gym-cache")
-        if (Path(cache) / hashlib.sha1(url.encode()).hexdigest()).exists():
-            enc = tiktoken.get_encoding(name)
-            return lambda s: len(enc.encode(s, disallowed_special=()))
-    except Exception:  # unknown model, tiktoken missing or its cache unreadable: fall back
-        pass
-    return lambda s: math.ceil(len(s) / 4)
+    return token_counter(model)[0]

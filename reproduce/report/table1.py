@@ -104,7 +104,11 @@ def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> l
                         if value is None:
                             full = sc.score.get(f"{key}_reason") or (
                                 sc.score.get("length_controlled_reason") if key == "length_controlled_winrate" else None)
-                            if key == "length_controlled_winrate":
+                            if full and full.startswith("not applicable"):
+                                note, reason = "not applicable", full
+                            elif key == "length_controlled_winrate" and full and full.startswith("length control disabled"):
+                                note, reason = "LC disabled", full
+                            elif key == "length_controlled_winrate":
                                 note, reason = "LC files missing", full or "length-controlled win rate not computed"
                             else:
                                 note, reason = "not scored", full or f"no '{key}' in {sc.path}"

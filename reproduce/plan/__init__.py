@@ -1,0 +1,8 @@
+"""``reproduce plan``: what a preset will cost before anything runs (jobs, GPU-hours, memory, disk, judge
+requests, tokens and dollars, what is already cached), and afterwards how the run compared.
+
+Modules: ``assumptions`` (every stated default, with where it comes from), ``sizes`` (model parameters,
+memory and disk), ``gpu`` (training and generation GPU time), ``judging`` (judge jobs, requests, tokens,
+dollars, cache hits), ``build`` (the plan of one config), ``render`` (plan.md), ``compare`` (plan against
+a finished run), ``guard`` (the ``judging.max_usd`` cost guard), ``commands`` (the CLI).
+"""

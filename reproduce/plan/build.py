@@ -1,0 +1,171 @@
+"""The plan of one config and target: every stage's jobs with GPU time, memory and disk, every judge
+job's requests, tokens and dollars, what is already done or cached, retired judges, and the totals."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from reproduce.config import trained_methods
+from reproduce.plan import assumptions as A
+from reproduce.plan.gpu import Rates, generate_estimate, train_estimate
+from reproduce.plan.judging import answer_tokens, plan_judging
+from reproduce.plan.sizes import model_shape
+from reproduce.workflow import repo_path
+
+
+def _gpus(cfg: dict) -> int:
+    """GPUs of one training job: the accelerate config's num_processes (1 without accelerate)."""
+    training = cfg.get("training") or {}
+    if training.get("launcher") != "accelerate" or not training.get("accelerate_config"):
+        return 1
+    import yaml
+
+    acc = yaml.safe_load(repo_path(training["accelerate_config"]).read_text()) or {}
+    return int(acc.get("num_processes", 1))
+
+
+def training_data(recipe: dict, setting: str, results: Path, max_length: int) -> tuple[int, float, str]:
+    """(pairs, tokens per pair, basis) of a setting's preference data: counted from the pairs the workflow
+    built (``results/data/<setting>/prefs.jsonl``) or a local copy, else the stated defaults."""
+    prefs = results / "data" / setting / "prefs.jsonl"
+    cap = 2 * max_length
+    if prefs.is_file():
+        n = chars = 0
+        with open(prefs, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                if n <= 2000:  # a sample is enough for the mean length
+                    rec = json.loads(line)
+                    chars += len(json.dumps([rec.get("prompt"), rec.get("chosen"), rec.get("rejected")], ensure_ascii=False))
+        per_pair = min(cap, (chars / min(n, 2000)) / A.CHARS_PER_TOKEN * 1.5) if n else 0  # prompt counted twice
+        return n, per_pair, f"counted from {prefs} (tokens as characters / 4)"
+    local = (recipe.get("preference_data") or {}).get("local_dir")
+    if local and repo_path(local).is_file() and repo_path(local).suffix in (".json", ".jsonl"):
+        path = repo_path(local)
+        n = len(json.loads(path.read_text())) if path.suffix == ".json" else sum(1 for _ in open(path))
+        return n, min(cap, A.DEFAULT_TOKENS_PER_PAIR), f"pairs counted in {local}; tokens per pair a stated default"
+    return A.DEFAULT_PAIRS, min(cap, A.DEFAULT_TOKENS_PER_PAIR), "stated defaults (assumptions.DEFAULT_PAIRS, DEFAULT_TOKENS_PER_PAIR)"
+
+
+def _done(path: Path, marker: str | None = None) -> bool:
+    return (path / marker).exists() if marker else path.exists()
+
+
+def retired(judge_cfg: dict) -> str | None:
+    """Why a judge is retired (its file's ``retired:``), or None."""
+    value = judge_cfg.get("retired")
+    if not value:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, default=str) if not isinstance(value, bool) else "retired"
+
+
+def build_plan(cfg: dict, results: str | Path = "results", target: str = "reproduce_table1",
+               throughput: str | Path | None = None) -> dict:
+    """The plan (a JSON-able dict) of ``target`` under ``cfg``, read from configs and files only."""
+    t0 = time.time()
+    results = Path(results)
+    rates = Rates(throughput)
+    gpus = _gpus(cfg)
+    stages: list[dict] = []
+    shapes = {}
+    for s, recipe in cfg["settings"].items():
+        shape = model_shape(recipe["base"], results / "models" / s / "sft")
+        shapes[s] = shape
+        n = shape["params"]
+        stages.append({"stage": "base", "setting": s, "jobs": 1, "done": _done(results / "models" / s / "sft"),
+                       "params": n, "basis": shape["basis"], "disk_gb": None if n is None else A.BYTES_BF16 * n / 1e9})
+        stages.append({"stage": "prefs", "setting": s, "jobs": 1, "done": _done(results / "data" / s / "prefs.jsonl")})
+        for m in trained_methods(cfg, s):
+            method = recipe["methods"][m]
+            pairs, per_pair, basis = training_data(recipe, s, results, int(method.get("max_length", 2048)))
+            est = train_estimate(method, n, pairs, per_pair, gpus, rates, shape.get("vocab"))
+            stages.append({"stage": "train", "setting": s, "method": m, "jobs": 1, "gpus": gpus, "pairs": pairs,
+                           "tokens_per_pair": round(per_pair), **est,
+                           "done": _done(results / "models" / s / m, "train_summary.json"),
+                           "basis": f"{basis}; {rates.source}; size {shape['basis']}"})
+    judge_rows = plan_judging(cfg, results, target)
+    answered = sorted({(r["setting"], r["model"]) for r in judge_rows})
+    for b, bench in cfg["benchmarks"].items():  # reference models answer too (MT-Bench's baseline: sft)
+        ref = bench.get("reference") or {}
+        if ref.get("kind") == "model":
+            answered = sorted(set(answered) | {(s, ref["name"]) for s in cfg["settings"]})
+    for s, m in answered:
+        out_tokens = prompt_tokens = 0.0
+        for b, bench in cfg["benchmarks"].items():
+            turns = 2 if bench["protocol"] == "mt_bench" else 1
+            n_q = _question_count(judge_rows, b)
+            out_tokens += n_q * turns * answer_tokens(b, bench)
+            prompt_tokens += n_q * turns * 200  # prompts are short beside the answers; stated
+        est = generate_estimate(shapes[s]["params"], out_tokens, prompt_tokens)
+        done = all((results / "answers" / b / s / f"{m}.jsonl").is_file() for b in cfg["benchmarks"])
+        stages.append({"stage": "generate", "setting": s, "model": m, "jobs": 1, "gpus": 1,
+                       "output_tokens": round(out_tokens), **est, "done": done,
+                       "basis": "answer lengths from assumptions.DEFAULT_ANSWER_TOKENS (capped by max_new_tokens); "
+                                "decode speed assumptions.DEFAULT_DECODE_TOKENS_PER_S_8B scaled by size"})
+    judges = {j: {"model": c.get("model"), "kind": c["kind"], "file": c.get("_file"), "retired": retired(c),
+                  "price_per_million_input": c.get("price_per_million_input"),
+                  "price_per_million_output": c.get("price_per_million_output")}
+              for j, c in cfg["judges"].items()}
+    plan = {"preset": cfg["preset"], "target": target, "judging_mode": (cfg.get("judging") or {}).get("mode", "standard"),
+            "max_usd": (cfg.get("judging") or {}).get("max_usd"),
+            "gpu": {"name": rates.gpu, "training_gpus": gpus, "rates": rates.source},
+            "stages": stages, "judge_jobs": judge_rows, "judges": judges}
+    plan["by_judge"] = _by_judge(judge_rows)
+    plan["totals"] = _totals(stages, judge_rows)
+    plan["plan_seconds"] = round(time.time() - t0, 2)
+    return plan
+
+
+def _question_count(rows: list[dict], benchmark: str) -> int:
+    """Questions of a benchmark, from the plan's judge rows (requests of one job / games per question)."""
+    counts = [r.get("questions") for r in rows if r["benchmark"] == benchmark and r.get("questions")]
+    return counts[0] if counts else 0
+
+
+def _by_judge(rows: list[dict]) -> list[dict]:
+    """Judge x benchmark sums of the judge jobs."""
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        k = (r["judge"], r["benchmark"])
+        agg = out.setdefault(k, {"judge": r["judge"], "benchmark": r["benchmark"], "jobs": 0, "requests": 0,
+                                 "cached": 0, "to_send": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                                 "usd_standard": 0.0, "usd_batch": 0.0, "wall_s": 0.0, "errors": 0})
+        agg["jobs"] += 1
+        if "error" in r:
+            agg["errors"] += 1
+            agg["error"] = r["error"]
+            continue
+        for f in ("requests", "cached", "to_send", "prompt_tokens", "completion_tokens", "usd_standard", "usd_batch", "wall_s"):
+            agg[f] += r[f]
+        agg["token_basis"], agg["completion_basis"] = r["token_basis"], r["completion_basis"]
+    for agg in out.values():
+        agg["usd_standard"], agg["usd_batch"] = round(agg["usd_standard"], 2), round(agg["usd_batch"], 2)
+    return list(out.values())
+
+
+def _sum(rows, key):
+    vals = [r.get(key) for r in rows]
+    return None if any(v is None for v in vals) else sum(vals)
+
+
+def _totals(stages: list[dict], rows: list[dict]) -> dict:
+    """Totals over the jobs still to run (done jobs and cached requests cost nothing)."""
+    todo = [s for s in stages if not s["done"]]
+    gpu_stages = [s for s in todo if s["stage"] in ("train", "generate")]
+    ok = [r for r in rows if "error" not in r]
+    disk = [s.get("disk_gb") for s in stages if s.get("disk_gb") is not None]
+    peaks = [s.get("peak_gpu_gb") for s in stages if s.get("peak_gpu_gb") is not None]
+    return {"jobs": {st: sum(s["jobs"] for s in stages if s["stage"] == st)
+                     for st in ("base", "prefs", "train", "generate")} | {"judge": len(rows), "score": len(rows)},
+            "jobs_done": sum(s["jobs"] for s in stages if s["done"]),
+            "gpu_hours": _sum(gpu_stages, "gpu_hours"),
+            "train_gpu_hours": _sum([s for s in gpu_stages if s["stage"] == "train"], "gpu_hours"),
+            "generate_gpu_hours": _sum([s for s in gpu_stages if s["stage"] == "generate"], "gpu_hours"),
+            "peak_gpu_gb": max(peaks) if peaks else None, "disk_gb": sum(disk) if disk else None,
+            "requests": sum(r["requests"] for r in ok), "cached": sum(r["cached"] for r in ok),
+            "to_send": sum(r["to_send"] for r in ok), "prompt_tokens": sum(r["prompt_tokens"] for r in ok),
+            "completion_tokens": sum(r["completion_tokens"] for r in ok),
+            "usd_standard": round(sum(r["usd_standard"] for r in ok), 2),
+            "usd_batch": round(sum(r["usd_batch"] for r in ok), 2), "judge_jobs_unplanned": len(rows) - len(ok)}
+
