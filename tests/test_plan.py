@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import shared_dir
+from tests.conftest import official_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def mirror(monkeypatch):
-    path = shared_dir("benchmarks")
-    monkeypatch.setenv("REPRODUCE_BENCHMARK_MIRROR", str(path))
-    return path
+def mirror():
+    official_benchmark("alpaca_eval2", "arena_hard", "mt_bench")
 
 
 def test_paper_plan_counts_every_judge_request_once_and_prices_it(mirror, tmp_path):
@@ -33,11 +31,11 @@ def test_paper_plan_counts_every_judge_request_once_and_prices_it(mirror, tmp_pa
     assert len(rows) == 4 * 4 * 3 and not any("error" in r for r in rows)
     by = {(r["judge"], r["benchmark"]): r for r in plan["by_judge"]}
     models = 4 * 4
-    assert by[("gpt-4-1106-preview", "alpaca_eval2")]["requests"] == models * 805
-    assert by[("gpt-4-1106-preview", "arena_hard")]["requests"] == models * 500 * 2
+    assert by[("gpt-4.1", "alpaca_eval2")]["requests"] == models * 805
+    assert by[("gpt-4.1", "arena_hard")]["requests"] == models * 500 * 2
     # MT-Bench: 80 questions x 2 turns single grading for all 16; both-order pairwise against the setting's
     # SFT for the 12 trained models only (SFT against itself is never asked)
-    assert by[("gpt-4", "mt_bench")]["requests"] == models * 160 + 12 * 160 * 2
+    assert by[("gpt-4.1", "mt_bench")]["requests"] == models * 160 + 12 * 160 * 2
     sft_mt = [r for r in rows if r["benchmark"] == "mt_bench" and r["model"] == "sft"]
     assert {r["requests"] for r in sft_mt} == {160}
     # dollars are the tokens at the judge file's prices; batch mode half of that
@@ -52,6 +50,8 @@ def test_paper_plan_counts_every_judge_request_once_and_prices_it(mirror, tmp_pa
     t = plan["totals"]
     assert t["jobs"]["train"] == 12 and t["jobs"]["generate"] == 16 and t["gpu_hours"] > 0
     assert t["usd_batch"] == pytest.approx(t["usd_standard"] / 2, abs=0.05)
+    # the paper's own judges are retired: flagged, with their replacement, never priced
+    assert plan["paper_judges"]["mt_bench"]["retired"] and plan["paper_judges"]["mt_bench"]["replacement"] == "gpt-4.1"
 
 
 def test_plan_does_not_count_cached_judgments_again(mirror, tmp_path):
@@ -64,7 +64,7 @@ def test_plan_does_not_count_cached_judgments_again(mirror, tmp_path):
     from reproduce.plan.judging import BenchmarkInputs, JudgeCosting
 
     cfg = load_config({"preset": "paper", "settings": ["llama3.2-3b-armorm"], "methods": ["sft"],
-                       "benchmarks": ["arena_hard"], "benchmark_judges": {}})
+                       "benchmarks": ["arena_hard"], "paper_judges": {}})
     res = tmp_path / "results"
     inputs = BenchmarkInputs("arena_hard", cfg["benchmarks"]["arena_hard"], res)
     answers = res / "answers" / "arena_hard" / "llama3.2-3b-armorm" / "sft.jsonl"
@@ -73,8 +73,8 @@ def test_plan_does_not_count_cached_judgments_again(mirror, tmp_path):
                                for i, q in enumerate(inputs.questions)))
     requests, generated = inputs.requests("llama3.2-3b-armorm", "sft")
     assert generated and len(requests) == 1000
-    costing = JudgeCosting("gpt-4-1106-preview", cfg["judges"]["gpt-4-1106-preview"], res)
-    cache = JudgmentCache(res / "judgments" / "arena_hard" / "gpt-4-1106-preview" / "_cache" / "x" / "sft.jsonl")
+    costing = JudgeCosting("gpt-4.1", cfg["judges"]["gpt-4.1"], res)
+    cache = JudgmentCache(res / "judgments" / "arena_hard" / "gpt-4.1" / "_cache" / "x" / "sft.jsonl")
     for _, _, req in requests[:300]:
         cache.put(JudgmentCache.key(costing.identity, req), JudgeReply(text="[[A>B]]", completion_tokens=500), "A>B")
     [row] = build_plan(cfg, res)["judge_jobs"]

@@ -52,6 +52,19 @@ def _done(path: Path, marker: str | None = None) -> bool:
     return (path / marker).exists() if marker else path.exists()
 
 
+def _judge_file(name: str) -> dict:
+    from reproduce.config import ROOT, _load_named
+
+    return _load_named("judge", ROOT / "evals" / "judges", name, "judge", "paper_judges")
+
+
+def _judge_info(c: dict) -> dict:
+    """What the plan shows of a judge file: model, prices, and whether (and for what) it was retired."""
+    return {"model": c.get("model"), "kind": c["kind"], "file": c.get("_file"), "retired": retired(c),
+            "replacement": c.get("replacement"), "price_per_million_input": c.get("price_per_million_input"),
+            "price_per_million_output": c.get("price_per_million_output")}
+
+
 def retired(judge_cfg: dict) -> str | None:
     """Why a judge is retired (its file's ``retired:``), or None."""
     value = judge_cfg.get("retired")
@@ -103,14 +116,12 @@ def build_plan(cfg: dict, results: str | Path = "results", target: str = "reprod
                        "output_tokens": round(out_tokens), **est, "done": done,
                        "basis": "answer lengths from assumptions.DEFAULT_ANSWER_TOKENS (capped by max_new_tokens); "
                                 "decode speed assumptions.DEFAULT_DECODE_TOKENS_PER_S_8B scaled by size"})
-    judges = {j: {"model": c.get("model"), "kind": c["kind"], "file": c.get("_file"), "retired": retired(c),
-                  "price_per_million_input": c.get("price_per_million_input"),
-                  "price_per_million_output": c.get("price_per_million_output")}
-              for j, c in cfg["judges"].items()}
+    judges = {j: _judge_info(c) for j, c in cfg["judges"].items()}
+    paper_judges = {b: {"judge": j, **_judge_info(_judge_file(j))} for b, j in (cfg.get("paper_judges") or {}).items()}
     plan = {"preset": cfg["preset"], "target": target, "judging_mode": (cfg.get("judging") or {}).get("mode", "standard"),
             "max_usd": (cfg.get("judging") or {}).get("max_usd"),
             "gpu": {"name": rates.gpu, "training_gpus": gpus, "rates": rates.source},
-            "stages": stages, "judge_jobs": judge_rows, "judges": judges}
+            "stages": stages, "judge_jobs": judge_rows, "judges": judges, "paper_judges": paper_judges}
     plan["by_judge"] = _by_judge(judge_rows)
     plan["totals"] = _totals(stages, judge_rows)
     plan["plan_seconds"] = round(time.time() - t0, 2)

@@ -40,11 +40,11 @@ class BenchmarkInputs:
     """Questions, judge templates and reference answers of one benchmark, loaded once."""
 
     def __init__(self, name: str, bench: dict, results: Path):
+        from reproduce.benchmarks.protocol import get_protocol
         from reproduce.benchmarks.questions import load_questions
-        from reproduce.judges.run import protocol_module
 
         self.name, self.bench, self.results = name, bench, results
-        self.proto = protocol_module(bench["protocol"])
+        self.proto = get_protocol(bench["protocol"])
         self.questions = load_questions(bench)
         self.templates = self.proto.load_templates(bench)
         self.answer_tokens = answer_tokens(name, bench)

@@ -36,9 +36,13 @@ def summary_lines(plan: dict) -> list[str]:
              f"{_usd(t['usd_standard'])} standard / {_usd(t['usd_batch'])} batch"]
     for j in per_judge(plan):
         info = plan["judges"][j["judge"]]
-        flag = f"  RETIRED: {info['retired']}" if info.get("retired") else ""
+        flag = f"  RETIRED {info['retired']}" if info.get("retired") else ""
         lines.append(f"  {j['judge']}: {j['to_send']:,} requests, {_usd(j['usd_standard'])} standard / "
                      f"{_usd(j['usd_batch'])} batch{flag}")
+    for b, info in (plan.get("paper_judges") or {}).items():
+        if info.get("retired"):
+            lines.append(f"  paper's {b} judge {info['judge']} ({info['model']}): RETIRED {info['retired']}, not asked "
+                         f"(replacement: {info.get('replacement')})")
     if plan.get("max_usd") is not None:
         lines.append(f"judging.max_usd: ${plan['max_usd']:,.2f}")
     if t["judge_jobs_unplanned"]:
