@@ -54,10 +54,12 @@ rule reproduce_table1:
 
 rule all:
     """Everything: Table 1 for every configured judge (other judges re-judge the cached answers), the
-    judge-agreement report, the paired method differences, every figure the config supports and results/report.md."""
+    judge-agreement report, the paired method differences, every figure the config supports, results/report.md
+    and results/report.html (Table 1 down to each verdict)."""
     input:
         P.all_tables(),
         P.judge_agreement() if len(CFG["judges"]) > 1 else [],
         P.method_differences() if "method_differences" in P.figure_names() else [],
         P.figures(P.figure_names()),
         P.report(),
+        P.report_html(),

@@ -210,3 +210,21 @@ class Paths:
     def report(self) -> str:
         """The one report file embedding every table and figure."""
         return f"{self.r}/report.md"
+
+    def report_html(self) -> str:
+        """The HTML report (its assets and data scripts go to ``report_files/`` beside it)."""
+        return f"{self.r}/report.html"
+
+    def report_html_inputs(self) -> list[str]:
+        """What the HTML report reads besides the report's inputs: every answers and judgments file of the
+        drill-down, and the pairs and models of the token-reward strips."""
+        c = self.cfg
+        out = [p for b in c["benchmarks"] for s in c["settings"]
+               for p in [self.reference(b, s), *[self.answers(b, s, m) for m in c["methods"]],
+                         *[self.judgments(b, j, s, m) for j in c["judges"] for m in c["methods"]]]]
+        for s in c["settings"]:
+            guides = {mc.get("guide") for m, mc in c["settings"][s]["methods"].items()
+                      if m in c["methods"] and isinstance(mc.get("guide"), str)}
+            if guides:
+                out += [self.model_dir(s, "sft"), self.prefs(s), *[self.model_dir(s, g) for g in sorted(guides)]]
+        return sorted(set(out))

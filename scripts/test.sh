@@ -24,6 +24,12 @@ if command -v scontrol >/dev/null && ! scontrol ping >/dev/null 2>&1 && [ "$(id 
   echo "== slurm is installed but its controller is down: starting the single-node cluster"
   bash scripts/slurm_cluster.sh start
 fi
+# The HTML report's browser tests (tests/test_report_html.py) drive Debian's Chromium through its chromedriver.
+if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing chromium and chromium-driver (apt-get) for the HTML report's browser tests"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 echo "== snakemake --lint"
 snakemake --lint --cores 1
 echo "== dry run: paper preset, full DAG"

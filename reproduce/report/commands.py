@@ -5,6 +5,7 @@
 - ``reproduce agreement``: the judge-agreement report (table judge vs every other judge).
 - ``reproduce report``: ``results/report.md`` embedding the tables, the agreement report and the figures.
 - ``reproduce differences``: paired method comparisons (``method_differences.*``) and the planning (``power.*``).
+- ``reproduce report-html``: ``results/report.html``, Table 1 down to each judge's verdict, opened from disk.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def cmd_report(args) -> None:
                  figures=args.figures, log=_log, differences=args.differences)
 
 
+def cmd_report_html(args) -> None:
+    """Write the HTML report (results/report.html and results/report_files/): Table 1 down to every verdict."""
+    from reproduce.report.html.page import build_html_report
+
+    build_html_report(_cfg(args), Path(args.results), Path(args.tables_dir), Path(args.figures_dir), Path(args.out),
+                      figures=args.figures, token_pairs=args.token_pairs, log=_log)
+
+
 def cmd_differences(args) -> None:
     """Paired method differences with bootstrap CIs and p-values, and the prompts/seeds planning."""
     from reproduce.report.differences import DEFAULT_ROUNDS, DEFAULT_SEED, build_differences
@@ -107,15 +116,26 @@ def register(sub) -> None:
     a.add_argument("--judges", nargs="+", help="reference judge first (default: table judge, then the others)")
     a.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")
 
+    def report_inputs(p):  # both reports read the same tables and figures
+        common(p)
+        p.add_argument("--tables-dir", default="results/tables", help="where the tables are (default results/tables)")
+        p.add_argument("--figures-dir", default="figures", help="where the figures are (default figures)")
+        p.add_argument("--figures", nargs="+", help="figure names to embed (default: all the config supports)")
+
     r = sub.add_parser("report", help=cmd_report.__doc__)
     r.set_defaults(fn=cmd_report)
-    common(r)
-    r.add_argument("--tables-dir", default="results/tables", help="where the tables are (default results/tables)")
-    r.add_argument("--figures-dir", default="figures", help="where the figures are (default figures)")
-    r.add_argument("--figures", nargs="+", help="figure names to embed (default: all the config supports)")
+    report_inputs(r)
     r.add_argument("--out", default="results/report.md", help="the report to write (default results/report.md)")
     r.add_argument("--differences", action="store_true",
                    help="embed method_differences.md and the planning lines of power.md (from --tables-dir)")
+
+    h = sub.add_parser("report-html", help=cmd_report_html.__doc__)
+    h.set_defaults(fn=cmd_report_html)
+    report_inputs(h)
+    h.add_argument("--token-pairs", type=int,
+                   help="token-reward strips for the first N preference pairs of each setting (default: all; 0: none)")
+    h.add_argument("--out", default="results/report.html",
+                   help="the page to write; its assets go to <stem>_files/ beside it (default results/report.html)")
 
     d = sub.add_parser("differences", help=cmd_differences.__doc__)
     d.set_defaults(fn=cmd_differences)

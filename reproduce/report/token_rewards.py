@@ -44,13 +44,8 @@ def response_token_logps(model, tokenizer, prompt: list[dict], response: list[di
     return toks, vals
 
 
-def example_pairs(cfg: dict, results: Path, setting: str, n_pairs: int = 3, scan: int = 48) -> dict:
-    """r_t on ``n_pairs`` example pairs of ``results/data/<setting>/prefs.jsonl``.
-
-    Picks, among the first ``scan`` pairs, those with the widest spread of r_t (most informative strips),
-    in file order. Returns ``{"beta", "alpha", "guide", "ref", "pairs": [{"pair_id", "prompt",
-    "chosen"/"rejected": {"tokens", "r", "score"}}]}``.
-    """
+def _guided_models(cfg: dict, results: Path, setting: str) -> dict:
+    """The TGDPO method's beta/alpha, tokenizer, reference and guidance models and the pairs file of ``setting``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -70,22 +65,56 @@ def example_pairs(cfg: dict, results: Path, setting: str, n_pairs: int = 3, scan
         if not p.exists():
             raise DataError(f"token rewards: missing {p} (run the workflow through training first)")
     torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(str(ref_dir))
-    ref = AutoModelForCausalLM.from_pretrained(str(ref_dir), dtype=torch.float32).eval()
-    gde = AutoModelForCausalLM.from_pretrained(str(guide_dir), dtype=torch.float32).eval()
-    pairs = [json.loads(line) for line in prefs.read_text().splitlines()[:scan] if line.strip()]
+    return {"beta": beta, "alpha": alpha, "method": method, "guide": str(guide_dir), "ref": str(ref_dir),
+            "prefs": prefs, "tok": AutoTokenizer.from_pretrained(str(ref_dir)),
+            "ref_model": AutoModelForCausalLM.from_pretrained(str(ref_dir), dtype=torch.float32).eval(),
+            "guide_model": AutoModelForCausalLM.from_pretrained(str(guide_dir), dtype=torch.float32).eval()}
+
+
+def _pair_rewards(m: dict, pair: dict, index: int) -> dict:
+    """r_t of both answers of one preference pair under the loaded models ``m``."""
+    entry = {"pair_id": pair.get("pair_id", str(index)), "prompt": pair["prompt"][-1]["content"]}
+    for side in ("chosen", "rejected"):
+        toks, lp_ref = response_token_logps(m["ref_model"], m["tok"], pair["prompt"], pair[side])
+        _, lp_guide = response_token_logps(m["guide_model"], m["tok"], pair["prompt"], pair[side])
+        entry[side] = {"tokens": toks, "r": [m["beta"] * (g - r) for g, r in zip(lp_guide, lp_ref)],
+                       "score": float((pair.get("scores") or {}).get(side, float("nan")))}
+    return entry
+
+
+def _read_pairs(prefs: Path, limit: int | None) -> list[dict]:
+    lines = prefs.read_text().splitlines()
+    pairs = [json.loads(line) for line in (lines if limit is None else lines[:limit]) if line.strip()]
     if not pairs:
         raise DataError(f"token rewards: {prefs} has no pairs")
+    return pairs
+
+
+def _meta(m: dict) -> dict:
+    return {k: m[k] for k in ("beta", "alpha", "guide", "ref", "method")}
+
+
+def example_pairs(cfg: dict, results: Path, setting: str, n_pairs: int = 3, scan: int = 48) -> dict:
+    """r_t on ``n_pairs`` example pairs of ``results/data/<setting>/prefs.jsonl``.
+
+    Picks, among the first ``scan`` pairs, those with the widest spread of r_t (most informative strips),
+    in file order. Returns ``{"beta", "alpha", "guide", "ref", "pairs": [{"pair_id", "prompt",
+    "chosen"/"rejected": {"tokens", "r", "score"}}]}``.
+    """
+    m = _guided_models(cfg, results, setting)
     scored = []
-    for i, pair in enumerate(pairs):
-        entry = {"pair_id": pair.get("pair_id", str(i)), "prompt": pair["prompt"][-1]["content"]}
-        for side in ("chosen", "rejected"):
-            toks, lp_ref = response_token_logps(ref, tok, pair["prompt"], pair[side])
-            _, lp_guide = response_token_logps(gde, tok, pair["prompt"], pair[side])
-            entry[side] = {"tokens": toks, "r": [beta * (g - r) for g, r in zip(lp_guide, lp_ref)],
-                           "score": float((pair.get("scores") or {}).get(side, float("nan")))}
+    for i, pair in enumerate(_read_pairs(m["prefs"], scan)):
+        entry = _pair_rewards(m, pair, i)
         spread = max(entry["chosen"]["r"] + entry["rejected"]["r"]) - min(entry["chosen"]["r"] + entry["rejected"]["r"])
         scored.append((spread, i, entry))
     best = sorted(sorted(scored, key=lambda x: -x[0])[:n_pairs], key=lambda x: x[1])
-    return {"beta": beta, "alpha": alpha, "guide": str(guide_dir), "ref": str(ref_dir), "method": method,
-            "pairs": [e for _, _, e in best]}
+    return {**_meta(m), "pairs": [e for _, _, e in best]}
+
+
+def all_pairs(cfg: dict, results: Path, setting: str, limit: int | None = None) -> dict:
+    """r_t on every pair of ``results/data/<setting>/prefs.jsonl`` (the first ``limit`` with a limit), in file
+    order, with ``n_total`` (pairs in the file) so a reader sees when only some were computed."""
+    m = _guided_models(cfg, results, setting)
+    n_total = sum(1 for line in m["prefs"].read_text().splitlines() if line.strip())
+    pairs = [_pair_rewards(m, pair, i) for i, pair in enumerate(_read_pairs(m["prefs"], limit))]
+    return {**_meta(m), "n_total": n_total, "pairs": pairs}

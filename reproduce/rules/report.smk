@@ -119,6 +119,34 @@ rule report:
         " {params.differences} --out {output} 2> {log}"
 
 
+rule report_html:
+    """results/report.html (+ results/report_files/): Table 1, differences, agreement and figures, down to each
+    item's answers and verdicts, and TGDPO's token-reward strips; opens from disk with no server."""
+    input:
+        tables=P.all_tables(),
+        agreement=P.judge_agreement() if len(CFG["judges"]) > 1 else [],
+        figures=P.figures(P.figure_names()),
+        differences=P.method_differences() if "method_differences" in P.figure_names() else [],
+        drilldown=P.report_html_inputs(),
+    output:
+        html=P.report_html(),
+        files=directory(P.report_html().removesuffix(".html") + "_files"),
+    params:
+        config=config_arg(config),
+        methods=" ".join(CFG["methods"]),
+        figures=" ".join(P.figure_names()),
+    threads: R.threads("report")
+    resources:
+        **R.resources("report"),
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/report/report_html.log",
+    shell:
+        "reproduce report-html --config-json {params.config} --methods {params.methods} --figures {params.figures}"
+        " --out {output.html} 2> {log}"
+
+
 rule alpha_sensitivity:
     """Target: the alpha-sensitivity figure; needs a config that sweeps TGDPO's alpha, e.g.
     --config 'methods=[sft,dpo,simpo,tgdpo,tgdpo_a1,tgdpo_a2]' (recipe tiny-add defines those)."""

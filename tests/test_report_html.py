@@ -1,0 +1,249 @@
+"""The HTML report (results/report.html) in a real headless Chromium (Debian's chromium + chromedriver,
+driven by selenium), opened from disk with no server.
+
+The page is the tiny CI run's own ``.ci-work/tiny/results/report.html`` when the run made one, else it is
+built here from that run's results (with its figures and token-reward strips), else from a synthetic
+results tree in the workflow's formats (tests/support/report_fixture.py). The tests fail on any console
+error, check every Table-1 cell against ``table1.csv``, click from a cell to an item and check its verdict
+against the judgment file, check a filter's count against the judgment files, and save a screenshot to
+``.ci-work/artifacts/report_html.png`` (CI keeps it).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from reproduce.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+CI_WORK = ROOT / ".ci-work" / "tiny"
+ARTIFACTS = ROOT / ".ci-work" / "artifacts"
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+FLAGS = ("--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
+         "--disable-component-update --disable-sync --window-size=1500,1100").split()
+
+
+def tiny_cfg() -> dict:
+    return load_config({"preset": "tiny"})
+
+
+def _full_run(results: Path, cfg: dict) -> bool:
+    return all((results / "judgments" / b / j / s / f"{m}.jsonl").exists() for b in cfg["benchmarks"]
+               for j in cfg["judges"] for s in cfg["settings"] for m in cfg["methods"]) and (
+        results / "tables" / "table1.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> dict:
+    """{"html": the page, "results": the results it shows, "real": from the tiny run?}"""
+    from reproduce.report.html.page import build_html_report
+
+    cfg = tiny_cfg()
+    ci_results = CI_WORK / "results"
+    if (ci_results / "report.html").exists() and _full_run(ci_results, cfg):
+        return {"html": ci_results / "report.html", "results": ci_results, "real": True}
+    out = tmp_path_factory.mktemp("report_html")
+    if _full_run(ci_results, cfg):
+        figures = [n for n in ("scores_by_benchmark", "length_bias", "method_differences")
+                   if (CI_WORK / "figures" / f"{n}.png").exists()]
+        build_html_report(cfg, ci_results, ci_results / "tables", CI_WORK / "figures", out / "report.html",
+                          figures=figures, log=lambda m: None)
+        return {"html": out / "report.html", "results": ci_results, "real": True}
+    from tests.support.report_fixture import write_report_fixture
+
+    results = write_report_fixture(out, cfg, long_text=False)
+    build_html_report(cfg, results, results / "tables", out / "figures", results / "report.html", figures=[],
+                      token_pairs=0, log=lambda m: None)
+    return {"html": results / "report.html", "results": results, "real": False}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("Debian chromium and chromium-driver are not installed (scripts/test.sh installs them as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        opts.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    opts.add_argument(f"--user-data-dir={profile}")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    driver.implicitly_wait(10)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def _errors(driver) -> list[str]:
+    """Console errors and uncaught exceptions since the last call."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.fixture()
+def page(browser, site):
+    browser.get(site["html"].resolve().as_uri())
+    assert _errors(browser) == []
+    yield browser
+    assert _errors(browser) == [], "console errors while using the page"
+
+
+def _click(driver, element) -> None:
+    """Click like a reader: scrolled to the middle of the window (the sticky header covers the top)."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_table1_cells_equal_table1_csv(page, site):
+    from selenium.webdriver.common.by import By
+
+    from reproduce.report.table1 import COLUMN_KEYS
+
+    cfg = tiny_cfg()
+    for judge in [cfg["table_judge"], *[j for j in cfg["judges"] if j != cfg["table_judge"]]]:
+        _click(page, page.find_element(By.CSS_SELECTOR, f"#table1-judges button[data-judge='{judge}']"))
+        stem = "table1" if judge == cfg["table_judge"] else f"table1_{judge}"
+        rows = _csv_rows(site["results"] / "tables" / f"{stem}.csv")
+        shown = page.find_elements(By.CSS_SELECTOR, "#table1-table tbody tr")
+        assert len(shown) == len(rows)
+        for tr, row in zip(shown, rows):
+            tds = tr.find_elements(By.TAG_NAME, "td")
+            assert [tds[0].text, tds[1].text] == [row["setting"], row["method"]]
+            for td, col in zip(tds[2:], COLUMN_KEYS):
+                assert td.get_attribute("data-col") == col
+                if row[col] == "":
+                    assert td.text.startswith("—"), (judge, row["method"], col, td.text)
+                    continue
+                nd = 2 if col == "MT-S" else 1
+                assert float(td.get_attribute("data-value")) == pytest.approx(float(row[col]))
+                assert td.text.startswith(f"{float(row[col]):.{nd}f}"), (judge, row["method"], col, td.text)
+                if row[f"{col}_paper"]:
+                    assert f"paper {float(row[f'{col}_paper']):.{nd}f}" in td.text
+                incomplete = row.get(f"{col}_complete") == "False"
+                assert ("incomplete" in td.get_attribute("class")) == incomplete
+
+
+def _judgments(results: Path, bench: str, judge: str, method: str) -> dict[str, dict]:
+    path = results / "judgments" / bench / judge / "tiny-add" / f"{method}.jsonl"
+    return {r["question_id"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+
+def test_click_cell_to_item_shows_the_judgment_files_verdict(page, site):
+    from selenium.webdriver.common.by import By
+
+    cfg = tiny_cfg()
+    judge = cfg["table_judge"]
+    _click(page, page.find_element(By.CSS_SELECTOR, "#table1-table td.link[data-col='AH'][data-method='tgdpo']"))
+    rows = page.find_elements(By.CSS_SELECTOR, "#items-table tbody tr")
+    assert rows, page.find_element(By.ID, "items-status").text
+    row = rows[3]
+    qid = row.get_attribute("data-id")
+    _click(page, row)
+    detail = page.find_element(By.CSS_SELECTOR, f"#item-detail .detail[data-id='{qid}']")
+    rec = _judgments(site["results"], "tiny_arena_hard", judge, "tgdpo")[qid]
+    verdict = detail.find_element(By.CSS_SELECTOR, f".verdict[data-judge='{judge}'][data-method='tgdpo']")
+    labels = [g["score"] or "—" for g in rec["games"]]
+    assert verdict.find_element(By.CSS_SELECTOR, ".vsum").text == " / ".join(labels)
+    shown = [e.text for e in verdict.find_elements(By.CSS_SELECTOR, ".gverdict")]
+    assert [s.split(" ")[0] for s in shown] == labels
+    assert rec["games"][0]["judgment"].strip()[:40] in verdict.text  # the judge's own explanation is shown
+    # game 1 shows the baseline as A, game 2 the model: a flip is a different result for the model
+    model_result = [{"A": 0, "=": 0.5, "B": 1}[labels[0][1] if labels[0][1] in "=" else labels[0][0]],
+                    {"A": 1, "=": 0.5, "B": 0}[labels[1][1] if labels[1][1] in "=" else labels[1][0]]]
+    assert ("position flip" in verdict.text) == (model_result[0] != model_result[1])
+    ans = json.loads([line for line in (site["results"] / "answers" / "tiny_arena_hard" / "tiny-add" / "tgdpo.jsonl")
+                      .read_text().splitlines() if json.loads(line)["question_id"] == qid][0])
+    assert ans["turns"][0] in detail.text
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.execute_script("document.getElementById('items').scrollIntoView()")
+    page.save_screenshot(str(ARTIFACTS / "report_html.png"))
+
+
+def test_a_beats_b_filter_counts_the_judgment_files(page, site):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from reproduce.report.differences import prompt_stats
+
+    cfg = tiny_cfg()
+    judge = cfg["table_judge"]
+    _click(page, page.find_element(By.CSS_SELECTOR, "#table1-table td.link[data-col='AE-WR'][data-method='tgdpo']"))
+    page.find_element(By.CSS_SELECTOR, "#items-table tbody tr")
+    Select(page.find_element(By.ID, "sel-b")).select_by_value("sft")
+    Select(page.find_element(By.ID, "sel-filter")).select_by_value("a_wins")
+    status = page.find_element(By.ID, "items-status").text
+    per = {}
+    for m in ("tgdpo", "sft"):
+        recs = list(_judgments(site["results"], "tiny_alpaca_eval2", judge, m).values())
+        st = prompt_stats(recs, "alpaca_eval2", "AE-WR")
+        per[m] = {q: (n / d if d else None) for q, n, d in zip(st.question_ids, st.num, st.den)}
+    wins = sum(1 for q, v in per["tgdpo"].items() if v is not None and per["sft"].get(q) is not None and v > per["sft"][q])
+    assert status.startswith(f"{wins} of {len(per['tgdpo'])} items"), status
+
+
+def test_forest_plot_row_opens_the_pairs_items(page, site):
+    from selenium.webdriver.common.by import By
+
+    rows = page.find_elements(By.CSS_SELECTOR, "svg.forest g.frow")
+    diffs = json.loads((site["results"] / "tables" / "method_differences.json").read_text())["rows"]
+    cfg = tiny_cfg()
+    assert len(rows) == sum(d["judge"] == cfg["table_judge"] for d in diffs)
+    _click(page, rows[0])
+    first = [d for d in diffs if d["judge"] == cfg["table_judge"]][0]
+    page.find_element(By.CSS_SELECTOR, "#items-table tbody tr")
+    assert page.find_element(By.ID, "sel-a").get_attribute("value") == first["method_a"]
+    assert page.find_element(By.ID, "sel-b").get_attribute("value") == first["method_b"]
+
+
+def test_token_reward_strip_for_a_chosen_pair(page, site):
+    from selenium.webdriver.common.by import By
+
+    if not site["real"]:
+        assert "No token rewards" in page.find_element(By.ID, "tokens-body").text  # the page says why
+        pytest.skip("synthetic results have no trained models: the strips need the tiny run's models")
+    _click(page, page.find_element(By.ID, "tokens-load"))
+    box = page.find_element(By.ID, "pair-index")
+    box.clear()
+    box.send_keys("2\n")
+    pair = page.find_element(By.CSS_SELECTOR, "#tokens-body .pair")
+    prefs = [json.loads(line) for line in (site["results"] / "data" / "tiny-add" / "prefs.jsonl").read_text().splitlines()]
+    assert prefs[1]["prompt"][-1]["content"] in pair.text
+    strips = pair.find_elements(By.CSS_SELECTOR, ".strip")
+    assert len(strips) == 2 and all(s.find_elements(By.CSS_SELECTOR, ".tok") for s in strips)
+
+
+def test_markdown_is_escaped():
+    from reproduce.report.html.markdown import md_to_html
+
+    out = md_to_html("# T\n\n| a | b |\n|---|---|\n| <script>x</script> | `c` |\n\ntext **b**")
+    assert "<script>" not in out and "&lt;script&gt;" in out and "<code>c</code>" in out and "<b>b</b>" in out
+
+
+def test_per_item_values_average_to_the_score(tmp_path):
+    """The drill-down's per-item values are the table's: their mean is the score file's win rate."""
+    from reproduce.report.html.items import bench_items
+
+    from tests.support.report_fixture import write_report_fixture
+
+    cfg = tiny_cfg()
+    results = write_report_fixture(tmp_path, cfg, long_text=False)
+    data = bench_items(cfg, results, "tiny_alpaca_eval2", "tiny-add", None)
+    vals = [it["v"]["verifier"]["dpo"]["m"]["AE-WR"] for it in data["items"]]
+    score = json.loads((results / "scores" / "tiny_alpaca_eval2" / "verifier" / "tiny-add" / "dpo.json").read_text())
+    assert sum(vals) / len(vals) == pytest.approx(score["win_rate"], abs=1e-3)
+    assert os.path.basename(data["items"][0]["id"]) and data["missing"] == []
