@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-from importlib import import_module
 from pathlib import Path
 
 WORDS = ("the model answer gives a clear and correct account of each step with an example while the other "
@@ -82,6 +81,7 @@ def write_report_fixture(root: Path, cfg: dict, seed: int = 0, long_text: bool =
     ``rounds``: bootstrap rounds of Arena-Hard scoring and of the method differences (few: this is a layout
     fixture, not a statistic). ``questions``: {benchmark: questions} to use instead of the benchmark's files.
     """
+    from reproduce.benchmarks.protocol import get_protocol
     from reproduce.io import atomic_write_json
     from reproduce.report.agreement import build_agreement
     from reproduce.report.differences import build_differences, resolve_pairs
@@ -95,7 +95,7 @@ def write_report_fixture(root: Path, cfg: dict, seed: int = 0, long_text: bool =
     skills = {m: 0.2 + 0.6 * i / max(1, len(cfg["methods"]) - 1) for i, m in enumerate(cfg["methods"])}
     for b, bc in cfg["benchmarks"].items():
         protocol = bc["protocol"]
-        proto = import_module(f"reproduce.benchmarks.{protocol}")
+        proto = get_protocol(protocol)
         qs = (questions or {}).get(b) or _questions(bc)
         for s in cfg["settings"]:
             answers = {}
