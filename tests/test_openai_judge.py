@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from reproduce.config import load_yaml, validate
-from reproduce.judges.base import JudgeError, JudgeFatalError, JudgeRequest, TransientJudgeError, make_judge
+from reproduce.judges.base import JudgeError, JudgeFatalError, JudgeRequest, TransientJudgeError
+from reproduce.judges.kinds import make_judge
 from reproduce.judges.openai_judge import OpenAIJudge
 
 try:

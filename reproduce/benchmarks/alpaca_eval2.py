@@ -28,8 +28,8 @@ from unittest import mock
 
 from reproduce.benchmarks.templates import ALPACA_ANNOTATOR, alpaca_eval_prompt, optional_for_tiny
 from reproduce.benchmarks.coverage import coverage
+from reproduce.benchmarks.protocol import JudgeReply, JudgeRequest, judge_decoding
 from reproduce.io import DataError, read_json, read_jsonl
-from reproduce.judges.base import JudgeReply, JudgeRequest
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,7 @@ def is_switched(instruction: str, seed: int = SWITCH_SEED) -> bool:
 
 
 def _decoding(bench: dict) -> dict:
-    judging = bench.get("judging") or {}
-    out = {k: judging.get(k, v) for k, v in DEFAULT_DECODING.items()}
+    out = judge_decoding(bench, DEFAULT_DECODING)
     if not out["logprobs"]:  # the preference is read from log-probs; without them nothing can be parsed
         raise DataError(f"{bench.get('_file', 'alpaca_eval2')}: judging.logprobs must be true for AlpacaEval 2")
     return out

@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from reproduce.benchmarks.coverage import coverage
-from reproduce.official import fetch_file
-from reproduce.benchmarks.templates import arena_hard_config, optional_for_tiny
+from reproduce.benchmarks.protocol import JudgeReply, JudgeRequest, judge_decoding
+from reproduce.benchmarks.templates import arena_hard_config, templates_from_file
 from reproduce.io import DataError, read_jsonl
-from reproduce.judges.base import JudgeReply, JudgeRequest
 
 LABELS = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
 # Verdict patterns: the double-bracket label, then the single-bracket fallback (current arena-hard-auto).
@@ -49,16 +48,7 @@ _WINNER = {
 
 def load_templates(bench: dict, mirror=None) -> dict | None:
     """System prompt and prompt template of the v0.1 judge config (None for a tiny bench without it)."""
-    return optional_for_tiny(bench, lambda: arena_hard_config(fetch_file(bench["questions"]["files"]["judge_config"],
-                                                                         mirror)))
-
-
-def _decoding(bench: dict) -> dict:
-    judging = bench.get("judging") or {}
-    out = {k: judging.get(k, v) for k, v in DEFAULT_DECODING.items()}
-    if judging.get("logprobs"):
-        out.update(logprobs=True, top_logprobs=judging.get("top_logprobs", 0))
-    return out
+    return templates_from_file(bench, "judge_config", arena_hard_config, mirror)
 
 
 def build_requests(question: dict, answer: dict, reference: dict | None, bench: dict,
@@ -78,7 +68,8 @@ def build_requests(question: dict, answer: dict, reference: dict | None, bench: 
             messages = tuple(msgs)
         fields = {"kind": "pair", "question": prompt, "answer_a": a, "answer_b": b, "verdicts": "five_level",
                   "turn": 1}
-        out.append((game, JudgeRequest(messages=messages, decoding=_decoding(bench), fields=fields)))
+        decoding = judge_decoding(bench, DEFAULT_DECODING)
+        out.append((game, JudgeRequest(messages=messages, decoding=decoding, fields=fields)))
     return out
 
 

@@ -43,10 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from reproduce.benchmarks.coverage import coverage
-from reproduce.official import fetch_file
-from reproduce.benchmarks.templates import mt_bench_prompts, optional_for_tiny
+from reproduce.benchmarks.protocol import JudgeReply, JudgeRequest, judge_decoding
+from reproduce.benchmarks.templates import mt_bench_prompts, templates_from_file
 from reproduce.io import DataError, read_json, read_jsonl
-from reproduce.judges.base import JudgeReply, JudgeRequest
 
 NEED_REF_CATS = ("math", "reasoning", "coding", "arena-hard-200")  # FastChat's reference-guided categories
 ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
@@ -54,21 +53,15 @@ ONE_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 DEFAULT_DECODING = {"temperature": 0.0, "max_tokens": 2048}
 WINNERS = ("model_1", "model_2", "tie")
 MODEL_FIELD = "model"  # the field naming the model a record judges
+# Scoring a file of several models without --baseline (FastChat's are): every model against every opponent,
+# its shared baseline too.
+MULTI_MODEL_OPTIONS = {"all_opponents": True}
 _SWAP = {"model_1": "model_2", "model_2": "model_1", "tie": "tie", None: None}
 
 
 def load_templates(bench: dict, mirror=None) -> dict | None:
     """FastChat judge prompts by name (None for a tiny bench without the file)."""
-    return optional_for_tiny(bench, lambda: mt_bench_prompts(fetch_file(bench["questions"]["files"]["judge_prompts"],
-                                                                        mirror)))
-
-
-def _decoding(bench: dict) -> dict:
-    judging = bench.get("judging") or {}
-    out = {k: judging.get(k, v) for k, v in DEFAULT_DECODING.items()}
-    if judging.get("logprobs"):
-        out.update(logprobs=True, top_logprobs=judging.get("top_logprobs", 0))
-    return out
+    return templates_from_file(bench, "judge_prompts", mt_bench_prompts, mirror)
 
 
 def _turns(question: dict, answer: dict) -> list[int]:
@@ -110,7 +103,7 @@ def build_requests(question: dict, answer: dict, reference: dict | None, bench: 
         raise DataError(f"mt_bench: question {question['question_id']!r} ({question.get('category')}) "
                         "needs reference answers for every turn")
     ref_args = {f"ref_answer_{i + 1}": r for i, r in enumerate(refs)} if ref_based else {}
-    decoding = _decoding(bench)
+    decoding = judge_decoding(bench, DEFAULT_DECODING)
     out = []
     if "pairwise" in modes and is_own_baseline(answer, reference):
         modes = [m for m in modes if m != "pairwise"]  # a game against itself means nothing: never asked

@@ -17,6 +17,7 @@ from typing import Callable
 import yaml
 
 from reproduce.io import DataError
+from reproduce.official import fetch_file
 
 # The AlpacaEval 2 annotator and its prompt file, as named by the wheel's own evaluator config.
 ALPACA_ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
@@ -32,6 +33,12 @@ def optional_for_tiny(bench: dict, loader: Callable[[], dict]) -> dict | None:
         if isinstance(e, KeyError):  # the benchmark config does not name the prompt file
             raise DataError(f"{bench.get('_file', 'benchmark')}: questions.files lacks {e}") from None
         raise
+
+
+def templates_from_file(bench: dict, key: str, parse: Callable[[Path], dict], mirror=None) -> dict | None:
+    """``parse`` of the official file ``questions.files[key]`` of ``bench`` (fetched by its pinned sha256);
+    None for a tiny benchmark without it."""
+    return optional_for_tiny(bench, lambda: parse(fetch_file(bench["questions"]["files"][key], mirror)))
 
 
 def alpaca_eval_prompt(annotator: str = ALPACA_ANNOTATOR) -> dict:

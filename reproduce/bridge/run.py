@@ -22,7 +22,7 @@ def _benchmark(benchmark: str, cfg: dict) -> dict:
 
 def _judge(name: str, cfg: dict, dry_run: bool):
     from reproduce.bridge.rejudge import check_judge
-    from reproduce.judges.base import make_judge
+    from reproduce.judges.kinds import make_judge
 
     judge_cfg = cfg["judges"].get(name) or _load_named("judge", ROOT / "evals" / "judges", name, "judge", "--judge")
     refuse_retired(judge_cfg, "--judge")  # the retired judge is what the bridge maps onto, never the current one

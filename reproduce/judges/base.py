@@ -1,15 +1,18 @@
 """The judge interface every judge implements (LLM judges over HTTP, the tiny preset's verifier).
 
-A benchmark protocol renders a :class:`JudgeRequest` (chat messages for an LLM judge plus the same
-content as structured ``fields`` for a programmatic judge) and parses the :class:`JudgeReply` text the
-same way whoever answered, so the verifier judge feeds exactly the scoring code LLM judges feed.
+A benchmark protocol renders a :class:`~reproduce.benchmarks.protocol.JudgeRequest` (chat messages for an
+LLM judge plus the same content as structured ``fields`` for a programmatic judge) and parses the
+:class:`~reproduce.benchmarks.protocol.JudgeReply` text the same way whoever answered, so the verifier
+judge feeds exactly the scoring code LLM judges feed. Judges are built by kind in
+:mod:`reproduce.judges.kinds`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from reproduce.benchmarks.protocol import JudgeReply, JudgeRequest  # noqa: F401 (the judge interface speaks them)
 
 
 class JudgeError(RuntimeError):
@@ -32,47 +35,6 @@ class JudgeFatalError(JudgeError):
     the URL is wrong): the judging job stops at the first one instead of failing every game."""
 
 
-@dataclass(frozen=True)
-class JudgeRequest:
-    """One judge call.
-
-    messages: chat messages rendered from the benchmark's official judge prompt (None when the prompt
-        files are unavailable; only a programmatic judge can answer then).
-    decoding: temperature, max_tokens, logprobs (bool), top_logprobs (int).
-    fields: structured view of the same content: ``kind`` ("rating", "pair", "preference"), ``question``,
-        and ``answer`` or ``answer_a``/``answer_b``, plus ``reference`` when reference-guided.
-    """
-
-    messages: tuple | None
-    decoding: dict
-    fields: dict
-
-    def payload(self) -> dict:
-        """Everything that determines the judge's answer (for the cache key)."""
-        return {"messages": list(self.messages) if self.messages else None, "decoding": self.decoding,
-                "fields": self.fields}
-
-
-@dataclass
-class JudgeReply:
-    """A judge's answer: text, the first token's top log-probs (token -> logprob), usage and cost, and
-    ``model``: the model name the endpoint says answered (``response.model``; None for a programmatic judge
-    or a reply cached before it was recorded)."""
-
-    text: str | None
-    top_logprobs: dict[str, float] | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    attempts: int = 1
-    extra: dict = field(default_factory=dict)
-    model: str | None = None
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable form."""
-        return asdict(self)
-
-
 class Judge(ABC):
     """Base class of judges. ``complete`` is async so LLM judges can run many calls concurrently."""
 
@@ -93,17 +55,3 @@ class Judge(ABC):
 
     async def aclose(self) -> None:
         """Release connections."""
-
-
-def make_judge(name: str, config: dict) -> Judge:
-    """Build the judge described by ``evals/judges/<name>.yaml`` (already validated)."""
-    kind = config["kind"]
-    if kind == "verifier":
-        from reproduce.judges.verifier import VerifierJudge
-
-        return VerifierJudge(name, config)
-    if kind == "openai":
-        from reproduce.judges.openai_judge import OpenAIJudge
-
-        return OpenAIJudge(name, config)
-    raise ValueError(f"judge '{name}': unknown kind '{kind}'")

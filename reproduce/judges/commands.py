@@ -44,7 +44,8 @@ def cmd_judge(args) -> None:
     from reproduce.benchmarks.questions import load_questions
     from reproduce.generate.run import load_answers
     from reproduce.io import atomic_write_jsonl
-    from reproduce.judges.base import JudgeFatalError, make_judge
+    from reproduce.judges.base import JudgeFatalError
+    from reproduce.judges.kinds import make_judge
     from reproduce.judges.run import judge_model
 
     job = _judge_job(args)

@@ -46,8 +46,8 @@ def cmd_score(args) -> None:
         raise DataError(f"{args.judgments}: judgments of {len(found)} models ({', '.join(map(str, found[:8]))}"
                         f"{', ...' if len(found) > 8 else ''}); pick one with --model")
     options = {"baseline": args.baseline} if args.baseline else {}
-    if protocol == "mt_bench" and len(found) > 1 and not args.baseline:
-        options["all_opponents"] = True  # every model of a FastChat file, its shared baseline too
+    if len(found) > 1 and not args.baseline:
+        options.update(getattr(proto, "MULTI_MODEL_OPTIONS", {}))  # e.g. every model of a FastChat file
     for model in found:  # one model, or (human-readable lines only) every model of the file
         result = _score_one(proto, protocol, args, [r for r in records if r[proto.MODEL_FIELD] == model], bench, options)
         line = proto.summary_line(result)
@@ -69,7 +69,7 @@ def _score_one(proto, protocol: str, args, records: list[dict], bench: dict | No
         result = proto.score(records, bench, **options)
     except DataError as e:
         raise DataError(f"{args.judgments}: {e}") from None
-    if protocol == "alpaca_eval2":
+    if hasattr(proto, "leaderboard_rank"):  # where the official leaderboard would place this score
         result["leaderboard_rank"] = proto.leaderboard_rank(result)
     # the model names the judge's endpoint returned (more than one: alias drift within these judgments)
     result["judge_response_models"] = response_models.count_models(records)
@@ -84,7 +84,7 @@ def register(sub) -> None:
     """Add ``score`` to the ``reproduce`` command's subparsers."""
     s = sub.add_parser("score", help=cmd_score.__doc__)
     s.set_defaults(fn=cmd_score)
-    s.add_argument("--benchmark", help="benchmark key or protocol name (alpaca_eval2, arena_hard, mt_bench)")
+    s.add_argument("--benchmark", help=f"benchmark key or protocol name ({', '.join(PROTOCOLS)})")
     s.add_argument("--protocol", help="the protocol, when --benchmark names a benchmark of another name")
     s.add_argument("--judgments", required=True, help="the judgments file (ours, or the official tool's)")
     s.add_argument("--format", default="native", choices=["native", "alpaca_eval", "arena_hard", "fastchat"],

@@ -1,0 +1,52 @@
+"""The house's seams stay where ARCHITECTURE.md puts them: every registered protocol module defines the
+whole protocol interface, every judge kind builds its class, and every stage's commands module registers."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+from reproduce.benchmarks.protocol import PROTOCOLS, Protocol, get_protocol
+from reproduce.config import ConfigError
+
+
+def _members(cls) -> set[str]:
+    own = {n for n in vars(cls) if not n.startswith("_")}
+    return own | set(getattr(cls, "__annotations__", {}))
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+def test_every_protocol_module_defines_the_interface(name):
+    module = get_protocol(name)
+    missing = sorted(m for m in _members(Protocol) if not hasattr(module, m))
+    assert not missing, f"{module.__name__} lacks {missing}"
+    for member in _members(Protocol) - {"MODEL_FIELD"}:
+        declared = [p for p in inspect.signature(getattr(Protocol, member)).parameters if p != "self"]
+        actual = list(inspect.signature(getattr(module, member)).parameters)
+        assert actual[:len(declared)] == declared, f"{module.__name__}.{member}{actual} != interface {declared}"
+
+
+def test_an_unknown_protocol_is_a_one_line_error():
+    with pytest.raises(ConfigError, match="unknown protocol 'nope' \\(known: alpaca_eval2, arena_hard, mt_bench\\)"):
+        get_protocol("nope")
+
+
+def test_every_judge_kind_names_a_judge_class():
+    from reproduce.judges.base import Judge
+    from reproduce.judges.kinds import JUDGE_KINDS
+
+    for kind, target in JUDGE_KINDS.items():
+        module, cls = target.split(":")
+        assert issubclass(getattr(importlib.import_module(module), cls), Judge), kind
+
+
+def test_every_stage_registers_its_commands():
+    from reproduce.cli import COMMAND_PACKAGES, build_parser
+
+    commands = set(build_parser()._subparsers._group_actions[0].choices)
+    for stage in ("base", "prefs", "train", "reference", "generate", "judge", "score", "table", "report", "rehearsal"):
+        assert stage in commands
+    for package in COMMAND_PACKAGES:
+        assert callable(importlib.import_module(f"{package}.commands").register), package
