@@ -101,7 +101,7 @@ class JudgeCosting:
     """Per judge: identity (for cache keys), token counter, prices, cache, completion-token figures."""
 
     def __init__(self, name: str, config: dict, results: Path):
-        from reproduce.judges.base import make_judge
+        from reproduce.judges.kinds import make_judge
 
         self.name, self.config = name, config
         if config["kind"] == "openai":

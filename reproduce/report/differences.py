@@ -173,9 +173,9 @@ def metrics_for(protocol: str, records: list[dict]) -> list[str]:
 
 def read_records(path: Path, protocol: str) -> list[dict]:
     """Native judgment records of one file, read by the protocol's own reader."""
-    from importlib import import_module
+    from reproduce.benchmarks.protocol import get_protocol
 
-    return import_module(f"reproduce.benchmarks.{protocol}").read_judgments(Path(path), "native")
+    return get_protocol(protocol).read_judgments(Path(path), "native")
 
 
 def prompt_stats(records: list[dict], protocol: str, metric: str, source: str = "judgments") -> PromptStats:
