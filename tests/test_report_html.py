@@ -14,8 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,9 +23,6 @@ from reproduce.config import load_config
 ROOT = Path(__file__).resolve().parent.parent
 CI_WORK = ROOT / ".ci-work" / "tiny"
 ARTIFACTS = ROOT / ".ci-work" / "artifacts"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-FLAGS = ("--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
-         "--disable-component-update --disable-sync --window-size=1500,1100").split()
 
 
 def tiny_cfg() -> dict:
@@ -66,36 +61,23 @@ def site(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("Debian chromium and chromium-driver are not installed (scripts/test.sh installs them as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from tests.support.browser import chromium, chromium_missing
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        opts.add_argument(flag)
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    opts.add_argument(f"--user-data-dir={profile}")
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
-    driver.implicitly_wait(10)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def _errors(driver) -> list[str]:
-    """Console errors and uncaught exceptions since the last call."""
-    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    if chromium_missing():
+        pytest.skip(f"{chromium_missing()}; scripts/test.sh installs them as root")
+    with chromium() as driver:
+        driver.implicitly_wait(10)
+        yield driver
 
 
 @pytest.fixture()
 def page(browser, site):
+    from tests.support.browser import console_errors
+
     browser.get(site["html"].resolve().as_uri())
-    assert _errors(browser) == []
+    assert console_errors(browser) == []
     yield browser
-    assert _errors(browser) == [], "console errors while using the page"
+    assert console_errors(browser) == [], "console errors while using the page"
 
 
 def _click(driver, element) -> None:

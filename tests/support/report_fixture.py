@@ -46,7 +46,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def _verdicts(protocol: str, rng: random.Random, q: dict, skill: float, long_text: bool) -> tuple[dict, dict]:
     """Made-up (verdicts, replies) of one question in the protocol's game keys."""
-    jt = (lambda: _text(rng, 120, 260)) if long_text else (lambda: _text(rng, 3, 8))
+    jt = (lambda: _text(rng, 200, 500)) if long_text else (lambda: _text(rng, 3, 8))
     if protocol == "alpaca_eval2":
         from reproduce.benchmarks.alpaca_eval2 import is_switched
 
@@ -77,7 +77,7 @@ def write_report_fixture(root: Path, cfg: dict, seed: int = 0, long_text: bool =
                          questions: dict | None = None) -> Path:
     """Write ``root/results`` for ``cfg`` (layout above) and its tables; returns the results directory.
 
-    ``long_text``: answers and judge explanations of realistic length (hundreds of words), else a few words.
+    ``long_text``: answers of 100-500 words and judge explanations of 200-500 words (LLM-sized), else a few words.
     ``rounds``: bootstrap rounds of Arena-Hard scoring and of the method differences (few: this is a layout
     fixture, not a statistic). ``questions``: {benchmark: questions} to use instead of the benchmark's files.
     """
@@ -102,7 +102,7 @@ def write_report_fixture(root: Path, cfg: dict, seed: int = 0, long_text: bool =
             for m in cfg["methods"]:
                 rows = []
                 for q in qs:
-                    ts = [_text(rng, 40, 300) if long_text else _text(rng, 1, 4) for _ in q["turns"]]
+                    ts = [_text(rng, 100, 500) if long_text else _text(rng, 1, 4) for _ in q["turns"]]
                     rows.append({"question_id": q["question_id"], "model": m, "turns": ts,
                                  "meta": {"n_tokens": [len(t.split()) for t in ts]}})
                 answers[m] = {r["question_id"]: r for r in rows}

@@ -1,6 +1,6 @@
 // The TGDPO report page: plain JavaScript, no library, no network. window.REPORT (inline in report.html)
-// holds the first screen; the drill-down's data scripts (report_files/data/*.js) are added on demand and
-// register themselves in window.REPORT_DATA. Every text from a file is inserted as text, never as markup,
+// holds the first screen; the drill-down's data scripts (report_files/data/*.js: an index per benchmark and
+// setting, the long texts in chunks of about 1 MB) are added on demand and register themselves in window.REPORT_DATA. Every text from a file is inserted as text, never as markup,
 // except the HTML the report stage rendered from our own Markdown tables (already escaped there).
 "use strict";
 (function () {
@@ -137,8 +137,8 @@
 
   function openItems(opts) {
     Object.assign(S, { cat: "", filter: "", q: "", sort: opts.b ? "dvalue" : "id", shown: 200, item: null }, opts);
-    location.hash = "items";
     showItems();
+    $("items").scrollIntoView();
   }
 
   const tokens = (a) => (a && Array.isArray(a.n) && a.n.length && a.n.every((x) => typeof x === "number") ? a.n.reduce((s, x) => s + x, 0) : null);
@@ -257,28 +257,35 @@
       rows.map(([t, v]) => el("tr", {}, el("td", {}, el("code", { text: JSON.stringify(t) })), el("td", { text: fmt(v, 3) }), el("td", { text: fmt(Math.exp(v), 3) }))));
   }
 
+  // the item's long texts live in a chunk script (about 1 MB of consecutive items): load it, then draw
   function renderDetail(id) {
     const it = current.items.find((x) => x.id === id);
     if (!it) return;
+    $("item-detail").replaceChildren(el("p", { class: "status", text: `loading ${it.chunk}.js…` }));
+    loadData(it.chunk).then((chunk) => { if (S.item === id) drawDetail(it, chunk[id]); })
+      .catch((e) => { $("item-detail").replaceChildren(el("p", { text: String(e) })); });
+  }
+
+  function drawDetail(it, tx) {
     const order = [S.a, S.b, ...current.methods.filter((m) => m !== S.a && m !== S.b)].filter(Boolean);
-    const size = (m) => { const a = it.ans[m]; return a ? `${a.n ? a.n.join("+") + " tokens, " : ""}${a.chars} chars` : "no answer"; };
+    const size = (m) => { const a = it.ans[m]; return a ? `${Array.isArray(a.n) ? a.n.join("+") + " tokens, " : ""}${a.chars} chars` : "no answer"; };
     const verdicts = current.judges.flatMap((j) => order.map((m) => {
       const v = it.v[j] && it.v[j][m];
       if (!v) return el("div", { class: "verdict missing", "data-judge": j, "data-method": m, text: `${j} · ${m}: no judgment` });
       return el("details", { class: "verdict", "data-judge": j, "data-method": m, open: j === S.judge && (m === S.a || m === S.b) ? "open" : null },
         el("summary", {}, el("b", { text: `${j} · ${m}: ` }), el("span", { class: "vsum", text: v.sum }),
           el("span", { class: "sub", text: ` · ${Object.entries(v.m).map(([k, x]) => `${k} ${fmt(x, 2)}`).join(", ")} · ${v.flip}` })),
-        v.games.map((g) => el("div", { class: "game" },
+        tx.games[j][m].map((g) => el("div", { class: "game" },
           el("div", {}, el("b", { text: g.name }), el("span", { class: "sub", text: ` (${g.order})` }), " → ", el("span", { class: "gverdict", text: g.verdict })),
           g.text ? el("pre", { class: "judgment", text: g.text }) : null,
           g.logprobs ? logprobs(g.logprobs) : null)));
     }));
     $("item-detail").replaceChildren(el("div", { class: "detail", "data-id": it.id },
       el("h3", { text: `${current.bench} · ${it.id}${it.cat ? " · " + it.cat : ""}` }),
-      turns("Question", it.q), turns(`Baseline${current.baseline ? " (" + current.baseline + ")" : ""}`, it.ref,
-        it.ref_len ? `${it.ref_len.join("+")} tokens, ${it.ref_chars} chars` : `${it.ref_chars} chars`),
+      turns("Question", it.q), turns(`Baseline${current.baseline ? " (" + current.baseline + ")" : ""}`, tx.ref,
+        Array.isArray(it.ref_len) ? `${it.ref_len.join("+")} tokens, ${it.ref_chars} chars` : `${it.ref_chars} chars`),
       el("h4", { text: "Verdicts" }), verdicts,
-      el("h4", { text: "Answers" }), order.map((m) => turns(m, it.ans[m] ? it.ans[m].t : [], size(m)))));
+      el("h4", { text: "Answers" }), order.map((m) => turns(m, tx.ans[m] || [], size(m)))));
   }
 
   // ------------------------------------------------------------------ token rewards
