@@ -7,7 +7,14 @@ better) or ``M``; the preference is ``2 - p(m)`` from the top log-probs (alpaca_
 ``logprob_parser``), mapped back through the swap, so in every record ``preference`` 1 means the reference
 won and 2 means the model won.
 
-The game key says which order the judge saw: ``"unswitched"`` or ``"switched"``. Identical outputs are
+A judge without log-probs (its file says ``logprobs: false``: reasoning models, some servers) gets the same
+prompt and gives the discrete verdict instead, as alpaca_eval's non-weighted annotators do: its one-token
+answer ``m`` or ``M`` read as preference 1 or 2 (asked at temperature 0, so the answer is the judge's most
+likely token, what the weighted annotator's binarised variant would read from the log-probs). Records say
+which kind they hold (``preference_kind``), and the score says which was used (``preference``).
+
+The game key says which order the judge saw: ``"unswitched"`` or ``"switched"`` (with ``":discrete"`` appended
+for a judge without log-probs). Identical outputs are
 not judged (``build_requests`` returns no game): the official annotator sets them to 1.5, and so does
 :func:`make_record`.
 
@@ -63,7 +70,34 @@ def is_switched(instruction: str, seed: int = SWITCH_SEED) -> bool:
     return random_seeded_choice(seed=SWITCH_COLUMN + instruction + str(seed), choices=[False, True])
 
 
+WEIGHTED, DISCRETE = "weighted", "discrete"  # how a record's preference was read (the score's ``preference``)
+VERDICT_TOKENS = {"m": 1, "M": 2}  # the prompt's answer tokens: m = the first output shown is better
+
+
+def without_logprobs(bench: dict) -> dict:
+    """The benchmark as judged by a judge that gives no log-probs: discrete verdicts, asked greedily."""
+    judging = dict(bench.get("judging") or {})
+    judging.update(logprobs=False, preference=DISCRETE, temperature=0.0)
+    judging.pop("top_logprobs", None)
+    return {**bench, "judging": judging}
+
+
+def preference_kind(bench: dict) -> str:
+    """``discrete`` when the bench was adapted to a judge without log-probs, else ``weighted``."""
+    return DISCRETE if (bench.get("judging") or {}).get("preference") == DISCRETE else WEIGHTED
+
+
+def _game(switched: bool, bench: dict) -> str:
+    """The game key: the order shown, plus ``:discrete`` when the verdict is read from the answer's text."""
+    order = "switched" if switched else "unswitched"
+    return f"{order}:{DISCRETE}" if preference_kind(bench) == DISCRETE else order
+
+
 def _decoding(bench: dict) -> dict:
+    if preference_kind(bench) == DISCRETE:
+        judging = bench.get("judging") or {}
+        return {"temperature": judging.get("temperature", 0.0), "max_tokens": judging.get("max_tokens", 1),
+                "logprobs": False}
     out = judge_decoding(bench, DEFAULT_DECODING)
     if not out["logprobs"]:  # the preference is read from log-probs; without them nothing can be parsed
         raise DataError(f"{bench.get('_file', 'alpaca_eval2')}: judging.logprobs must be true for AlpacaEval 2")
@@ -99,7 +133,7 @@ def build_requests(question: dict, answer: dict, reference: dict | None, bench: 
         prompt = make_prompts(row, templates["prompt_template"])[0][0]
         messages = tuple(prompt_to_chatml(prompt))
     fields = {"kind": "preference", "question": instruction, "answer_a": first, "answer_b": second}
-    game = "switched" if switched else "unswitched"
+    game = _game(switched, bench)
     return [(game, JudgeRequest(messages=messages, decoding=_decoding(bench), fields=fields))]
 
 
@@ -134,15 +168,27 @@ def _parser_kwargs() -> dict:
 _PARSER_KWARGS: dict | None = None
 
 
+def discrete_preference(text: str | None) -> float | None:
+    """The verdict of a judge answered without log-probs: ``m`` -> 1, ``M`` -> 2 (the whole answer, spaces
+    stripped: the prompt asks for one token), anything else None."""
+    return float(VERDICT_TOKENS[text.strip()]) if isinstance(text, str) and text.strip() in VERDICT_TOKENS else None
+
+
 def parse(game: str, reply: JudgeReply) -> Any | None:
-    """Preference in the official orientation (1 = reference wins, 2 = model wins), or None."""
-    if game not in GAMES:
+    """Preference in the official orientation (1 = reference wins, 2 = model wins), or None. A ``:discrete``
+    game (a judge without log-probs) is read from the answer's text; any other from the log-probs (a reply
+    without them has no verdict)."""
+    order, _, mode = game.partition(":")
+    if order not in GAMES or mode not in ("", DISCRETE):
         raise ValueError(f"alpaca_eval2: unknown game '{game}'")
-    pref = preference_from_logprobs(reply.top_logprobs)
+    if mode == DISCRETE:
+        pref = discrete_preference(reply.text)
+    else:
+        pref = preference_from_logprobs(reply.top_logprobs)
     if pref is None or math.isnan(pref):
         return None
     # the same un-switch as alpaca_eval's (3 - x), so the floats agree bit for bit
-    return 3 - pref if game == "switched" else pref
+    return 3 - pref if order == "switched" else pref
 
 
 def _reply_dict(reply) -> dict | None:
@@ -159,7 +205,7 @@ def make_record(question, answer, reference, bench, judge_name: str, verdicts: d
     if ref_text == model_text:
         preference, raw = 1.5, None
     else:
-        game = "switched" if switched else "unswitched"
+        game = _game(switched, bench)
         preference = verdicts.get(game)
         reply = _reply_dict(replies.get(game))
         raw = None if reply is None else {"text": reply.get("text"), "top_logprobs": reply.get("top_logprobs")}
@@ -167,7 +213,7 @@ def make_record(question, answer, reference, bench, judge_name: str, verdicts: d
             "dataset": question.get("category"), "output_1": ref_text, "generator_1": ref_gen,
             "output_2": model_text, "generator_2": answer["model"], "annotator": judge_name,
             "annotator_config": ALPACA_ANNOTATOR, "is_switched_outputs": switched,
-            "preference": preference, "raw_completion": raw}
+            "preference": preference, "preference_kind": preference_kind(bench), "raw_completion": raw}
 
 
 def read_judgments(path, fmt: str = "native") -> list[dict]:
@@ -279,7 +325,8 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     if valid.empty:
         raise DataError("alpaca_eval2: every record failed; nothing to score")
     m = get_winrate(valid)
-    out = {"model": models.pop(), "win_rate": float(m["win_rate"]), "standard_error": float(m["standard_error"]),
+    kinds = sorted({_record_kind(r) for r in records})
+    out = {"model": models.pop(), "preference": kinds[0] if len(kinds) == 1 else "mixed", "win_rate": float(m["win_rate"]), "standard_error": float(m["standard_error"]),
            "n_wins": int(m["n_wins"]), "n_wins_base": int(m["n_wins_base"]), "n_draws": int(m["n_draws"]),
            "n_total": int(m["n_total"]), "discrete_win_rate": float(m["discrete_win_rate"]),
            # alpaca_eval's avg_length: mean character length of the model's outputs, truncated to int
@@ -301,6 +348,15 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     if reason:
         out["length_controlled_reason"] = reason
     return out
+
+
+def _record_kind(record: dict) -> str:
+    """How a record's preference was read: its ``preference_kind``, else (official annotation files) from the
+    annotator's name - alpaca_eval's weighted_* annotators read log-probs, the others give 1 or 2."""
+    if record.get("preference_kind"):
+        return record["preference_kind"]
+    annotator = str(record.get("annotator_config") or record.get("annotator") or "")
+    return WEIGHTED if annotator.startswith("weighted_") else DISCRETE
 
 
 def leaderboard_rank(result: dict) -> dict | None:
@@ -325,6 +381,8 @@ def summary_line(result: dict) -> str:
     text = (f"{result.get('model', '?'):<40} LC {'n/a' if lc is None else f'{lc:.2f}':>6}  "
             f"WR {result['win_rate']:6.2f}  SE {result['standard_error']:.2f}  n {result['n_total']}  "
             f"avg length {result['avg_length']}")
+    if result.get("preference") not in (None, WEIGHTED):
+        text += f"  | {result['preference']} verdicts (no log-probs)"
     rank = result.get("leaderboard_rank")
     if rank:
         text += (f"  | rank {rank['rank']} of {rank['of']} by {'LC' if rank['by'].startswith('length') else 'WR'} on "

@@ -150,6 +150,8 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
     Raises :class:`JudgeFatalError` (nothing more is asked) when the endpoint does not serve the judge.
     """
     proto = get_protocol(bench["protocol"])
+    if judge.config.get("logprobs") is False and hasattr(proto, "without_logprobs"):
+        bench = proto.without_logprobs(bench)  # a judge without log-probs: the protocol's discrete verdicts
     judging = bench.get("judging") or {}
     max_attempts = judging.get("max_attempts", 2)
     budget_s = float(judging.get("retry_budget_s", DEFAULT_RETRY_BUDGET_S))

@@ -130,6 +130,8 @@ def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> l
                 row[f"{col}_note"] = note
                 row[f"{col}_reason"] = "; ".join(x for x in (reason, paper_note) if x)
                 row[f"{col}_source"] = source
+                if protocol == "alpaca_eval2":  # weighted (log-probs) or discrete verdicts (a judge without them)
+                    row[f"{col}_preference"] = sc.score.get("preference") if bench is not None and sc is not None else None
                 # the judge behind the paper's number (config 'paper_judges'), when the preset records it
                 row[f"{col}_paper_judge"] = (cfg.get("paper_judges") or {}).get(bench) if bench else None
                 row[f"{col}_n_judged"], row[f"{col}_n_expected"] = judged, expected
@@ -267,6 +269,10 @@ def build_table1(cfg: dict, judge: str, results: Path, out_dir: Path, log=print,
     moved = {b: judge_for(cfg, b, judge) for b in cfg["benchmarks"] if judge_for(cfg, b, judge) != judge}
     if moved:
         label += " (" + ", ".join(f"{b}: {j}" for b, j in moved.items()) + ")"
+    kinds = {r.get(f"{c}_preference") for r in rows for c in COLUMN_KEYS} - {None, "weighted"}
+    if kinds:  # AlpacaEval 2 read from discrete verdicts: not the weighted preference the paper's numbers used
+        label += (f" [AlpacaEval 2: {'/'.join(sorted(kinds))} verdicts (judge without log-probs: preference 1 or 2 "
+                  "per item, not the weighted preference)]")
     out_dir = Path(out_dir)
     source = load_paper_table()["source"] + _paper_judges_note(cfg, judge)
     write_csv(rows, out_dir / f"{stem}.csv")
