@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reproduce.config import ConfigError
 from reproduce.io import atomic_write_json
+from reproduce.paths import config_beside
 from reproduce.software import software
 
 # Stage subcommands that only the workflow runs (it passes --job), each with the flag that lets it run
@@ -79,8 +80,7 @@ def read_jobs(args) -> list[dict]:
 
 def write_resolved(job: dict, out: str | Path, is_dir: bool = False) -> None:
     """Write the job's resolved config, with the software that ran it, beside (or into) its output."""
-    out = Path(out)
-    path = out / "resolved_config.json" if is_dir else out.with_name(out.name.split(".")[0] + ".config.json")
+    path = Path(out) / "resolved_config.json" if is_dir else config_beside(out)
     atomic_write_json(path, {**job, "software": software()})
 
 

@@ -1,6 +1,7 @@
 """Helpers the Snakefile uses: output paths (which say what produced them) and job arguments.
 
-Every path is built here, so rules stay declarative and a path always names its setting, method,
+Result paths come from :mod:`reproduce.paths` (the one place that builds them); :class:`Paths` adds the
+lists that depend on the config, so rules stay declarative and a path always names its setting, method,
 benchmark and judge.
 """
 
@@ -12,8 +13,7 @@ import shlex
 from pathlib import Path
 
 from reproduce.config import job_config, judge_for, seed_models, trained_methods
-
-RESULTS = "results"
+from reproduce.paths import RESULTS, ResultPaths, repo_path  # noqa: F401 (repo_path: the Snakefile's)
 
 
 def wildcard_pattern(keys) -> str:
@@ -27,14 +27,6 @@ def train_launcher(cfg: dict) -> str:
     if training.get("launcher") == "accelerate":
         return f"accelerate launch --config_file {shlex.quote(str(repo_path(training['accelerate_config'])))} -m reproduce.cli"
     return "reproduce"
-
-
-def repo_path(path: str) -> Path:
-    """A path from the config: absolute as given, relative ones from the repository root (the workflow may
-    run in any working directory, ``snakemake -d``)."""
-    from reproduce.config import ROOT
-
-    return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
 def generate_launcher(cfg: dict) -> str:
@@ -63,11 +55,12 @@ def job_arg(cfg: dict, stage: str, **keys) -> str:
     return shlex.quote(json.dumps(job_config(cfg, stage, **keys), sort_keys=True))
 
 
-class Paths:
+class Paths(ResultPaths):
     """All workflow paths for one loaded config."""
 
     def __init__(self, cfg: dict, results: str = RESULTS):
-        self.cfg, self.r = cfg, results
+        super().__init__(results)
+        self.cfg = cfg
 
     def trained_methods(self, all_seeds: bool = False) -> list[str]:
         """Every method trained in any setting (Table-1 methods and their guidance models; ``all_seeds``:
@@ -81,10 +74,6 @@ class Paths:
         """Models whose answers get generated: "sft" and the trained methods."""
         return ["sft", *self.trained_methods(all_seeds)]
 
-    def model_dir(self, setting: str, method: str) -> str:
-        """The directory of a trained (or starting, method "sft") model."""
-        return f"{self.r}/models/{setting}/{method}"
-
     def guide_input(self, w) -> dict:
         """Input function of the train rule: TGDPO's guidance model directory, when the guide is a method of
         the recipe (an external ``{model, revision}`` guide is fetched by the training job itself)."""
@@ -93,22 +82,7 @@ class Paths:
 
     def reference(self, benchmark: str, setting: str) -> str:
         """Reference/baseline answers a benchmark compares against."""
-        ref = self.cfg["benchmarks"][benchmark].get("reference", {})
-        if ref.get("kind") == "model":
-            return self.answers(benchmark, setting, ref["name"])
-        return f"{self.r}/answers/{benchmark}/_reference.jsonl"
-
-    def answers(self, benchmark: str, setting: str, model: str) -> str:
-        """Answers of one model."""
-        return f"{self.r}/answers/{benchmark}/{setting}/{model}.jsonl"
-
-    def judgments(self, benchmark: str, judge: str, setting: str, model: str) -> str:
-        """Native judgments of one model's answers by one judge."""
-        return f"{self.r}/judgments/{benchmark}/{judge}/{setting}/{model}.jsonl"
-
-    def score(self, benchmark: str, judge: str, setting: str, model: str) -> str:
-        """Scores of one model on one benchmark by one judge."""
-        return f"{self.r}/scores/{benchmark}/{judge}/{setting}/{model}.json"
+        return self.baseline_answers(benchmark, setting, self.cfg["benchmarks"][benchmark])
 
     def all_scores(self, judge: str, routed: bool = True) -> list[str]:
         """Every score file Table 1 for ``judge`` needs (``routed``: benchmarks with their own official judge
@@ -119,7 +93,7 @@ class Paths:
     def table1(self, judge: str) -> list[str]:
         """Table 1 files (csv, md, tex) for one judge (the table judge's under the plain name ``table1``)."""
         stem = "table1" if judge == self.cfg["table_judge"] else f"table1_{judge}"
-        return [f"{self.r}/tables/{stem}.{ext}" for ext in ("csv", "md", "tex")]
+        return [f"{self.tables_dir()}/{stem}.{ext}" for ext in ("csv", "md", "tex")]
 
     def all_tables(self) -> list[str]:
         """Table 1 for every configured judge."""
@@ -127,11 +101,7 @@ class Paths:
 
     def judge_agreement(self) -> list[str]:
         """The judge-agreement report (only meaningful with two or more judges)."""
-        return [f"{self.r}/tables/judge_agreement.{ext}" for ext in ("md", "csv", "json")]
-
-    def prefs(self, setting: str) -> str:
-        """A setting's preference pairs."""
-        return f"{self.r}/data/{setting}/prefs.jsonl"
+        return [f"{self.tables_dir()}/judge_agreement.{ext}" for ext in ("md", "csv", "json")]
 
     def figure(self, name: str) -> list[str]:
         """One figure, PNG (slides) and PDF (papers)."""
@@ -173,13 +143,13 @@ class Paths:
                       if m in self.cfg["methods"] and isinstance(mc.get("guide"), str)}
             return [self.model_dir(s, "sft"), self.prefs(s), *[self.model_dir(s, g) for g in sorted(guides)]]
         if name == "method_differences":
-            return [f"{self.r}/tables/method_differences.json"]
+            return [f"{self.tables_dir()}/method_differences.json"]
         raise ValueError(f"unknown figure '{name}'")
 
     def method_differences(self, all_seeds: bool = False) -> list[str]:
         """The paired method comparisons and the planning built from them (``reproduce differences``;
         ``all_seeds``: over every training seed, in ``tables/seeds/``)."""
-        tables = self.seeds_tables_dir() if all_seeds else f"{self.r}/tables"
+        tables = self.seeds_tables_dir() if all_seeds else self.tables_dir()
         return [f"{tables}/{stem}.{ext}" for stem, exts in (("method_differences", ("csv", "md", "json")),
                                                             ("power", ("csv", "md"))) for ext in exts]
 
@@ -195,7 +165,7 @@ class Paths:
 
     def seeds_tables_dir(self) -> str:
         """Where the seeds target writes its tables (mean and spread over the preset's training seeds)."""
-        return f"{self.r}/tables/seeds"
+        return f"{self.tables_dir()}/seeds"
 
     def seeds_table1(self, judge: str) -> list[str]:
         """Table 1 over every training seed (csv with the per-seed rows, md) for one judge."""
@@ -206,14 +176,6 @@ class Paths:
         return [self.score(b, judge_for(self.cfg, b, judge), s, sm)
                 for s in self.cfg["settings"] for m in self.cfg["methods"]
                 for sm in seed_models(self.cfg, s, m) for b in self.cfg["benchmarks"]]
-
-    def report(self) -> str:
-        """The one report file embedding every table and figure."""
-        return f"{self.r}/report.md"
-
-    def report_html(self) -> str:
-        """The HTML report (its assets and data scripts go to ``report_files/`` beside it)."""
-        return f"{self.r}/report.html"
 
     def report_html_inputs(self) -> list[str]:
         """What the HTML report reads besides the report's inputs: every answers and judgments file of the

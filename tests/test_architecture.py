@@ -1,10 +1,13 @@
 """The house's seams stay where ARCHITECTURE.md puts them: every registered protocol module defines the
-whole protocol interface, every judge kind builds its class, and every stage's commands module registers."""
+whole protocol interface, every judge kind builds its class, every stage's commands module registers, and
+result paths are built in reproduce/paths.py alone."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import re
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +53,27 @@ def test_every_stage_registers_its_commands():
         assert stage in commands
     for package in COMMAND_PACKAGES:
         assert callable(importlib.import_module(f"{package}.commands").register), package
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# a result path built by hand: results / "judgments" / ..., f"{results}/scores/...", results / "models" / ...
+HAND_BUILT = re.compile(r'/ "(judgments|answers|scores|tables)"|results[^\n]*/ "(models|data|logs|benchmarks)"'
+                        r'|\}/(judgments|answers|scores|models|tables)/')
+
+
+def test_result_paths_are_built_in_paths_py_alone():
+    found = []
+    for path in sorted((ROOT / "reproduce").rglob("*.py")):
+        if path.name == "paths.py" and path.parent.name == "reproduce":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if HAND_BUILT.search(code) and not code.lstrip().startswith(('"', "'")):
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not found, "result paths built by hand (use reproduce.paths.ResultPaths):\n" + "\n".join(found)
+
+
+def test_the_pattern_catches_a_hand_built_path():
+    assert HAND_BUILT.search('path = results / "judgments" / bench / judge / setting / f"{m}.jsonl"')
+    assert HAND_BUILT.search('f"{results}/scores/{bench}/{judge}/{setting}/{m}.json"')
+    assert HAND_BUILT.search('base = Path(workdir) / "results" / "models" / setting / "sft"')

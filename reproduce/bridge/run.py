@@ -7,6 +7,7 @@ from pathlib import Path
 
 from reproduce.bridge.archives import MANIFEST_FOR, load_manifest
 from reproduce.config import ROOT, ConfigError, _load_named, load_config, refuse_retired
+from reproduce.paths import ResultPaths
 
 
 def _benchmark(benchmark: str, cfg: dict) -> dict:
@@ -52,8 +53,9 @@ def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str 
     if judge is None and judge_name:
         judge = _judge(judge_name, cfg, dry_run)
     name = judge.name if judge is not None else f"replay-{annotator}"
-    out_dir = Path(out_dir) if out_dir else Path(results) / "bridge" / name / benchmark
-    cache_dir = Path(results) / "judgments" / benchmark / name / "_cache"
+    rp = ResultPaths(results)
+    out_dir = Path(out_dir) if out_dir else Path(rp.bridge_dir(name, benchmark))
+    cache_dir = Path(rp.judge_cache(benchmark, name))
     if bench["protocol"] == "arena_hard":
         from reproduce.bridge.arena import bridge_arena, render_arena
 
@@ -72,13 +74,13 @@ def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str 
     if rep.get("dry_run"):
         return rep
     if judge is not None:
-        table = table or next((p for p in (Path(results) / "tables" / f"table1_{name}.csv",) if p.exists()), None)
+        table = table or next((p for p in (Path(rp.tables_dir()) / f"table1_{name}.csv",) if p.exists()), None)
         if table is not None:
             from reproduce.bridge.equivalents import alpaca_cells
             from reproduce.report.table1 import benchmark_for
 
             key = benchmark_for(cfg, "alpaca_eval2") or benchmark
-            rep["table1"] = alpaca_cells(table, Path(results) / "judgments" / key / name, name, rep["_calibration"],
+            rep["table1"] = alpaca_cells(table, Path(rp.judge_dir(key, name)), name, rep["_calibration"],
                                          rep["loo_rmse"])
     write_report(rep, out_dir, render_alpaca(rep), log=log)
     return rep

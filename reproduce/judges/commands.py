@@ -9,6 +9,7 @@ from pathlib import Path
 
 from reproduce.config import ConfigError, config_from_cli, refuse_retired
 from reproduce.io import DataError, atomic_write_json
+from reproduce.paths import ResultPaths, failures_beside
 from reproduce.stage import add_stage, log, read_job, write_resolved
 
 
@@ -56,10 +57,10 @@ def cmd_judge(args) -> None:
     answers = load_answers(args.answers, qids)
     reference = load_answers(args.reference, qids) if args.reference else None
     templates = get_protocol(bench["protocol"]).load_templates(bench)
-    out = Path(args.out) if args.out else Path("results") / "judgments" / job["benchmark"] / judge_name / f"{Path(args.answers).stem}.jsonl"
+    out = Path(args.out) if args.out else Path(ResultPaths().judge_dir(job["benchmark"], judge_name)) / f"{Path(args.answers).stem}.jsonl"
     cache = _cache(args, out)
     judge = make_judge(judge_name, job["judge_config"])
-    failures_file = out.with_name(out.stem + ".failures.json")
+    failures_file = failures_beside(out)
     try:
         records, failures, stats = asyncio.run(judge_model(bench, judge, cache, questions, answers, reference,
                                                            templates, log=log))

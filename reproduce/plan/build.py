@@ -12,7 +12,7 @@ from reproduce.plan import assumptions as A
 from reproduce.plan.gpu import Rates, generate_estimate, train_estimate
 from reproduce.plan.judging import answer_tokens, plan_judging
 from reproduce.plan.sizes import model_shape
-from reproduce.workflow import repo_path
+from reproduce.paths import ResultPaths, repo_path
 
 
 def _gpus(cfg: dict) -> int:
@@ -29,7 +29,7 @@ def _gpus(cfg: dict) -> int:
 def training_data(recipe: dict, setting: str, results: Path, max_length: int) -> tuple[int, float, str]:
     """(pairs, tokens per pair, basis) of a setting's preference data: counted from the pairs the workflow
     built (``results/data/<setting>/prefs.jsonl``) or a local copy, else the stated defaults."""
-    prefs = results / "data" / setting / "prefs.jsonl"
+    prefs = Path(ResultPaths(results).prefs(setting))
     cap = 2 * max_length
     if prefs.is_file():
         n = chars = 0
@@ -82,20 +82,21 @@ def build_plan(cfg: dict, results: str | Path = "results", target: str = "reprod
     gpus = _gpus(cfg)
     stages: list[dict] = []
     shapes = {}
+    rp = ResultPaths(results)
     for s, recipe in cfg["settings"].items():
-        shape = model_shape(recipe["base"], results / "models" / s / "sft")
+        shape = model_shape(recipe["base"], Path(rp.model_dir(s, "sft")))
         shapes[s] = shape
         n = shape["params"]
-        stages.append({"stage": "base", "setting": s, "jobs": 1, "done": _done(results / "models" / s / "sft"),
+        stages.append({"stage": "base", "setting": s, "jobs": 1, "done": _done(Path(rp.model_dir(s, "sft"))),
                        "params": n, "basis": shape["basis"], "disk_gb": None if n is None else A.BYTES_BF16 * n / 1e9})
-        stages.append({"stage": "prefs", "setting": s, "jobs": 1, "done": _done(results / "data" / s / "prefs.jsonl")})
+        stages.append({"stage": "prefs", "setting": s, "jobs": 1, "done": _done(Path(rp.prefs(s)))})
         for m in trained_methods(cfg, s):
             method = recipe["methods"][m]
             pairs, per_pair, basis = training_data(recipe, s, results, int(method.get("max_length", 2048)))
             est = train_estimate(method, n, pairs, per_pair, gpus, rates, shape.get("vocab"))
             stages.append({"stage": "train", "setting": s, "method": m, "jobs": 1, "gpus": gpus, "pairs": pairs,
                            "tokens_per_pair": round(per_pair), **est,
-                           "done": _done(results / "models" / s / m, "train_summary.json"),
+                           "done": _done(Path(rp.model_dir(s, m)), "train_summary.json"),
                            "basis": f"{basis}; {rates.source}; size {shape['basis']}"})
     judge_rows = plan_judging(cfg, results, target)
     answered = sorted({(r["setting"], r["model"]) for r in judge_rows})
@@ -111,7 +112,7 @@ def build_plan(cfg: dict, results: str | Path = "results", target: str = "reprod
             out_tokens += n_q * turns * answer_tokens(b, bench)
             prompt_tokens += n_q * turns * 200  # prompts are short beside the answers; stated
         est = generate_estimate(shapes[s]["params"], out_tokens, prompt_tokens)
-        done = all((results / "answers" / b / s / f"{m}.jsonl").is_file() for b in cfg["benchmarks"])
+        done = all(Path(rp.answers(b, s, m)).is_file() for b in cfg["benchmarks"])
         stages.append({"stage": "generate", "setting": s, "model": m, "jobs": 1, "gpus": 1,
                        "output_tokens": round(out_tokens), **est, "done": done,
                        "basis": "answer lengths from assumptions.DEFAULT_ANSWER_TOKENS (capped by max_new_tokens); "

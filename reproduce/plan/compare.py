@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from reproduce.io import DataError
+from reproduce.paths import ResultPaths, config_beside
 
 FIELDS = (("requests", "to_send", "new_requests"), ("prompt tokens", "prompt_tokens", "prompt_tokens"),
           ("completion tokens", "completion_tokens", "completion_tokens"), ("dollars", "usd", "cost_usd"),
@@ -20,7 +21,7 @@ FIELDS = (("requests", "to_send", "new_requests"), ("prompt tokens", "prompt_tok
 
 def counted(results: Path, row: dict) -> dict | None:
     """The judge_stats of one planned judge job, or None when it has not finished."""
-    path = results / "judgments" / row["benchmark"] / row["judge"] / row["setting"] / f"{row['model']}.config.json"
+    path = config_beside(ResultPaths(results).judgments(row["benchmark"], row["judge"], row["setting"], row["model"]))
     if not path.is_file():
         return None
     return json.loads(path.read_text()).get("judge_stats")

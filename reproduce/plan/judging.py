@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reproduce.config import judge_for
+from reproduce.paths import ResultPaths
 from reproduce.plan import assumptions as A
 from reproduce.plan.tokens import message_tokens, token_counter
 
@@ -55,7 +56,7 @@ class BenchmarkInputs:
         """({question_id: answer}, generated): the model's answers if its file exists, else markers."""
         from reproduce.generate.run import load_answers
 
-        path = self.results / "answers" / self.name / setting / f"{model}.jsonl"
+        path = Path(ResultPaths(self.results).answers(self.name, setting, model))
         if path.is_file():
             return load_answers(path, {q["question_id"] for q in self.questions}), True
         return {q["question_id"]: {"question_id": q["question_id"], "model": model,
@@ -124,7 +125,7 @@ class JudgeCosting:
         if benchmark not in self._caches:
             from reproduce.judges.cache import JudgmentCache
 
-            folder = self.results / "judgments" / benchmark / self.name / "_cache"
+            folder = Path(ResultPaths(self.results).judge_cache(benchmark, self.name))
             self._caches[benchmark] = JudgmentCache(folder / "_plan_reads_only.jsonl", shared_dir=folder)
         return self._caches[benchmark]
 

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from reproduce.workflow import repo_path
+from reproduce.paths import repo_path
 
 # Llama-3 / Gemma-2 shapes for hub ids without a local config (the published config.json of each).
 KNOWN_SHAPES = {

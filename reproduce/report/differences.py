@@ -53,6 +53,7 @@ import numpy as np
 
 from reproduce.config import ConfigError, seed_models
 from reproduce.io import DataError, atomic_write_json, atomic_write_text
+from reproduce.paths import ResultPaths
 from reproduce.report.provenance import load_score
 from reproduce.report.table1 import COLUMNS, load_paper_table, method_label
 
@@ -411,10 +412,10 @@ def judgment_sets(cfg: dict, results: Path, bench: str, judge: str, setting: str
     out = []
     for model in seed_models(cfg, setting, method, all_seeds):
         sc = load_score(results, cfg, bench, judge, setting, model)
-        expected = Path(results) / "judgments" / bench / judge / setting / f"{model}.jsonl"
+        expected = Path(ResultPaths(results).judgments(bench, judge, setting, model))
         if sc is None:
             raise DataError(f"method differences: no score file for {bench} / {judge} / {setting} / {model} "
-                            f"(expected {Path(results)}/scores/{bench}/{judge}/{setting}/{model}.json beside {expected}); "
+                            f"(expected {ResultPaths(results).score(bench, judge, setting, model)} beside {expected}); "
                             f"run the judge first (snakemake ... {'reproduce_seeds' if all_seeds else 'all'})")
         path = sc.judgments if sc.judgments is not None else expected
         if not path.exists():

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from reproduce.config import ConfigError, trained_methods
 from reproduce.io import DataError
+from reproduce.paths import ResultPaths
 from reproduce.report.provenance import load_score, read_json
 from reproduce.report.table1 import COLUMNS, benchmark_for, collect_rows, method_label
 
@@ -188,7 +189,7 @@ def length_bias_figure(cfg: dict, results: Path, out: Path, judge: str | None = 
         for r in rows:
             if r.get(col) is None:
                 continue
-            answers = Path(results) / "answers" / bench / r["setting_key"] / f"{r['method_key']}.jsonl"
+            answers = Path(ResultPaths(results).answers(bench, r["setting_key"], r["method_key"]))
             if not answers.exists():
                 raise DataError(f"length-bias figure: missing answers file {answers} for a scored model")
             x = mean_answer_length(answers)
@@ -236,7 +237,7 @@ def training_figure(cfg: dict, results: Path, out: Path) -> None:
     drawn = 0
     for row, setting in zip(axes, settings):
         for i, method in enumerate(trained_methods(cfg, setting)):
-            log = Path(results) / "models" / setting / method / "train_log.jsonl"
+            log = Path(ResultPaths(results).model_dir(setting, method)) / "train_log.jsonl"
             if not log.exists():
                 raise DataError(f"training curves: missing {log} (train {setting}/{method} first)")
             steps = read_train_log(log)
@@ -355,7 +356,7 @@ def alpha_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) 
             for alpha, m in pts:
                 sc = load_score(results, cfg, bench, judge, setting, m)
                 if sc is None:
-                    raise DataError(f"alpha figure: missing score {results}/scores/{bench}/{judge}/{setting}/{m}.json")
+                    raise DataError(f"alpha figure: missing score {ResultPaths(results).score(bench, judge, setting, m)}")
                 v = sc.get(key)
                 if v is None:
                     break
@@ -391,7 +392,7 @@ def differences_figure(cfg: dict, results: Path, out: Path) -> None:
     from reproduce.report.differences import METRICS
 
     plt = _plt()
-    src = Path(results) / "tables" / "method_differences.json"
+    src = Path(ResultPaths(results).tables_dir()) / "method_differences.json"
     if not src.exists():
         raise DataError(f"method-differences figure: missing {src} (build it with `reproduce differences`)")
     rows = read_json(src).get("rows") or []

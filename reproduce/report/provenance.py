@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reproduce.io import DataError
+from reproduce.paths import ResultPaths, config_beside, failures_beside
 from reproduce.software import TRACKED_PACKAGES, software
 
 
@@ -91,14 +92,9 @@ def read_json(path: Path) -> dict:
     return data
 
 
-def _config_beside(path: Path) -> Path:
-    """The resolved config the CLI writes beside an output file (``x.jsonl`` -> ``x.config.json``)."""
-    return path.with_name(path.name.split(".")[0] + ".config.json")
-
-
 def score_path(results: Path, bench: str, judge: str, setting: str, model: str) -> Path:
-    """Where the workflow writes one score file (mirrors ``reproduce.workflow.Paths.score``)."""
-    return Path(results) / "scores" / bench / judge / setting / f"{model}.json"
+    """Where the workflow writes one score file."""
+    return Path(ResultPaths(results).score(bench, judge, setting, model))
 
 
 def load_score(results: Path, cfg: dict, bench: str, judge: str, setting: str, model: str,
@@ -124,10 +120,10 @@ def load_score(results: Path, cfg: dict, bench: str, judge: str, setting: str, m
         judgments = results.parent / judgments
     trace = {"score_file": str(path), "judge": judge, "benchmark": bench, "benchmark_version": want_version,
              "judgments_file": str(judgments) if judgments else None, "judge_config_hash": None,
-             "answers_config_hash": None, "checkpoint": str(results / "models" / setting / model),
+             "answers_config_hash": None, "checkpoint": str(Path(ResultPaths(results).model_dir(setting, model))),
              "checkpoint_config_hash": None}
     if judgments is not None:
-        jcfg_path = _config_beside(judgments)
+        jcfg_path = config_beside(judgments)
         if jcfg_path.exists():
             jcfg = read_json(jcfg_path)
             got_judge = jcfg.get("judge")
@@ -142,12 +138,12 @@ def load_score(results: Path, cfg: dict, bench: str, judge: str, setting: str, m
             trace["judge_model"] = (jcfg.get("judge_config") or {}).get("model") or (jcfg.get("judge_config") or {}).get("kind")
         if check_records and judgments.exists():
             _check_record_judges(judgments, bench_cfg["protocol"], judge)
-    if _config_beside(path).exists():  # newer runs write the score job's resolved config beside the score
-        trace["score_config_hash"] = read_json(_config_beside(path)).get("config_hash")
-    answers = results / "answers" / bench / setting / f"{model}.jsonl"
-    if _config_beside(answers).exists():
-        trace["answers_config_hash"] = read_json(_config_beside(answers)).get("config_hash")
-    ckpt_cfg = results / "models" / setting / model / "resolved_config.json"
+    if config_beside(path).exists():  # newer runs write the score job's resolved config beside the score
+        trace["score_config_hash"] = read_json(config_beside(path)).get("config_hash")
+    answers = Path(ResultPaths(results).answers(bench, setting, model))
+    if config_beside(answers).exists():
+        trace["answers_config_hash"] = read_json(config_beside(answers)).get("config_hash")
+    ckpt_cfg = Path(ResultPaths(results).model_dir(setting, model)) / "resolved_config.json"
     if ckpt_cfg.exists():
         trace["checkpoint_config_hash"] = read_json(ckpt_cfg).get("config_hash")
     return Score(path=path, score=score, judgments=judgments, trace=trace)
@@ -174,7 +170,7 @@ def missing_reason(results: Path, cfg: dict, bench: str, judge: str, setting: st
     """Why a score file is absent, as (short reason for md/tex, full reason for csv)."""
     results = Path(results)
     path = score_path(results, bench, judge, setting, model)
-    failures = results / "judgments" / bench / judge / setting / f"{model}.failures.json"
+    failures = failures_beside(ResultPaths(results).judgments(bench, judge, setting, model))
     if failures.exists():
         try:
             info = read_json(failures)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reproduce.config import ConfigError
 from reproduce.io import DataError
+from reproduce.paths import ResultPaths
 
 
 def _tgdpo_method(cfg: dict, setting: str) -> str:
@@ -53,14 +54,14 @@ def _guided_models(cfg: dict, results: Path, setting: str) -> dict:
     method = _tgdpo_method(cfg, setting)
     mcfg = cfg["settings"][setting]["methods"][method]
     beta, alpha, guide = float(mcfg["beta"]), float(mcfg["alpha"]), mcfg["guide"]
-    ref_dir = results / "models" / setting / "sft"
+    ref_dir = Path(ResultPaths(results).model_dir(setting, "sft"))
     if isinstance(guide, str):
-        guide_dir = results / "models" / setting / guide
+        guide_dir = Path(ResultPaths(results).model_dir(setting, guide))
     else:  # an external guide ({model, revision}): the directory training used
         from reproduce.train.guide import external_guide_dir
 
         guide_dir = external_guide_dir(guide, f"methods.{method}.guide")
-    prefs = results / "data" / setting / "prefs.jsonl"
+    prefs = Path(ResultPaths(results).prefs(setting))
     for p in (ref_dir / "config.json", guide_dir / "config.json", prefs):
         if not p.exists():
             raise DataError(f"token rewards: missing {p} (run the workflow through training first)")

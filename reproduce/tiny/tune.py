@@ -25,6 +25,7 @@ from pathlib import Path
 
 from reproduce.config import ConfigError, load_config
 from reproduce.io import DataError, atomic_write_json, atomic_write_jsonl, read_jsonl
+from reproduce.paths import RESULTS, ResultPaths
 
 LEARNING_RATES = (1.0e-6, 3.0e-6, 1.0e-5, 3.0e-5, 1.0e-4)  # the grid behind config/recipes/tiny-carry.yaml
 DEV_EVERY = 5  # one prompt in five is a dev prompt
@@ -55,8 +56,8 @@ def tune(preset: str, workdir: Path, learning_rates=LEARNING_RATES, threads: int
     setting = next(iter(cfg["settings"]))
     recipe = cfg["settings"][setting]
     task = load_task(recipe["base"]["task"])
-    results = Path(workdir) / "results"
-    base, prefs = results / "models" / setting / "sft", results / "data" / setting / "prefs.jsonl"
+    rp = ResultPaths(Path(workdir) / RESULTS)
+    base, prefs = Path(rp.model_dir(setting, "sft")), Path(rp.prefs(setting))
     if not (base / "config.json").exists() or not prefs.exists():
         raise DataError(f"tune: needs {base} and {prefs}; build them first (snakemake -d {workdir} {prefs.relative_to(workdir)} "
                         f"--config preset={preset})")

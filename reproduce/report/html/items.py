@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reproduce.io import DataError, read_jsonl
+from reproduce.paths import ResultPaths
 from reproduce.report.differences import AH_MODEL_RESULT, METRICS, metrics_for, prompt_stats, read_records
 
 # the judge-facing order of each protocol's games (who was shown as A / first)
@@ -111,14 +112,12 @@ def bench_items(cfg: dict, results: Path, bench: str, setting: str, questions: l
     "baseline", "missing": [...], "items": [{"id", "cat", "q", "ref", "ref_len", "ans": {method: {"t", "n",
     "chars"}}, "v": {judge: {method: {"sum", "flip", "games", "m": {metric: value}}}}}]}``.
     """
-    from reproduce.workflow import Paths
-
     results = Path(results)
-    P = Paths(cfg, results=str(results))
+    P = ResultPaths(results)
     protocol = cfg["benchmarks"][bench]["protocol"]
     methods, judges = list(cfg["methods"]), list(cfg["judges"])
     missing: list[str] = []
-    ref_path = Path(P.reference(bench, setting))
+    ref_path = Path(P.baseline_answers(bench, setting, cfg["benchmarks"][bench]))
     refs = _answer_index(ref_path)
     if not refs:
         missing.append(f"baseline answers {ref_path}")
