@@ -133,7 +133,8 @@ def register(sub) -> None:
     h.set_defaults(fn=cmd_report_html)
     report_inputs(h)
     h.add_argument("--token-pairs", type=int,
-                   help="token-reward strips for the first N preference pairs of each setting (default: all; 0: none)")
+                   help="token-reward strips for the first N preference pairs of each setting (default: the preset's "
+                        "token_reward_pairs, else all; 0: none)")
     h.add_argument("--out", default="results/report.html",
                    help="the page to write; its assets go to <stem>_files/ beside it (default results/report.html)")
 

@@ -102,7 +102,8 @@ def build_html_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: P
     """Write ``out`` (``results/report.html``) and ``<out stem>_files/`` (assets, figures, data scripts).
 
     ``figures``: names to show (default: all the config supports). ``token_pairs``: compute the token-reward
-    strips for the first N preference pairs of each setting (default all; 0: none, the page says so).
+    strips for the first N preference pairs of each setting (default: the preset's ``token_reward_pairs``,
+    else all; 0: none, the page says so).
     Raises ``DataError`` naming the file when a table or figure is missing.
     """
     from reproduce.report.figures import default_figures
@@ -131,6 +132,7 @@ def build_html_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: P
                 atomic_write_text(data_dir / f"{ckey}.js", data_script(ckey, texts))
             page["items"][f"{bench}/{setting}"] = {"key": key, "n_items": len(index["items"]), "bytes": len(text.encode())}
     page["tokens"] = {}
+    token_pairs = cfg.get("token_reward_pairs") if token_pairs is None else token_pairs
     for setting in cfg["settings"]:
         page["tokens"][setting] = _token_rewards(cfg, results, setting, token_pairs, data_dir)
     pkg = resources.files("reproduce.report.html") / "assets"
