@@ -135,3 +135,21 @@ def test_judge_comparisons_use_each_judges_own_scores():
     own = paths.all_scores(tj, routed=False)
     assert any(f"/scores/mt_bench/{tj}/" in p for p in own)
     assert set(paths.all_scores(tj, routed=False)) != set(paths.all_scores(tj))
+
+
+def test_paper_recipes_pin_revisions_or_say_why_not():
+    """Each model or dataset revision of the paper recipes is a commit hash with its source cited beside it,
+    or `main` with a comment saying that no public source pins it."""
+    import re
+
+    for name in ("llama3-8b-pairrm", "llama3-8b-armorm", "llama3.2-3b-armorm", "gemma2-2b-armorm"):
+        path = ROOT / "config" / "recipes" / f"{name}.yaml"
+        text, recipe = path.read_text(), load_config({"preset": "paper"})["settings"][name]
+        for part in ("base", "preference_data"):
+            rev = recipe[part]["revision"]
+            block = text[text.index(f"{part}:"):]
+            block = block[:block.index("local_dir")]
+            if rev == "main":
+                assert "not pinned" in block.lower(), (name, part)
+            else:
+                assert re.fullmatch(r"[0-9a-f]{40}", rev) and "Pinned:" in block, (name, part)
