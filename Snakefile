@@ -43,6 +43,7 @@ include: "reproduce/rules/judge.smk"
 include: "reproduce/rules/report.smk"
 include: "reproduce/rules/seeds.smk"
 include: "reproduce/rules/plan.smk"
+include: "reproduce/rules/bridge.smk"
 
 
 rule reproduce_table1:

@@ -167,6 +167,8 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
             raise ConfigError(f"{src}: key 'benchmark_judges.{b}': '{j}' is not one of judges {preset['judges']}")
     if cfg["table_judge"] not in cfg["judges"]:
         raise ConfigError(f"{src}: key 'table_judge': '{cfg['table_judge']}' is not one of judges {preset['judges']}")
+    if cfg.get("bridge_judge", cfg["table_judge"]) not in cfg["judges"]:
+        raise ConfigError(f"{src}: key 'bridge_judge': '{cfg['bridge_judge']}' is not one of judges {preset['judges']}")
     for setting, recipe in cfg["settings"].items():
         for m in preset["methods"]:
             if m != "sft" and m not in recipe["methods"]:

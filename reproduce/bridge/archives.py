@@ -86,7 +86,7 @@ class Manifest:
 def load_manifest(name_or_path: str) -> Manifest:
     """``evals/archives/<name>.yaml`` (or a path to a manifest), checked: one-line errors name file and key."""
     path = Path(name_or_path)
-    if not path.suffix:
+    if path.suffix not in (".yaml", ".yml"):  # a name (arena_hard_v0.1 has a dot but is no file)
         path = ARCHIVES / f"{name_or_path}.yaml"
     data = load_yaml(path)
     if not isinstance(data, dict):

@@ -22,7 +22,7 @@ def cmd_bridge(args) -> None:
     from reproduce.bridge.run import run_bridge
 
     run_bridge(benchmark=args.benchmark, judge_name=args.judge, annotator=args.replay, preset=args.preset,
-               manifest=args.manifest, panel=args.panel, limit=args.limit, results=Path(args.results),
+               config_json=args.config_json, manifest=args.manifest, panel=args.panel, limit=args.limit, results=Path(args.results),
                out_dir=Path(args.out_dir) if args.out_dir else None, table=Path(args.table) if args.table else None,
                dry_run=args.dry_run, rounds=args.rounds, seed=args.seed, log=_log)
 
@@ -38,6 +38,7 @@ def register(sub) -> None:
     who.add_argument("--replay", metavar="ANNOTATOR", help="no judge calls: an archived annotator config's verdicts "
                      "play the current judge (e.g. alpaca_eval_cot_gpt4_turbo_fn)")
     s.add_argument("--preset", help="the preset whose benchmark settings and Table 1 apply (default config/default.yaml's)")
+    s.add_argument("--config-json", help="the Snakemake config as JSON (the workflow passes it)")
     s.add_argument("--manifest", help="archive manifest (evals/archives/<name>.yaml or a path; default the benchmark's)")
     s.add_argument("--panel", nargs="+", help="panel models (default: the manifest's panel)")
     s.add_argument("--limit", type=int, help="judge only the N shortest pairs of each model (a smoke run; marked a subset)")

@@ -6,8 +6,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from reproduce.bridge.archives import MANIFEST_FOR, load_manifest
-from reproduce.config import ROOT, ConfigError, _load_named, load_config, refuse_retired
+from reproduce.config import ROOT, ConfigError, _load_named, config_from_cli, refuse_retired
 from reproduce.paths import ResultPaths
+
+
+def bridge_benchmarks(cfg: dict) -> list[str]:
+    """The preset's benchmarks the bridge has archives for: official (not tiny-task) AlpacaEval 2 and Arena-Hard."""
+    return [b for b, bc in cfg["benchmarks"].items()
+            if bc["protocol"] in MANIFEST_FOR and not bc["questions"].get("task")]
+
+
+def bridge_reports(cfg: dict) -> list[str]:
+    """The ``bridge`` target's reports: one per bridgeable benchmark, for ``bridge_judge`` (default the table
+    judge). A preset without an official benchmark (the tiny ones) is a ``ConfigError``."""
+    judge = cfg.get("bridge_judge", cfg["table_judge"])
+    benches = bridge_benchmarks(cfg)
+    if not benches:
+        raise ConfigError(f"bridge: preset '{cfg['preset']}' has no official AlpacaEval 2 or Arena-Hard benchmark (the "
+                          "archives hold answers to the real questions); run it with --config preset=paper")
+    return [f"{ResultPaths().bridge_dir(judge, b)}/bridge.md" for b in benches]
 
 
 def _benchmark(benchmark: str, cfg: dict) -> dict:
@@ -35,16 +52,22 @@ def _judge(name: str, cfg: dict, dry_run: bool):
     return make_judge(name, judge_cfg)
 
 
+def _default_table(results: Path, judge: str) -> Path | None:
+    """The judge's own Table 1 csv when the workflow made one."""
+    path = Path(ResultPaths(results).tables_dir()) / f"table1_{judge}.csv"
+    return path if path.exists() else None
+
+
 def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str | None = None,
-               preset: str | None = None, manifest: str | None = None, panel: list[str] | None = None,
-               limit: int | None = None, results: Path = Path("results"), out_dir: Path | None = None,
-               table: Path | None = None, dry_run: bool = False, rounds: int = 2000, seed: int = 0,
+               preset: str | None = None, config_json: str | None = None, manifest: str | None = None,
+               panel: list[str] | None = None, limit: int | None = None, results: Path = Path("results"),
+               out_dir: Path | None = None, table: Path | None = None, dry_run: bool = False, rounds: int = 2000, seed: int = 0,
                judge=None, log=print) -> dict:
     """Run the bridge and write ``bridge.{md,json}``; returns the report. ``judge``: an already built judge
     (tests), else ``judge_name`` is loaded from evals/judges/."""
     from reproduce.bridge.report import write_report
 
-    cfg = load_config({"preset": preset} if preset else None)
+    cfg = config_from_cli(preset, config_json)
     bench = _benchmark(benchmark, cfg)
     man = load_manifest(manifest or MANIFEST_FOR[bench["protocol"]])
     if man.benchmark != bench["protocol"]:
@@ -63,8 +86,14 @@ def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str 
             raise ConfigError("--replay: Arena-Hard has no archived per-game verdicts of other judges; use --judge")
         rep = bridge_arena(man, bench, judge=judge, cache_dir=cache_dir, panel=panel, limit=limit, dry_run=dry_run,
                            log=log)
-        if not rep.get("dry_run"):
-            write_report(rep, out_dir, render_arena(rep), log=log)
+        if rep.get("dry_run"):
+            return rep
+        table = table or _default_table(results, name)
+        if table is not None and rep["slope"] is not None:
+            from reproduce.bridge.arena import table_cells
+
+            rep["table1"] = table_cells(table, name, rep["slope"], rep["loo_rmse"])
+        write_report(rep, out_dir, render_arena(rep), log=log)
         return rep
     from reproduce.bridge.alpaca import bridge_alpaca
     from reproduce.bridge.report import render_alpaca
@@ -74,7 +103,7 @@ def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str 
     if rep.get("dry_run"):
         return rep
     if judge is not None:
-        table = table or next((p for p in (Path(rp.tables_dir()) / f"table1_{name}.csv",) if p.exists()), None)
+        table = table or _default_table(results, name)
         if table is not None:
             from reproduce.bridge.equivalents import alpaca_cells
             from reproduce.report.table1 import benchmark_for
