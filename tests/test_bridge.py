@@ -168,3 +168,97 @@ def test_dry_run_prints_requests_tokens_and_dollars_before_sending(tmp_path, mon
     assert f": {n} requests, " in line
     assert "prompt tokens" in line and "at most $" in line and "$2 / $8 per million" in line
     assert not (tmp_path / "bridge").exists()
+
+
+def test_table1_alpaca_cells_bridged_from_their_own_judgments(tmp_path):
+    """Each AE-WR cell of a Table 1 csv goes through the calibration item by item; cells the bridge cannot use
+    (another judge, no judgments file) say why instead of a number."""
+    import csv
+
+    import numpy as np
+
+    from reproduce.bridge import calibration as calib
+    from reproduce.bridge.equivalents import alpaca_cells
+
+    rng = np.random.default_rng(0)
+    cur = 1 + rng.random(400)
+    ld = rng.integers(-1500, 1500, 400)
+    y = np.clip(cur - 1 + 0.1 * rng.standard_normal(400), 0, 1)
+    cal = calib.fit(calib.features(cur, ld), y, ("m",))
+    judgments = tmp_path / "judgments" / "alpaca_eval2" / "gpt-4.1"
+    prefs = [1.0, 2.0, 1.7, 1.2, 1.5]
+    recs = [{"question_id": str(i), "instruction": f"q{i}", "output_1": "r" * 100, "output_2": "a" * (50 * i + 10),
+             "generator_1": "ref", "generator_2": "dpo", "preference": p, "annotator": "gpt-4.1"}
+            for i, p in enumerate(prefs)]
+    (judgments / "s").mkdir(parents=True)
+    (judgments / "s" / "dpo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    table = tmp_path / "table1_gpt-4.1.csv"
+    rows = [{"setting": "S", "setting_key": "s", "method": "DPO", "method_key": "dpo", "judge": "gpt-4.1",
+             "AE-WR": "38.0", "AE-WR_paper": "41.7"},
+            {"setting": "S", "setting_key": "s", "method": "SimPO", "method_key": "simpo", "judge": "gpt-4.1",
+             "AE-WR": "35.0", "AE-WR_paper": "39.8"},
+            {"setting": "S", "setting_key": "s", "method": "TGDPO", "method_key": "tgdpo", "judge": "gpt-4o",
+             "AE-WR": "", "AE-WR_paper": "43.9"}]
+    with open(table, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out = alpaca_cells(table, judgments, "gpt-4.1", cal, model_rmse=2.0)
+    dpo, simpo, tgdpo = out["cells"]
+    want = 100 * cal.predict(calib.features(np.array(prefs), np.array([len(r["output_2"]) - 100 for r in recs]))).mean()
+    assert dpo["bridged"]["estimate"] == pytest.approx(want) and dpo["paper"] == 41.7 and dpo["current"] == 38.0
+    assert dpo["bridged"]["low"] < want < dpo["bridged"]["high"] and dpo["bridged"]["model_rmse"] == 2.0
+    assert "bridged" not in simpo and "no judgments file" in simpo["note"]
+    assert "bridged" not in tgdpo and "gpt-4o" in tgdpo["note"]
+
+
+def test_arena_hard_model_level_bridge_over_http(tmp_path):
+    """Arena-Hard: a stand-in judge on 127.0.0.1 (verdicts a hash of the prompt) judges 8 prompts of the two
+    archived panel models against gpt-4-0314; the map through the baseline's 50% is the least-squares slope of
+    the published scores on the current ones (logit scale), checked here from the leaderboard csv."""
+    import csv
+    import hashlib
+
+    from support.standin_server import StandinServer
+
+    from reproduce.bridge.archives import load_manifest, fetch_official
+    from reproduce.bridge.run import run_bridge
+    from reproduce.judges.openai_judge import OpenAIJudge
+
+    man = load_manifest("arena_hard_v0.1")
+    for m in man.panel:
+        _fetch_or_skip(man, m, "model_answer")
+    board = {r["model"]: float(r["score"]) for r in
+             csv.DictReader(open(fetch_official(man.extra["leaderboard"], "leaderboard"), newline=""))}
+    labels = ["[[A>>B]]", "[[A>B]]", "[[A=B]]", "[[B>A]]", "[[B>>A]]"]
+
+    def verdict(body, n):
+        text = json.dumps(body["messages"], sort_keys=True)
+        return f"My verdict is {labels[int(hashlib.sha256(text.encode()).hexdigest(), 16) % 5]}."
+
+    table = tmp_path / "table1.csv"
+    table.write_text("setting,setting_key,method,method_key,judge,AH,AH_ci_low,AH_ci_high,AH_paper\n"
+                     "S,s,DPO,dpo,standin,30.0,27.0,33.0,30.4\nS,s,SFT,sft,other,20.0,18.0,22.0,21.4\n")
+    log: list[str] = []
+    with StandinServer(verdict=verdict, lifetime_s=300) as srv:
+        judge = OpenAIJudge("standin", {"kind": "openai", "model": "s", "base_url": srv.base_url, "api_key_env": None,
+                                        "max_retries": 1, "timeout_s": 10, "concurrency": 8})
+        rep = run_bridge(benchmark="arena_hard", judge=judge, preset="paper", limit=8, results=tmp_path / "r",
+                         out_dir=tmp_path / "out", table=table, log=log.append)
+        sent = srv.count
+    assert log[0].startswith("bridge plan: judge standin") and "32 requests, 32 not cached" in log[0] and sent == 32
+    logit = lambda pct: math.log(pct / (100 - pct))  # noqa: E731
+    points = [(r["current"], board[r["model"]]) for r in rep["models"]]
+    slope = sum(logit(c) * logit(p) for c, p in points) / sum(logit(c) ** 2 for c, _ in points)
+    assert rep["slope"] == pytest.approx(slope)
+    for r in rep["models"]:
+        assert r["published"]["score"] == board[r["model"]] and not r["complete"]  # 8 of 500 prompts
+        assert r["current_low"] <= r["current"] <= r["current_high"] and r["n_flip_items"] == 8
+        est = 100 / (1 + math.exp(-slope * logit(r["current"])))
+        assert r["bridged"]["estimate"] == pytest.approx(est) and r["bridged"]["low"] <= est <= r["bridged"]["high"]
+    assert [x["n_train_models"] for x in rep["loo"]] == [1, 1]
+    dpo, sft = rep["table1"]["cells"]
+    assert dpo["bridged"]["estimate"] == pytest.approx(100 / (1 + math.exp(-slope * logit(30.0)))) and dpo["paper"] == 30.4
+    assert "bridged" not in sft and "other" in sft["note"]
+    md = (tmp_path / "out" / "bridge.md").read_text()
+    assert "model level" in md and "need no bridge" in md and "Subset" in md

@@ -76,19 +76,11 @@ def _shortest_questions(questions, answers_by_model, reference, limit):
     return [q for q in questions if q["question_id"] in keep]
 
 
-def bridge_arena(manifest: Manifest, bench: dict, *, judge, cache_dir, panel=None, limit=None, dry_run=False,
-                 log=print) -> dict:
-    """Everything the Arena-Hard bridge reports (see the module docstring); with ``dry_run`` only the plan."""
-    from reproduce.benchmarks import arena_hard
+def arena_jobs(manifest: Manifest, bench: dict, models: list[str], limit: int | None = None) -> list[Job]:
+    """Each panel model's archived answers against the benchmark's baseline answers, as judging jobs."""
     from reproduce.benchmarks.questions import load_questions
     from reproduce.benchmarks.reference import reference_answers
-    from reproduce.report.agreement import _reliability_items
 
-    models = list(panel or manifest.panel)
-    published = published_scores(manifest)
-    unpublished = [m for m in models if m not in published]
-    if unpublished:
-        raise DataError(f"{manifest.path.name}: panel model {unpublished[0]!r} has no published score in the leaderboard")
     questions = load_questions(bench)
     reference = {r["question_id"]: r for r in reference_answers(bench, questions)}
     answers = {m: arena_answers(manifest, m) for m in models}
@@ -97,8 +89,22 @@ def bridge_arena(manifest: Manifest, bench: dict, *, judge, cache_dir, panel=Non
         if lost:
             raise DataError(f"{manifest.where(m, 'model_answer')}: no answer to question {lost[0]!r}")
     questions = _shortest_questions(questions, answers, reference, limit)
+    return [Job(m, questions, answers[m], reference) for m in models]
+
+
+def bridge_arena(manifest: Manifest, bench: dict, *, judge, cache_dir, panel=None, limit=None, dry_run=False,
+                 log=print) -> dict:
+    """Everything the Arena-Hard bridge reports (see the module docstring); with ``dry_run`` only the plan."""
+    from reproduce.benchmarks import arena_hard
+    from reproduce.report.agreement import _reliability_items
+
+    models = list(panel or manifest.panel)
+    published = published_scores(manifest)
+    unpublished = [m for m in models if m not in published]
+    if unpublished:
+        raise DataError(f"{manifest.path.name}: panel model {unpublished[0]!r} has no published score in the leaderboard")
+    jobs = arena_jobs(manifest, bench, models, limit)
     templates = arena_hard.load_templates(bench)
-    jobs = [Job(m, questions, answers[m], reference) for m in models]
     p = plan(bench, judge, jobs, cache_dir, templates)
     log(plan_line(p))
     head = {"benchmark": manifest.benchmark, "manifest": manifest.name, "retired_judge": manifest.retired_judge,

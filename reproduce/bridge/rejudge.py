@@ -56,14 +56,15 @@ def _cache(cache_dir: Path, model: str) -> JudgmentCache:
     return JudgmentCache(Path(cache_dir) / "bridge" / f"{model}.jsonl", shared_dir=cache_dir)
 
 
-def plan(bench: dict, judge: Judge, jobs: list[Job], cache_dir: Path, templates) -> dict:
-    """Requests, uncached requests, tokens and dollars of judging every job (nothing is sent)."""
+def render(bench: dict, judge: Judge, jobs: list[Job], cache_dir: Path | None, templates) -> tuple[int, list]:
+    """(all requests, the requests not in the judge's cache) of judging every job, rendered with the
+    benchmark's official prompt (``cache_dir`` None: nothing is cached)."""
     proto = get_protocol(bench["protocol"])
     identity = judge.identity()
     n = 0
     todo = {}
     for job in jobs:
-        cache = _cache(cache_dir, job.model)
+        cache = _cache(cache_dir, job.model) if cache_dir is not None else None
         for q in job.questions:
             a = job.answers.get(q["question_id"])
             if a is None:
@@ -71,15 +72,24 @@ def plan(bench: dict, judge: Judge, jobs: list[Job], cache_dir: Path, templates)
             ref = job.reference.get(q["question_id"]) if job.reference is not None else None
             for _, req in proto.build_requests(q, a, ref, bench, templates):
                 n += 1
-                key = cache.key(identity, req)
-                if cache.get(key) is None:
+                key = JudgmentCache.key(identity, req)
+                if cache is None or cache.get(key) is None:
                     todo[key] = req
-    reqs = list(todo.values())
-    tokens = judge.estimate_tokens(reqs) if hasattr(judge, "estimate_tokens") else (0, 0)
+    return n, list(todo.values())
+
+
+def cost(judge: Judge, n_requests: int, todo: list) -> dict:
+    """Requests, tokens and dollars at the judge file's list prices of answering ``todo``."""
+    tokens = judge.estimate_tokens(todo) if hasattr(judge, "estimate_tokens") else (0, 0)
     return {"judge": judge.name, "model": getattr(judge, "model", None), "endpoint": getattr(judge, "base_url", None),
-            "requests": n, "not_cached": len(reqs), "prompt_tokens": tokens[0], "output_tokens_max": tokens[1],
-            "cost_usd_max": round(judge.estimate_cost(reqs), 2),
+            "requests": n_requests, "not_cached": len(todo), "prompt_tokens": tokens[0], "output_tokens_max": tokens[1],
+            "cost_usd_max": round(judge.estimate_cost(todo), 2),
             "prices_per_million": [getattr(judge, "price_in", 0.0), getattr(judge, "price_out", 0.0)]}
+
+
+def plan(bench: dict, judge: Judge, jobs: list[Job], cache_dir: Path | None, templates) -> dict:
+    """Requests, uncached requests, tokens and dollars of judging every job (nothing is sent)."""
+    return cost(judge, *render(bench, judge, jobs, cache_dir, templates))
 
 
 def plan_line(p: dict) -> str:
