@@ -229,3 +229,21 @@ def test_per_item_values_average_to_the_score(tmp_path):
     score = json.loads((results / "scores" / "tiny_alpaca_eval2" / "verifier" / "tiny-add" / "dpo.json").read_text())
     assert sum(vals) / len(vals) == pytest.approx(score["win_rate"], abs=1e-3)
     assert os.path.basename(data["items"][0]["id"]) and data["missing"] == []
+
+
+def test_everything_loads_from_disk(page, site):
+    """Nothing comes from a network (no CDN): after opening a benchmark and an item, every script,
+    stylesheet, image and link target the page holds is a file in the page's own folder, and the CSS
+    imports nothing (Chromium's Resource Timing lists no file:// loads, so the DOM is what is checked)."""
+    from selenium.webdriver.common.by import By
+
+    _click(page, page.find_element(By.CSS_SELECTOR, "#table1-table td.link[data-col='MT-S'][data-method='dpo']"))
+    _click(page, page.find_element(By.CSS_SELECTOR, "#items-table tbody tr"))
+    page.find_element(By.CSS_SELECTOR, "#item-detail .detail .verdict")
+    urls = page.execute_script("return [...document.querySelectorAll('[src],[href]')].map(e => e.src || e.href)"
+                               ".filter(u => !u.startsWith(location.href.split('#')[0] + '#'))")
+    folder = site["html"].resolve().parent.as_uri() + "/"
+    assert any("/data/items__tiny_mt_bench__" in u for u in urls)  # the benchmark's index and its text chunk
+    assert [u for u in urls if not u.startswith(folder)] == []
+    css = (site["html"].parent / f"{site['html'].stem}_files" / "report.css").read_text()
+    assert "url(" not in css and "@import" not in css
