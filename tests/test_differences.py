@@ -86,7 +86,7 @@ def test_point_estimates_equal_the_official_scorers():
 def test_arena_hard_resample_equals_the_official_fit_on_that_resample():
     """Each bootstrap round's Arena-Hard score is the official BT fit of the resampled battles."""
     from reproduce.benchmarks import arena_hard
-    from reproduce.report.differences import _scores
+    from reproduce.report.stats import _scores
 
     rng = random.Random(2)
     labels = ["A>>B", "A>B", "A=B", "B>A", "B>>A"]
@@ -105,7 +105,7 @@ def test_arena_hard_resample_equals_the_official_fit_on_that_resample():
 
 
 def test_identical_methods_give_zero_difference_and_p_one():
-    from reproduce.report.differences import compare
+    from reproduce.report.stats import compare
 
     a = [stats(ae_records([2.0, 1.0, 1.5, 1.7, 2.0, 1.0]), "alpaca_eval2", "AE-WR")]
     r = compare(a, copy.deepcopy(a), rounds=500)
@@ -115,7 +115,7 @@ def test_identical_methods_give_zero_difference_and_p_one():
 
 
 def test_constant_difference_has_a_degenerate_interval_and_exact_flip_p():
-    from reproduce.report.differences import compare
+    from reproduce.report.stats import compare
 
     # A wins every prompt, B loses every prompt: every resample differs by exactly 100 points
     a = [stats(ae_records([2.0] * 5), "alpaca_eval2", "AE-WR")]
@@ -129,7 +129,7 @@ def test_constant_difference_has_a_degenerate_interval_and_exact_flip_p():
 
 
 def test_sign_flip_enumeration_by_hand():
-    from reproduce.report.differences import sign_flip_test
+    from reproduce.report.stats import sign_flip_test
 
     # per-prompt differences +1, +1, +1, -1 (win rate points / 100): sums over the 16 sign vectors take
     # |sum| = 4 twice, 2 eight times, 0 six times; observed |sum| = 2 -> p = 10/16
@@ -144,7 +144,7 @@ def test_sign_flip_enumeration_by_hand():
 
 
 def test_two_prompt_bootstrap_interval_by_hand():
-    from reproduce.report.differences import paired_bootstrap
+    from reproduce.report.stats import paired_bootstrap
 
     # per-prompt differences 100 and 0: a resample has mean 0, 50 or 100 with probabilities 1/4, 1/2, 1/4
     a = [stats(ae_records([2.0, 2.0]), "alpaca_eval2", "AE-WR")]
@@ -157,7 +157,7 @@ def test_two_prompt_bootstrap_interval_by_hand():
 
 def test_pairing_removes_shared_prompt_difficulty():
     """Two methods that differ on one prompt in 200: the paired interval is far narrower than either score's."""
-    from reproduce.report.differences import paired_bootstrap
+    from reproduce.report.stats import paired_bootstrap
 
     rng = random.Random(4)
     base = [rng.choice([1.0, 2.0]) for _ in range(200)]
@@ -170,7 +170,7 @@ def test_pairing_removes_shared_prompt_difficulty():
 
 
 def test_mt_bench_resamples_questions_with_both_turns():
-    from reproduce.report.differences import paired_bootstrap
+    from reproduce.report.stats import paired_bootstrap
 
     # question 0: a rates 10/10 and b 1/1 on its two turns; question 1: equal. If turns were resampled
     # separately the difference could be 4.5 on half a question; clustered it is 0, 4.5 or 9 only
@@ -186,7 +186,7 @@ def test_mt_bench_resamples_questions_with_both_turns():
 def test_seed_only_noise_by_hand():
     """Per-prompt verdicts constant within a seed: only the seed draw matters. A's seeds score 60 and 80, B's
     50: a round's difference is 10, 20 or 30 with probabilities 1/4, 1/2, 1/4."""
-    from reproduce.report.differences import compare
+    from reproduce.report.stats import compare
 
     a = [stats(ae_records([1.6] * 10), "alpaca_eval2", "AE-WR"), stats(ae_records([1.8] * 10), "alpaca_eval2", "AE-WR")]
     b = [stats(ae_records([1.5] * 10), "alpaca_eval2", "AE-WR")] * 2
@@ -200,7 +200,7 @@ def test_seed_only_noise_by_hand():
 
 
 def test_identical_seeds_change_nothing_and_real_seeds_widen_the_interval():
-    from reproduce.report.differences import paired_bootstrap
+    from reproduce.report.stats import paired_bootstrap
 
     rng = np.random.default_rng(7)
     n = 80
@@ -225,7 +225,7 @@ def test_identical_seeds_change_nothing_and_real_seeds_widen_the_interval():
 
 
 def test_bad_input_is_refused_with_the_files_named():
-    from reproduce.report.differences import compare, paired_bootstrap
+    from reproduce.report.stats import compare, paired_bootstrap
 
     a = [stats(ae_records([2.0, 1.0, 2.0]), "alpaca_eval2", "AE-WR", source="res/a.jsonl")]
     b = [stats(ae_records([2.0, 1.0]), "alpaca_eval2", "AE-WR", source="res/b.jsonl")]
@@ -260,7 +260,7 @@ def test_pairs_are_checked_against_the_preset():
 
 
 def test_verdicts():
-    from reproduce.report.differences import verdict
+    from reproduce.report.stats import verdict
 
     assert verdict(3.0, 1.0, 5.0, 4.3) == ("supported", "a ahead")
     assert verdict(-3.0, -5.0, -1.0, -2.0) == ("supported", "b ahead")
@@ -274,7 +274,7 @@ def test_verdicts():
 
 
 def test_power_formulas():
-    from reproduce.report.power import Z, prompts_needed, seeds_needed, target_variance
+    from reproduce.report.stats import Z, prompts_needed, seeds_needed, target_variance
 
     assert Z == pytest.approx(1.959964 + 0.841621, abs=1e-5)
     # gap = Z * 1 -> target variance 1; per-prompt variance 400 and no seed noise -> 400 prompts
@@ -381,7 +381,8 @@ def synthetic(tmp_path_factory):
 
 def test_method_differences_table(synthetic, tmp_path):
     from reproduce.benchmarks import arena_hard
-    from reproduce.report.differences import FIELDS, build_differences, paired_bootstrap, read_records
+    from reproduce.report.differences import FIELDS, build_differences, read_records
+    from reproduce.report.stats import paired_bootstrap
 
     cfg = tiny_cfg()
     rows = build_differences(cfg, synthetic, tmp_path, rounds=300, log=lambda m: None)

@@ -375,6 +375,29 @@ def leaderboard_rank(result: dict) -> dict | None:
     return {"rank": rank, "of": len(others) + 1, "by": by, "leaderboard": "/".join(LEADERBOARD)}
 
 
+def model_result(preference) -> float | None:
+    """The model's result in one record, 0 (reference wins) .. 1 (model wins); None when failed.
+
+    alpaca_eval's win rate is 100 times its mean; a preference of 0 is the legacy draw code (1.5)."""
+    if preference is None or (isinstance(preference, float) and math.isnan(preference)):
+        return None
+    return 0.5 if float(preference) == 0 else float(preference) - 1
+
+
+def prompt_win_rate(records: list[dict]) -> tuple[dict, int, set]:
+    """Per instruction (numerator, denominator) of the win rate, the failed games, the baselines (none)."""
+    out, failed = {}, 0
+    for r in records:
+        value = model_result(r.get("preference"))
+        failed += value is None
+        out[r["question_id"]] = (0.0, 0.0) if value is None else (value, 1.0)
+    return out, failed, set()
+
+
+# Table-1 metric -> (per-prompt extractor, scale): the score is scale * sum(num) / sum(den)
+PROMPT_METRICS = {"AE-WR": (prompt_win_rate, 100.0)}
+
+
 def summary_line(result: dict) -> str:
     """One line in alpaca_eval's leaderboard style: LC, WR, SE, n, average length, leaderboard rank."""
     lc = result.get("length_controlled_winrate")

@@ -266,6 +266,36 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
             **coverage(len(played), failed_games)}
 
 
+# show_result counts a strong verdict (A>>B, B>>A) as 3 battles
+STRONG_WEIGHT = 3
+MODEL_RESULT = {  # model-perspective result of a game: 1 model wins, 0.5 tie, 0 baseline wins
+    "game1": {"A>>B": 0.0, "A>B": 0.0, "A=B": 0.5, "B>A": 1.0, "B>>A": 1.0},  # game 1: A = baseline
+    "game2": {"A>>B": 1.0, "A>B": 1.0, "A=B": 0.5, "B>A": 0.0, "B>>A": 0.0},  # game 2: A = model
+}
+
+
+def prompt_win_rate(records: list[dict]) -> tuple[dict, int, set]:
+    """Per prompt (weighted model wins + ties / 2, weighted battles): with one model against its baseline the
+    Bradley-Terry fit's predicted win rate is their ratio summed over prompts; the failed games; the baselines."""
+    out, failed = {}, 0
+    for r in records:
+        num = den = 0.0
+        for game, g in zip(GAMES, r["games"]):
+            label = g.get("score")
+            if label not in MODEL_RESULT[game]:
+                failed += 1
+                continue
+            w = STRONG_WEIGHT if ">>" in label else 1
+            num += w * MODEL_RESULT[game][label]
+            den += w
+        out[r["question_id"]] = (num, den)
+    return out, failed, {r.get("baseline") for r in records if r.get("baseline")}
+
+
+# Table-1 metric -> (per-prompt extractor, scale): the score is scale * sum(num) / sum(den)
+PROMPT_METRICS = {"AH": (prompt_win_rate, 100.0)}
+
+
 def summary_line(result: dict) -> str:
     """One line in the style of the v0.1 show_result.py: score, 95% CI as (-x, +y), average #tokens."""
     lo, hi = result["ci_low"] - result["score"], result["ci_high"] - result["score"]

@@ -326,6 +326,34 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     return out
 
 
+def prompt_score(records: list[dict]) -> tuple[dict, int, set]:
+    """Per question (sum of valid ratings, their count; both turns together), the failed ratings, no baseline."""
+    out, failed = {}, 0
+    for r in records:
+        valid = [float(s["score"]) for s in r["single"] if s.get("score") is not None]
+        failed += len(r["single"]) - len(valid)
+        out[r["question_id"]] = (sum(valid), float(len(valid)))  # a question = both turns (clustered)
+    return out, failed, set()
+
+
+def prompt_win_rate(records: list[dict]) -> tuple[dict, int, set]:
+    """Per question (wins, pairwise turns with both games judged), the failed turns, the baselines; a win
+    needs both orders to name the model."""
+    out, failed = {}, 0
+    baselines = set()
+    for r in records:
+        done = [p for p in r["pairwise"] if p.get("g1_winner") is not None and p.get("g2_winner") is not None]
+        failed += len(r["pairwise"]) - len(done)
+        wins = sum(p["g1_winner"] == p["g2_winner"] == "model_1" for p in done)
+        out[r["question_id"]] = (float(wins), float(len(done)))
+        baselines |= {p.get("baseline") for p in r["pairwise"] if p.get("baseline")}
+    return out, failed, baselines
+
+
+# Table-1 metric -> (per-prompt extractor, scale): the score is scale * sum(num) / sum(den)
+PROMPT_METRICS = {"MT-S": (prompt_score, 1.0), "MT-WR": (prompt_win_rate, 100.0)}
+
+
 def summary_line(result: dict) -> str:
     """One line in the spirit of FastChat's show_result: score (turn 1, turn 2) and the pairwise W/L/T."""
     def num(x):

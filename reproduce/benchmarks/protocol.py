@@ -71,6 +71,11 @@ class Protocol(_Interface):
     MODEL_FIELD: str
     """The field of a judgment record that names the model it judges."""
 
+    PROMPT_METRICS: dict
+    """Table-1 metric -> (extractor, scale): ``extractor(records)`` gives per prompt (numerator, denominator)
+    with the score ``scale * sum(num) / sum(den)`` as the official scoring computes it, the failed games and
+    the baselines; the method comparisons resample prompts with these (:mod:`reproduce.report.stats`)."""
+
     def load_templates(self, bench: dict, mirror=None) -> dict | None:
         """The official judge prompts of ``bench`` (None for a tiny benchmark without the files)."""
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from reproduce.bridge.archives import Item
 from reproduce.report.agreement import _outcome, _rank_corr
-from reproduce.report.differences import paired_bootstrap, prompt_stats
+from reproduce.report.differences import prompt_stats
+from reproduce.report.stats import paired_bootstrap
 
 
 def cohen_kappa(a: list[int], b: list[int]) -> float | None:

@@ -20,7 +20,8 @@ from pathlib import Path
 from reproduce.config import ConfigError
 from reproduce.io import DataError, atomic_write_json, atomic_write_text
 from reproduce.paths import ResultPaths
-from reproduce.report.differences import AH_MODEL_RESULT, ae_result
+from reproduce.benchmarks.alpaca_eval2 import model_result
+from reproduce.benchmarks.arena_hard import MODEL_RESULT
 from reproduce.report.provenance import load_score
 from reproduce.report.table1 import COLUMNS, method_label
 
@@ -178,14 +179,14 @@ def _reliability_items(protocol: str, records: list[dict]) -> tuple[list[bool], 
     for r in records:
         q = str(r["question_id"])
         if protocol == "alpaca_eval2":
-            value = ae_result(r.get("preference"))
+            value = model_result(r.get("preference"))
             if value is None or (r.get("output_1") == r.get("output_2") and r.get("raw_completion") is None):
                 continue
             ties.append(abs(value - 0.5) < 1e-9)
             result[q] = value
         elif protocol == "arena_hard":
-            games = [(AH_MODEL_RESULT[g][x.get("score")]) for g, x in zip(("game1", "game2"), r.get("games", []))
-                     if x.get("score") in AH_MODEL_RESULT[g]]
+            games = [(MODEL_RESULT[g][x.get("score")]) for g, x in zip(("game1", "game2"), r.get("games", []))
+                     if x.get("score") in MODEL_RESULT[g]]
             ties += [v == 0.5 for v in games]
             if len(games) == 2:
                 flips.append(games[0] != games[1])

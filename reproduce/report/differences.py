@@ -19,7 +19,8 @@ has those methods) this module gives the difference of the two methods' scores w
 
 Each method's score is computed per resample exactly as its benchmark's official scoring computes it,
 from per-prompt sufficient statistics (a numerator and a denominator per prompt, the score being
-``scale * sum(num) / sum(den)``):
+``scale * sum(num) / sum(den)``; each protocol module's ``PROMPT_METRICS`` extracts them, and the
+statistics themselves are in :mod:`reproduce.report.stats`):
 
 - AlpacaEval 2 win rate: alpaca_eval's ``get_winrate`` = 100 * mean(preference - 1) over judged
   instructions (a preference of 0 is a draw, 1.5; a failed judgment is dropped).
@@ -45,121 +46,28 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from reproduce.benchmarks.protocol import PROTOCOLS, get_protocol
 from reproduce.config import ConfigError, seed_models
 from reproduce.io import DataError, atomic_write_json, atomic_write_text
 from reproduce.paths import ResultPaths
 from reproduce.report.provenance import load_score
-from reproduce.report.table1 import COLUMNS, load_paper_table, method_label
+from reproduce.report.stats import DEFAULT_ROUNDS, DEFAULT_SEED, PromptStats, compare, verdict
+from reproduce.report.table1 import COLUMNS, PAPER_COLUMN, load_paper_table, method_label
 
 DEFAULT_PAIRS = ("tgdpo-dpo", "tgdpo-simpo", "dpo-sft", "tgdpo-chosen_nll")
-DEFAULT_ROUNDS = 2000
-DEFAULT_SEED = 0
-# Arena-Hard v0.1 show_result counts a strong verdict (A>>B, B>>A) as 3 battles
-STRONG_WEIGHT = 3
-AH_MODEL_RESULT = {  # model-perspective result of an Arena-Hard game: 1 model wins, 0.5 tie, 0 baseline wins
-    "game1": {"A>>B": 0.0, "A>B": 0.0, "A=B": 0.5, "B>A": 1.0, "B>>A": 1.0},  # game 1: A = baseline
-    "game2": {"A>>B": 1.0, "A>B": 1.0, "A=B": 0.5, "B>A": 0.0, "B>>A": 0.0},  # game 2: A = model
-}
 FIELDS = ["setting", "setting_label", "benchmark", "metric", "judge", "method_a", "method_b", "diff", "ci_low",
           "ci_high", "p_value", "p_method", "n_prompts", "n_seeds", "n_seeds_a", "n_seeds_b", "score_a", "score_b",
           "paper_diff", "verdict", "finding", "ci_method", "rounds", "rounds_used", "p_sign_flip", "p_bootstrap",
           "var_prompt", "seed_var_a", "seed_var_b", "n_failed_a", "n_failed_b", "judgments_a", "judgments_b"]
 
 
-@dataclass
-class PromptStats:
-    """One method's judgments on one benchmark as per-prompt sufficient statistics of one metric.
-
-    ``score = scale * num.sum() / den.sum()``; ``question_ids`` sorted, aligned with ``num`` and ``den``.
-    ``n_failed``: judgments without a verdict (dropped, as the official scoring drops them).
-    """
-
-    question_ids: tuple
-    num: np.ndarray
-    den: np.ndarray
-    scale: float
-    n_failed: int
-    source: str
-    baseline: str | None = None
-
-    def score(self) -> float | None:
-        """The metric on all prompts (None when no prompt has a verdict)."""
-        d = float(self.den.sum())
-        return self.scale * float(self.num.sum()) / d if d > 0 else None
-
-
-# ---------------------------------------------------------------- per-prompt statistics, per protocol
-
-
-def ae_result(preference) -> float | None:
-    """The model's result in one AlpacaEval record, 0 (reference wins) .. 1 (model wins); None when failed.
-
-    alpaca_eval's win rate is 100 times its mean; a preference of 0 is the legacy draw code (1.5)."""
-    if preference is None or (isinstance(preference, float) and math.isnan(preference)):
-        return None
-    return 0.5 if float(preference) == 0 else float(preference) - 1
-
-
-def _ae_win_rate(records: list[dict]) -> tuple[dict, int, set]:
-    out, failed = {}, 0
-    for r in records:
-        value = ae_result(r.get("preference"))
-        failed += value is None
-        out[r["question_id"]] = (0.0, 0.0) if value is None else (value, 1.0)
-    return out, failed, set()
-
-
-def _ah_win_rate(records: list[dict]) -> tuple[dict, int, set]:
-    out, failed = {}, 0
-    for r in records:
-        num = den = 0.0
-        for game, g in zip(("game1", "game2"), r["games"]):
-            label = g.get("score")
-            if label not in AH_MODEL_RESULT[game]:
-                failed += 1
-                continue
-            w = STRONG_WEIGHT if ">>" in label else 1
-            num += w * AH_MODEL_RESULT[game][label]
-            den += w
-        out[r["question_id"]] = (num, den)
-    return out, failed, {r.get("baseline") for r in records if r.get("baseline")}
-
-
-def _mt_score(records: list[dict]) -> tuple[dict, int, set]:
-    out, failed = {}, 0
-    for r in records:
-        valid = [float(s["score"]) for s in r["single"] if s.get("score") is not None]
-        failed += len(r["single"]) - len(valid)
-        out[r["question_id"]] = (sum(valid), float(len(valid)))  # a question = both turns (clustered)
-    return out, failed, set()
-
-
-def _mt_win_rate(records: list[dict]) -> tuple[dict, int, set]:
-    out, failed = {}, 0
-    baselines = set()
-    for r in records:
-        done = [p for p in r["pairwise"] if p.get("g1_winner") is not None and p.get("g2_winner") is not None]
-        failed += len(r["pairwise"]) - len(done)
-        wins = sum(p["g1_winner"] == p["g2_winner"] == "model_1" for p in done)
-        out[r["question_id"]] = (float(wins), float(len(done)))
-        baselines |= {p.get("baseline") for p in r["pairwise"] if p.get("baseline")}
-    return out, failed, baselines
-
-
-# metric (Table-1 column) -> (protocol, per-prompt extractor, scale, needs pairwise records)
-METRICS = {
-    "AE-WR": ("alpaca_eval2", _ae_win_rate, 100.0),
-    "AH": ("arena_hard", _ah_win_rate, 100.0),
-    "MT-S": ("mt_bench", _mt_score, 1.0),
-    "MT-WR": ("mt_bench", _mt_win_rate, 100.0),
-}
-_PAPER_COLUMN = {c[0]: c[1] for c in COLUMNS}
+# metric (Table-1 column) -> (protocol, per-prompt extractor, scale), from each protocol's PROMPT_METRICS
+METRICS = {metric: (protocol, extract, scale) for protocol in PROTOCOLS
+           for metric, (extract, scale) in get_protocol(protocol).PROMPT_METRICS.items()}
 _SCORE_KEY = {c[0]: c[3] for c in COLUMNS}
 _JUDGE_FIELD = {"alpaca_eval2": "annotator", "arena_hard": "judge", "mt_bench": "judge"}
 
@@ -174,8 +82,6 @@ def metrics_for(protocol: str, records: list[dict]) -> list[str]:
 
 def read_records(path: Path, protocol: str) -> list[dict]:
     """Native judgment records of one file, read by the protocol's own reader."""
-    from reproduce.benchmarks.protocol import get_protocol
-
     return get_protocol(protocol).read_judgments(Path(path), "native")
 
 
@@ -196,182 +102,6 @@ def prompt_stats(records: list[dict], protocol: str, metric: str, source: str = 
     return PromptStats(question_ids=qids, num=np.array([per_prompt[q][0] for q in qids], dtype=float),
                        den=np.array([per_prompt[q][1] for q in qids], dtype=float), scale=scale, n_failed=failed,
                        source=source, baseline=next(iter(baselines), None))
-
-
-# ---------------------------------------------------------------- the statistics
-
-
-def _check_sets(a: list[PromptStats], b: list[PromptStats]) -> tuple:
-    """Both methods' seeds must be judged on one prompt set, against one baseline, with one scale."""
-    if not a or not b:
-        raise DataError("paired comparison: each method needs at least one judgment set (seed)")
-    ref = a[0]
-    for s in [*a, *b]:
-        if s.question_ids != ref.question_ids:
-            only_ref = sorted(set(ref.question_ids) - set(s.question_ids))[:3]
-            only_s = sorted(set(s.question_ids) - set(ref.question_ids))[:3]
-            raise DataError(f"paired comparison: {ref.source} and {s.source} are judgments on different prompt sets "
-                            f"({len(ref.question_ids)} vs {len(s.question_ids)} prompts; only in the first: "
-                            f"{only_ref or '-'}, only in the second: {only_s or '-'}); judge both on the same questions")
-        if s.scale != ref.scale:
-            raise DataError(f"paired comparison: {ref.source} and {s.source} hold different metrics")
-        if s.baseline != ref.baseline:
-            raise DataError(f"paired comparison: {ref.source} is judged against baseline '{ref.baseline}', "
-                            f"{s.source} against '{s.baseline}'")
-    if len(ref.question_ids) < 2:
-        raise DataError(f"paired bootstrap needs at least 2 prompts; {', '.join(s.source for s in [*a, *b])} "
-                        f"hold {len(ref.question_ids)}")
-    return ref.question_ids
-
-
-def _matrices(sets: list[PromptStats]) -> tuple[np.ndarray, np.ndarray]:
-    return np.stack([s.num for s in sets]), np.stack([s.den for s in sets])
-
-
-def _scores(weights: np.ndarray, num: np.ndarray, den: np.ndarray, scale: float) -> np.ndarray:
-    """Scores (rounds x seeds) of each seed on each weighted prompt draw; NaN where no prompt has a verdict."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return scale * (weights @ num.T) / (weights @ den.T)
-
-
-def _point(num: np.ndarray, den: np.ndarray, scale: float) -> float:
-    per_seed = scale * num.sum(axis=1) / den.sum(axis=1)
-    return float(per_seed.mean())
-
-
-def paired_bootstrap(a: list[PromptStats], b: list[PromptStats], rounds: int = DEFAULT_ROUNDS,
-                     seed: int = DEFAULT_SEED) -> dict:
-    """Score difference ``a - b`` with its paired-bootstrap 95% percentile interval and p-value.
-
-    ``a`` and ``b`` are lists of per-seed judgment sets (one entry per training seed) on the same prompts.
-    Each round draws n prompts with replacement (one draw shared by both methods and all seeds) and, per
-    method, as many seeds as it has with replacement; the round's difference is the mean over the drawn
-    seeds of a's scores minus the same for b. Prompt draws and seed draws use separate random streams of
-    ``seed``, so adding identical seeds changes nothing. A round whose draw leaves a method without any
-    verdict is dropped (``rounds_used`` says how many remain).
-
-    Returns ``diff`` (on all prompts and seeds), ``ci_low``/``ci_high`` (2.5/97.5 percentiles),
-    ``p_bootstrap`` (two-sided: twice the smaller share of rounds on either side of 0, each share counted as
-    (1 + hits) / (1 + rounds)), ``var_prompt`` (n times the variance of the difference under prompt
-    resampling alone, seeds fixed: the per-prompt variance the planning uses), ``seed_var_a``/``seed_var_b``
-    (variance of a method's per-seed scores, ddof 1; None with one seed), ``score_a``/``score_b``,
-    ``n_prompts``, ``n_seeds_a``/``n_seeds_b``, ``rounds``, ``rounds_used``.
-    """
-    qids = _check_sets(a, b)
-    if rounds < 1:
-        raise ConfigError(f"--rounds: the bootstrap needs at least 1 round, got {rounds}")
-    scale = a[0].scale
-    na, da = _matrices(a)
-    nb, db = _matrices(b)
-    n = len(qids)
-    prompt_rng = np.random.default_rng([seed, 0])
-    seed_rng = np.random.default_rng([seed, 1])
-    draws = prompt_rng.integers(0, n, size=(rounds, n))
-    weights = np.zeros((rounds, n))
-    np.add.at(weights, (np.repeat(np.arange(rounds), n), draws.ravel()), 1.0)
-    sa, sb = _scores(weights, na, da, scale), _scores(weights, nb, db, scale)
-    rows = np.arange(rounds)[:, None]
-
-    def seed_mean(s: np.ndarray) -> np.ndarray:
-        k = s.shape[1]
-        if k == 1:
-            return s[:, 0]
-        return s[rows, seed_rng.integers(0, k, size=(rounds, k))].mean(axis=1)
-
-    d = seed_mean(sa) - seed_mean(sb)
-    d_prompt = sa.mean(axis=1) - sb.mean(axis=1)  # seeds fixed: prompt noise only
-    keep = np.isfinite(d)
-    if not keep.any():
-        raise DataError(f"paired bootstrap: no resample has verdicts for both methods ({a[0].source}, {b[0].source})")
-    d, d_prompt = d[keep], d_prompt[np.isfinite(d_prompt)]
-    used = int(keep.sum())
-    below = (1 + int((d <= 0).sum())) / (1 + used)
-    above = (1 + int((d >= 0).sum())) / (1 + used)
-    score_a, score_b = _point(na, da, scale), _point(nb, db, scale)
-    per_seed_a = scale * na.sum(axis=1) / da.sum(axis=1)
-    per_seed_b = scale * nb.sum(axis=1) / db.sum(axis=1)
-    return {"diff": score_a - score_b, "ci_low": float(np.percentile(d, 2.5)), "ci_high": float(np.percentile(d, 97.5)),
-            "p_bootstrap": min(1.0, 2 * min(below, above)), "var_prompt": float(n * np.var(d_prompt)),
-            "seed_var_a": float(np.var(per_seed_a, ddof=1)) if len(a) > 1 else None,
-            "seed_var_b": float(np.var(per_seed_b, ddof=1)) if len(b) > 1 else None,
-            "score_a": score_a, "score_b": score_b, "n_prompts": n, "n_seeds_a": len(a), "n_seeds_b": len(b),
-            "rounds": rounds, "rounds_used": used}
-
-
-def sign_flip_test(a: list[PromptStats], b: list[PromptStats], rounds: int = DEFAULT_ROUNDS,
-                   seed: int = DEFAULT_SEED) -> dict:
-    """Two-sided sign-flip permutation test of ``score(a) - score(b) = 0`` over prompts.
-
-    Under the null the two methods' judgments of a prompt are exchangeable: every flip swaps them on a
-    subset of prompts (with seeds, a's k-th seed is paired with b's k-th, so both need as many seeds) and
-    recomputes the difference with the official statistic. p = share of flips whose |difference| is at
-    least the observed one: over all 2^n flips when 2^n <= ``rounds`` (exact), else over ``rounds`` random
-    flips plus the observed one ((1 + hits) / (1 + rounds)). Returns ``p_value``, ``exact``, ``n_flips``.
-    """
-    qids = _check_sets(a, b)
-    if len(a) != len(b):
-        raise DataError(f"sign-flip test: pairs seeds one to one, but {a[0].source} has {len(a)} seeds and "
-                        f"{b[0].source} {len(b)}")
-    n = len(qids)
-    exact = n < 63 and 2**n <= rounds
-    if exact:
-        flips = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(float)
-    else:
-        flips = np.random.default_rng([seed, 2]).integers(0, 2, size=(rounds, n)).astype(float)
-    scale = a[0].scale
-
-    def stat(f: np.ndarray) -> np.ndarray:
-        total = np.zeros(f.shape[0])
-        for sa, sb in zip(a, b):
-            num_a = sa.num + f * (sb.num - sa.num)
-            den_a = sa.den + f * (sb.den - sa.den)
-            num_b = sb.num + f * (sa.num - sb.num)
-            den_b = sb.den + f * (sa.den - sb.den)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                total += scale * (num_a.sum(1) / den_a.sum(1) - num_b.sum(1) / den_b.sum(1))
-        return total / len(a)
-
-    observed = float(stat(np.zeros((1, n)))[0])
-    if not math.isfinite(observed):
-        raise DataError(f"sign-flip test: a method has no verdict at all ({a[0].source}, {b[0].source})")
-    values = stat(flips)
-    # float tolerance: a flip that reproduces the observed |difference| up to rounding counts as a hit
-    hits = int((np.abs(values) >= abs(observed) - 1e-9 * max(1.0, abs(observed))).sum())
-    p = hits / len(values) if exact else (1 + hits) / (1 + len(values))
-    return {"p_value": min(1.0, p), "exact": exact, "n_flips": len(values), "observed": observed}
-
-
-def compare(a: list[PromptStats], b: list[PromptStats], rounds: int = DEFAULT_ROUNDS, seed: int = DEFAULT_SEED) -> dict:
-    """The paired bootstrap plus the p-value this module reports (see the module docstring for which)."""
-    out = paired_bootstrap(a, b, rounds, seed)
-    out["ci_method"] = ("paired bootstrap over prompts (percentile 95%)" if len(a) == len(b) == 1 else
-                        "paired bootstrap over seeds and prompts (percentile 95%)")
-    out["p_sign_flip"] = None
-    if len(a) == len(b):
-        flip = sign_flip_test(a, b, rounds, seed)
-        out["p_sign_flip"] = flip["p_value"]
-        flip_method = (f"sign-flip permutation, exact ({flip['n_flips']} flips)" if flip["exact"] else
-                       f"sign-flip permutation, Monte Carlo ({flip['n_flips']} flips)")
-    if len(a) == len(b) == 1:
-        out["p_value"], out["p_method"] = out["p_sign_flip"], flip_method
-    else:
-        out["p_value"], out["p_method"] = out["p_bootstrap"], "paired bootstrap over seeds and prompts (two-sided)"
-    return out
-
-
-def verdict(diff: float, ci_low: float, ci_high: float, paper_diff: float | None) -> tuple[str, str]:
-    """(verdict on the paper's claimed direction, what our interval alone says).
-
-    verdict: "supported" (interval excludes 0 on the paper's side), "not resolved" (interval contains 0),
-    "contradicted" (interval excludes 0 on the other side), "no paper claim" (the paper lacks a cell, or
-    shows no gap). finding: "a ahead", "b ahead" or "no difference resolved".
-    """
-    finding = "a ahead" if ci_low > 0 else "b ahead" if ci_high < 0 else "no difference resolved"
-    if paper_diff is None or paper_diff == 0:
-        return "no paper claim", finding
-    if ci_low <= 0 <= ci_high:
-        return "not resolved", finding
-    return ("supported" if (ci_low > 0) == (paper_diff > 0) else "contradicted"), finding
 
 
 # ---------------------------------------------------------------- the workflow's results
@@ -451,7 +181,7 @@ def _load_stats(cfg, results, bench, judge, setting, method, cache, all_seeds=Fa
 def paper_difference(cfg: dict, setting: str, metric: str, a: str, b: str, paper: dict) -> float | None:
     """The paper's Table-1 difference a - b for this setting and metric, when the paper has both cells."""
     rows = paper["rows"].get(cfg["settings"][setting].get("paper_setting") or "", {})
-    col = _PAPER_COLUMN[metric]
+    col = PAPER_COLUMN[metric]
     va, vb = rows.get(a, {}).get(col), rows.get(b, {}).get(col)
     return None if va is None or vb is None else round(va - vb, 4)
 

@@ -30,58 +30,20 @@ import csv
 import io
 import math
 from pathlib import Path
-from statistics import NormalDist
 
 from reproduce.config import judge_for
 from reproduce.io import atomic_write_text
-from reproduce.report.table1 import load_paper_table, method_label
+from reproduce.report.stats import ALPHA, POWER, Z, prompts_needed, seeds_needed, variance_floor
+from reproduce.report.table1 import PAPER_COLUMN, load_paper_table, method_label
 
-ALPHA, POWER = 0.05, 0.80
-Z = NormalDist().inv_cdf(1 - ALPHA / 2) + NormalDist().inv_cdf(POWER)  # 1.95996 + 0.84162
 PLAN_FIELDS = ["setting", "benchmark", "metric", "judge", "method_a", "method_b", "gap", "gap_source", "n_prompts",
                "n_seeds", "sd_prompt", "sd_seed_a", "sd_seed_b", "prompts_needed_1_seed", "prompts_needed_measured_seeds",
                "seeds_needed_at_n_prompts", "var_prompt_used", "note"]
 
 
-VERDICT_STEP = 25.0  # points: the smallest nonzero per-prompt change of a win rate (two games, ties as halves)
-WIN_RATE_METRICS = {"AE-WR", "AE-LC", "AH", "MT-WR"}
-
-
-def variance_floor(gap: float, metric: str) -> float:
-    """The smallest per-prompt variance of the paired difference that a true gap ``gap`` implies for a win-rate
-    metric (see the module docstring); 0 for a score metric (MT-S), whose differences need not be discrete."""
-    g = abs(gap)
-    if metric not in WIN_RATE_METRICS or g >= VERDICT_STEP:
-        return 0.0
-    return g * (VERDICT_STEP - g)
-
-
-def target_variance(gap: float) -> float:
-    """The largest variance of the difference estimate at which a gap ``gap`` is found with 80% power."""
-    return (abs(gap) / Z) ** 2
-
-
-def prompts_needed(gap: float, var_prompt: float, seed_var: float, seeds: int) -> int | None:
-    """Smallest n with var_prompt / n + seed_var / seeds <= target; None when seed noise alone is too large."""
-    room = target_variance(gap) - seed_var / seeds
-    if room <= 0:
-        return None
-    return max(1, math.ceil(var_prompt / room - 1e-12))
-
-
-def seeds_needed(gap: float, var_prompt: float, seed_var: float, prompts: int) -> int | None:
-    """Smallest k with var_prompt / prompts + seed_var / k <= target; None when prompt noise alone is too large."""
-    room = target_variance(gap) - var_prompt / prompts
-    if room <= 0:
-        return None
-    return max(1, math.ceil(seed_var / room - 1e-12))
-
-
 def paper_gaps(pair: tuple[str, str], metric: str, paper: dict) -> list[float]:
     """The paper's nonzero gaps a - b for ``metric`` over its settings (where it has both cells)."""
-    from reproduce.report.differences import _PAPER_COLUMN
-
-    col = _PAPER_COLUMN[metric]
+    col = PAPER_COLUMN[metric]
     out = []
     for rows in paper["rows"].values():
         va, vb = rows.get(pair[0], {}).get(col), rows.get(pair[1], {}).get(col)

@@ -29,6 +29,7 @@ COLUMNS = [
     ("MT-WR", "MT-WR", "mt_bench", "win_rate", None, (), "MT-Bench WR (%)"),
 ]
 COLUMN_KEYS = [c[0] for c in COLUMNS]
+PAPER_COLUMN = {c[0]: c[1] for c in COLUMNS}  # our column -> the paper's column (evals/paper_table1.yaml)
 
 
 def method_label(cfg: dict, setting: str, method: str) -> str:

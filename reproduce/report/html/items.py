@@ -17,7 +17,8 @@ from pathlib import Path
 
 from reproduce.io import DataError, read_jsonl
 from reproduce.paths import ResultPaths
-from reproduce.report.differences import AH_MODEL_RESULT, METRICS, metrics_for, prompt_stats, read_records
+from reproduce.benchmarks.arena_hard import MODEL_RESULT
+from reproduce.report.differences import METRICS, metrics_for, prompt_stats, read_records
 
 # the judge-facing order of each protocol's games (who was shown as A / first)
 _AE_ORDER = {False: "reference shown first (output m), model second", True: "model shown first (output m), reference second"}
@@ -54,7 +55,7 @@ def _ah_games(rec: dict) -> tuple[list[dict], str, str]:
     games, results = [], []
     for name, g in zip(("game1", "game2"), rec.get("games", [])):
         label = g.get("score")
-        res = AH_MODEL_RESULT[name].get(label)
+        res = MODEL_RESULT[name].get(label)
         results.append(res)
         who = "no verdict" if res is None else {1.0: "model", 0.5: "tie", 0.0: "baseline"}[res]
         games.append({"name": name, "order": _AH_ORDER[name], "verdict": f"{label or '—'} ({who})",
