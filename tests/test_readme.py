@@ -129,6 +129,19 @@ def _reproduce(argv: list[str], tmp: Path) -> str:
         cfg = load_config({"preset": args.preset})
         assert args.benchmark in cfg["benchmarks"] and (ROOT / "evals" / "judges" / f"{args.judge}.yaml").is_file()
         return "flags parsed; benchmark, judge and preset resolved (the judge is a paid API)"
+    if args.command == "bridge":
+        if args.replay or args.dry_run:  # no judge calls: run it for real (a dry run on the 10 shortest pairs)
+            extra = ["--limit", "10"] if args.dry_run else []
+            out = _run([sys.executable, "-m", "reproduce.cli", *argv[1:], *extra, "--results", str(tmp / "results")],
+                       cwd=tmp)
+            assert "bridge plan:" in out.stderr or "# Bridge:" in out.stderr, out.stderr[-2000:]
+            return "run (replay or dry run: nothing sent)"
+        from reproduce.bridge.run import _benchmark, _judge
+
+        cfg = load_config({"preset": args.preset or "paper"})
+        _benchmark(args.benchmark, cfg)
+        _judge(args.judge, cfg, dry_run=True)
+        return "flags parsed; benchmark and judge resolved, the judge not retired (the judge is a paid API)"
     if args.command == "rehearsal":
         plan = _snakemake(["snakemake", "--cores", str(args.cores), args.target, "--config", "preset=rehearsal"], tmp)
         return f"{plan} of its workflow {CI_RUNS_IT}"
