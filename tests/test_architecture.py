@@ -77,3 +77,21 @@ def test_the_pattern_catches_a_hand_built_path():
     assert HAND_BUILT.search('path = results / "judgments" / bench / judge / setting / f"{m}.jsonl"')
     assert HAND_BUILT.search('f"{results}/scores/{bench}/{judge}/{setting}/{m}.json"')
     assert HAND_BUILT.search('base = Path(workdir) / "results" / "models" / setting / "sft"')
+
+
+def test_no_core_module_imports_a_task_implementation():
+    """Tasks plug in through reproduce.tasks (the registry); reproduce/tiny/ imports the core, never the reverse."""
+    found = [f"{path.relative_to(ROOT)}:{n}" for path in sorted((ROOT / "reproduce").rglob("*.py"))
+             if "tiny" not in path.relative_to(ROOT / "reproduce").parts
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if re.search(r"^\s*(from|import) reproduce\.tiny\b|from reproduce import tiny\b", line)]
+    assert not found, f"core modules importing reproduce/tiny/: {found}"
+
+
+def test_every_task_file_builds_its_task():
+    from reproduce.tasks import TASK_KINDS, load_task
+
+    for path in sorted((ROOT / "evals" / "tasks").glob("*.yaml")):
+        task = load_task(path.stem)
+        assert task.name == path.stem and task.split("eval"), path
+    assert set(TASK_KINDS) == {"addition"}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from reproduce.config import ConfigError
 from reproduce.io import DataError, atomic_write_json
+from reproduce.tasks import load_task
 
+# base kind -> "module:function(task, base config, out_dir, seed, log)" building a task's starting model
+BASE_BUILDERS = {"tiny_sft": "reproduce.tiny.sft:build_base"}
 # What a model repo needs for training and generation. Meta's repos also hold ``original/*.pth`` (the same
 # weights in their own format, ~16 GB for 8B) and some hold ``*.bin`` duplicates: never fetched.
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "tokenizer.model", "*.tiktoken", "*.txt"]
@@ -16,16 +20,16 @@ MODEL_IGNORE_PATTERNS = ["original/*", "*.pth", "*.bin", "*.pt", "*.gguf", "*.ms
 def prepare_base(base: dict, out_dir: str | Path, seed: int = 0, log=print) -> dict:
     """Materialise the base model in ``out_dir`` and return a summary.
 
-    ``tiny_sft``: train tokenizer + tiny Llama SFT on the task's demonstrations (reproduce.tiny.sft).
+    ``tiny_sft``: train tokenizer + tiny Llama SFT on the task's demonstrations (the builder registered in
+    :data:`BASE_BUILDERS`, ``reproduce.tiny.sft``).
     ``hf``: a Hugging Face model at a pinned ``revision`` (snapshot_download, cached by huggingface_hub), or
     ``local_dir`` when given (a directory the user already has; nothing is downloaded).
     """
     out_dir = Path(out_dir)
-    if base["kind"] == "tiny_sft":
-        from reproduce.tiny.sft import build_base
-        from reproduce.tiny.task import load_task
-
-        return build_base(load_task(base["task"]), base, out_dir, seed=seed, log=log)
+    if base["kind"] in BASE_BUILDERS:  # a task's own starting model, trained on its demonstrations
+        module, function = BASE_BUILDERS[base["kind"]].split(":")
+        build = getattr(importlib.import_module(module), function)
+        return build(load_task(base["task"]), base, out_dir, seed=seed, log=log)
     if base["kind"] == "hf":
         src = local_model_dir(base["local_dir"]) if base.get("local_dir") else fetch_model(base, log=log)
         check_model_dir(src)

@@ -16,7 +16,7 @@ def load_questions(bench: dict, mirror: str | Path | None = None) -> list[dict]:
     """Questions of a benchmark config (``evals/benchmarks/<name>.yaml``), validated: ids unique, turns non-empty."""
     qcfg = bench["questions"]
     if qcfg.get("task"):
-        from reproduce.tiny.task import load_task
+        from reproduce.tasks import load_task
 
         task = load_task(qcfg["task"])
         prompts = task.split(qcfg.get("split", "eval"))[: qcfg.get("n")]

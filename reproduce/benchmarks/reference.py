@@ -18,7 +18,7 @@ def reference_answers(bench: dict, questions: list[dict], mirror=None) -> list[d
     ref = bench.get("reference", {})
     kind, name = ref.get("kind"), ref.get("name", "reference")
     if kind == "task_demonstrator":
-        from reproduce.tiny.task import load_task
+        from reproduce.tasks import load_task
 
         task = load_task(bench["questions"]["task"])
         rng = random.Random(ref.get("seed", 0))

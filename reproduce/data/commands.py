@@ -30,7 +30,7 @@ def cmd_prefs(args) -> None:
     cfg = job["preference_data"]
     if cfg["kind"] == "on_policy":
         from reproduce.generate.hf import HFBackend
-        from reproduce.tiny.task import load_task
+        from reproduce.tasks import load_task
 
         if not args.base:
             raise ConfigError("reproduce prefs: on-policy pairs need --base (the model that samples them)")

@@ -6,9 +6,21 @@ reproducible for a given batch composition; greedy answers do not depend on batc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from reproduce.generate.base import Completion, fit_prompt, finish_reason, require_chat_template, stop_ids
 
 __all__ = ["Completion", "HFBackend"]
+
+
+def load_model_and_tokenizer(path: str | Path):
+    """Load a saved causal LM and its tokenizer (eval mode, float32)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype="float32")
+    model.eval()
+    return model, tokenizer
 
 
 class HFBackend:
@@ -25,8 +37,6 @@ class HFBackend:
     def __init__(self, model_dir: str, batch_size: int = 64, threads: int | None = None, model=None, tokenizer=None,
                  overflow: str = "error"):
         import torch
-
-        from reproduce.tiny.sft import load_model_and_tokenizer
 
         if threads:
             torch.set_num_threads(threads)

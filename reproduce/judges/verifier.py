@@ -16,7 +16,7 @@ import math
 from collections import Counter
 
 from reproduce.judges.base import Judge, JudgeReply, JudgeRequest
-from reproduce.tiny.task import load_task
+from reproduce.tasks import load_task
 
 
 class VerifierJudge(Judge):

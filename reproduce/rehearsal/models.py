@@ -143,7 +143,7 @@ def default_corpus() -> tuple[list[str], str]:
     except DataError:
         pass  # not obtainable here: fall back to texts the repository holds
     from reproduce.config import ROOT
-    from reproduce.tiny.task import load_task
+    from reproduce.tasks import load_task
 
     # English prose and code the repository holds (enough text for the 4096-token vocabulary), sorted so the
     # corpus is fixed for a commit, then every prompt of the tiny task.

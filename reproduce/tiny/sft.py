@@ -116,16 +116,6 @@ def build_base(task: AdditionTask, base_cfg: dict, out_dir: str | Path, seed: in
     return summary
 
 
-def load_model_and_tokenizer(path: str | Path):
-    """Load a saved causal LM and its tokenizer (eval mode, float32)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype="float32")
-    model.eval()
-    return model, tokenizer
-
-
 if __name__ == "__main__":  # pragma: no cover - manual smoke run
     import sys
 

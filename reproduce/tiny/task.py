@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from reproduce.config import ROOT, load_yaml, validate
+from reproduce import tasks
+from reproduce.config import ROOT
 
 _PROMPT = re.compile(r"^\s*(\d+)\s*\+\s*(\d+)\s*=\s*$")
 _FIRST_INT = re.compile(r"-?\d+")
@@ -171,9 +172,12 @@ def _add_without_carry(a: int, b: int) -> int:
 
 
 def load_task(name: str, root: Path = ROOT) -> AdditionTask:
-    """Load and validate ``evals/tasks/<name>.yaml``."""
-    path = root / "evals" / "tasks" / f"{name}.yaml"
-    data = validate(load_yaml(path), "task", path)
+    """Load and validate ``evals/tasks/<name>.yaml`` (through the task registry, :mod:`reproduce.tasks`)."""
+    return tasks.load_task(name, root)
+
+
+def task_from_config(data: dict) -> AdditionTask:
+    """The task a validated ``evals/tasks/<name>.yaml`` of kind ``addition`` describes."""
     return AdditionTask(
         name=data["name"],
         digits=data["digits"],

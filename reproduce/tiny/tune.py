@@ -38,9 +38,9 @@ def is_dev(prompt: str) -> bool:
 
 def dev_accuracy(model_dir: Path, task, prompts: list[str], max_new_tokens: int, threads: int) -> float:
     """Share of ``prompts`` a model answers right, greedily (the task's verifier)."""
-    from reproduce.generate.hf import HFBackend
+    from reproduce.generate.backends import make_backend
 
-    backend = HFBackend(str(model_dir), batch_size=400, threads=threads)
+    backend = make_backend({"backend": "hf", "batch_size": 400}, str(model_dir), threads=threads)
     outs = backend.generate([[{"role": "user", "content": p}] for p in prompts], temperature=0.0,
                             max_new_tokens=max_new_tokens)
     return sum(task.is_correct(p, o[0].text) for p, o in zip(prompts, outs)) / len(prompts)
