@@ -262,3 +262,11 @@ def test_arena_hard_model_level_bridge_over_http(tmp_path):
     assert "bridged" not in sft and "other" in sft["note"]
     md = (tmp_path / "out" / "bridge.md").read_text()
     assert "model level" in md and "need no bridge" in md and "Subset" in md
+
+
+def test_mt_bench_has_no_bridge_and_says_why(tmp_path):
+    from reproduce.bridge.run import run_bridge
+    from reproduce.config import ConfigError
+
+    with pytest.raises(ConfigError, match="--benchmark mt_bench: no MT-Bench bridge - FastChat's published gpt-4"):
+        run_bridge(benchmark="mt_bench", judge_name="gpt-4.1", preset="paper", results=tmp_path)

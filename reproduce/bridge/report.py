@@ -82,6 +82,8 @@ def render_table1(t: dict) -> str:
              f"your number under {t['judge']}. Differences between your methods under {t['judge']} need no bridge.", "",
              "| setting | method | yours (current judge) | retired-judge equivalent [95% PI] | paper | note |",
              "|---|---|---|---|---|---|"]
+    if t.get("paper_column_note"):
+        lines[2] += f" Note: {t['paper_column_note']}."
     for c in t["cells"]:
         lines.append(f"| {c['setting']} | {c['method']} | {_f(c.get('current'))} | {_interval(c.get('bridged'))} | "
                      f"{_f(c.get('paper'))} | {c.get('note') or ''} |")

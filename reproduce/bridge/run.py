@@ -31,6 +31,10 @@ def _benchmark(benchmark: str, cfg: dict) -> dict:
     """The benchmark config: the preset's (with its overrides) when it has it, else evals/benchmarks/<name>.yaml."""
     bench = cfg["benchmarks"].get(benchmark) or _load_named("benchmark", ROOT / "evals" / "benchmarks", benchmark,
                                                             "benchmark", "--benchmark")
+    if bench["protocol"] == "mt_bench":
+        raise ConfigError(f"--benchmark {benchmark}: no MT-Bench bridge - FastChat's published gpt-4 judgments are "
+                          "hosted on a Hugging Face Space, not in a pinned repository, so no archive of them is listed "
+                          "(evals/archives/ has alpaca_eval and arena_hard_v0.1)")
     if bench["protocol"] not in MANIFEST_FOR or bench["questions"].get("task"):
         raise ConfigError(f"--benchmark {benchmark}: the bridge needs an official AlpacaEval 2 or Arena-Hard benchmark "
                           f"(archives exist for {', '.join(MANIFEST_FOR)}), not protocol '{bench['protocol']}'"
