@@ -12,6 +12,7 @@ only tests or tools read, in manifests ``evals/official/<name>.yaml`` (``files: 
 
 from __future__ import annotations
 
+import importlib
 import os
 import urllib.error
 import urllib.request
@@ -25,6 +26,9 @@ MIRROR_VAR = "REPRODUCE_BENCHMARK_MIRROR"
 CACHE_VAR = "REPRODUCE_CACHE"
 MANIFESTS = ROOT / "evals" / "official"
 BENCHMARKS = ROOT / "evals" / "benchmarks"
+# Further folders of official-file manifests in their own layout -> "module:function" giving their specs
+# (keyed by mirror path). Named, not imported: this module is the ground floor those modules build on.
+SPEC_SOURCES = {"evals/archives": "reproduce.bridge.archives:archive_specs"}
 HINT = (f"set {MIRROR_VAR} to the directories holding them (separated by '{os.pathsep}'), "
         "or give this machine network access to the pinned URLs")
 
@@ -162,14 +166,12 @@ def all_specs() -> dict[str, dict]:
     """Every official file the repository pins (benchmarks, ``evals/official`` manifests and the hashed files
     of the bridge's archive manifests), keyed by mirror path; the same path pinned to two different sha256 is
     an error naming both sources."""
-    # The archive manifests have their own layout (per panel model and role); their module flattens them.
-    # Imported here, not at the top: this module is the ground floor the bridge itself builds on.
-    from reproduce.bridge.archives import ARCHIVES, archive_specs
-
     out, source = {}, {}
     sets = [(p, benchmark_files(p.stem)) for p in sorted(BENCHMARKS.glob("*.yaml"))]
     sets += [(p, load_manifest(p.stem)) for p in sorted(MANIFESTS.glob("*.yaml"))]
-    sets += [(ARCHIVES, archive_specs())]
+    for folder, target in SPEC_SOURCES.items():  # manifests of their own layout, flattened by their module
+        module, function = target.split(":")
+        sets.append((ROOT / folder, getattr(importlib.import_module(module), function)()))
     for origin, specs in sets:
         for spec in specs.values():
             prev = out.setdefault(spec["path"], spec)

@@ -311,7 +311,7 @@ def _short(text: str, n: int = 200) -> str:
 
 def _token_counter(model: str):
     """A token counter: tiktoken's when its encoding file is already cached on disk, else characters / 4
-    (reproduce.plan.tokens, which the plan shares)."""
-    from reproduce.plan.tokens import token_counter
+    (reproduce.judges.tokens, which the plan shares)."""
+    from reproduce.judges.tokens import token_counter
 
     return token_counter(model)[0]

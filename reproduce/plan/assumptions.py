@@ -7,6 +7,8 @@ answers already generated, judge replies already cached.
 
 from __future__ import annotations
 
+from reproduce.judges.tokens import CHARS_PER_TOKEN  # noqa: F401 (stated here with the other defaults)
+
 # ----- GPUs -----
 # Dense bf16 peak of an H100 SXM (NVIDIA's datasheet: 989 TFLOP/s without sparsity); H200 has the same.
 PEAK_FLOPS = 989e12
@@ -30,8 +32,8 @@ DEFAULT_PAIRS = 59_904
 # Tokens of one pair (prompt + chosen, prompt + rejected) when no local copy is at hand: UltraFeedback
 # prompts of ~180 tokens and instruct-model answers of ~500 tokens; stated default.
 DEFAULT_TOKENS_PER_PAIR = 1_360
-# Characters per token when no tokenizer is at hand (OpenAI's rule of thumb for English).
-CHARS_PER_TOKEN = 4.0
+# Characters per token when no tokenizer is at hand: CHARS_PER_TOKEN of the judges' token counter (4.0,
+# OpenAI's rule of thumb for English; reproduce/judges/tokens.py), imported above.
 
 # ----- answers -----
 # Mean answer tokens per turn by protocol when no answers exist yet (capped by the benchmark's

@@ -15,7 +15,7 @@ from pathlib import Path
 from reproduce.config import judge_for
 from reproduce.paths import ResultPaths
 from reproduce.plan import assumptions as A
-from reproduce.plan.tokens import message_tokens, token_counter
+from reproduce.judges.tokens import message_tokens, token_counter
 
 MARKER = "\u27e6answer\u27e7"  # stands in for an answer not generated yet
 
@@ -150,7 +150,7 @@ class JudgeCosting:
                 markers = text.count(MARKER)
                 self._tokens[text] = self.count(text.replace(MARKER, "")) + markers * answer_tokens
             total += self._tokens[text]
-        from reproduce.plan.tokens import TOKENS_PER_MESSAGE
+        from reproduce.judges.tokens import TOKENS_PER_MESSAGE
 
         return total + TOKENS_PER_MESSAGE * len(request.messages or ())
 

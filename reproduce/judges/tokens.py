@@ -9,8 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from reproduce.plan.assumptions import CHARS_PER_TOKEN
-
+# Characters per token when no tokenizer is at hand (OpenAI's rule of thumb for English).
+CHARS_PER_TOKEN = 4.0
 TOKENS_PER_MESSAGE = 4  # chat-format overhead per message (OpenAI's cookbook count for gpt-4-class models)
 
 
