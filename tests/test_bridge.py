@@ -270,3 +270,40 @@ def test_mt_bench_has_no_bridge_and_says_why(tmp_path):
 
     with pytest.raises(ConfigError, match="--benchmark mt_bench: no MT-Bench bridge - FastChat's published gpt-4"):
         run_bridge(benchmark="mt_bench", judge_name="gpt-4.1", preset="paper", results=tmp_path)
+
+
+def test_answers_only_panel_model_is_an_out_of_sample_check_over_http(tmp_path):
+    """Table 1's SFT model has archived answers but no per-item retired verdicts here: a stand-in judge on
+    127.0.0.1 judges it (paired with the benchmark's reference outputs) beside alpaca-7b; it stays out of the
+    calibration and its bridged number is checked against its published AE2 win rate (22.57)."""
+    from support.standin_server import StandinServer
+
+    from reproduce.bridge.archives import load_manifest
+    from reproduce.bridge.run import run_bridge
+    from reproduce.judges.openai_judge import OpenAIJudge
+
+    man = load_manifest("alpaca_eval")
+    _fetch_or_skip(man, "Meta-Llama-3-8B-Instruct", "model_outputs")
+    _fetch_or_skip(man, "alpaca-7b", RETIRED)
+    with StandinServer(verdict="m", lifetime_s=300) as srv:
+        judge = OpenAIJudge("standin", {"kind": "openai", "model": "s", "base_url": srv.base_url, "api_key_env": None,
+                                        "max_retries": 1, "timeout_s": 10, "concurrency": 8})
+        rep = run_bridge(benchmark="alpaca_eval2", judge=judge, preset="paper", limit=12, rounds=100,
+                         panel=["alpaca-7b", "Meta-Llama-3-8B-Instruct"], results=tmp_path / "r",
+                         out_dir=tmp_path / "out", log=lambda m: None)
+    llama = next(r for r in rep["models"] if r["model"] == "Meta-Llama-3-8B-Instruct")
+    assert llama["retired_win_rate"] is None and llama["n_current"] == 12 and not llama["complete"]
+    assert rep["calibration"]["models"] == ["alpaca-7b"]  # answers-only models never enter the fit
+    assert llama["published"]["win_rate"] == pytest.approx(22.5699, abs=1e-3)
+    assert llama["published_error"] == pytest.approx(llama["bridged"]["estimate"] - llama["published"]["win_rate"])
+    assert "Out-of-sample check" in (tmp_path / "out" / "bridge.md").read_text()
+
+
+def test_bridge_target_needs_an_official_benchmark():
+    from reproduce.bridge.run import bridge_reports
+    from reproduce.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="preset 'tiny' has no official AlpacaEval 2 or Arena-Hard benchmark"):
+        bridge_reports(load_config({"preset": "tiny"}))
+    assert bridge_reports(load_config({"preset": "paper"})) == ["results/bridge/gpt-4.1/alpaca_eval2/bridge.md",
+                                                                "results/bridge/gpt-4.1/arena_hard/bridge.md"]

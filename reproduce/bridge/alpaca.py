@@ -132,6 +132,9 @@ def bridge_alpaca(manifest: Manifest, bench: dict, *, panel: list[str] | None = 
         row["published"] = published_alpaca(m)
         row["loo"] = next((r for r in loo if r["model"] == m), None)
         row["complete"] = row["current_failed"] == 0 and not (limit and row["n_items"] < 805)
+        if row.get("retired_win_rate") is None and row["published"] and row["bridged"]:
+            # an answers-only model never entered the fit: its published number is an out-of-sample check
+            row["published_error"] = row["bridged"]["estimate"] - row["published"]["win_rate"]
     return {**head, "models": rows, "pooled": pooled_agreement(all_items, all_current),
             "rank_correlation": rank_correlation(rows), "calibration": cal.to_dict(), "loo": loo,
             "loo_rmse": model_rmse, "flip_note": "AlpacaEval judges each pair once, in the order of alpaca_eval's "

@@ -51,6 +51,11 @@ def render_alpaca(rep: dict) -> str:
         lines.append(f"| {r['model']} | {items} | {_f(r['current_win_rate'], 2)} | {_f(r.get('retired_win_rate'), 2)} | {d} | "
                      f"{_f(r.get('agreement'), 3)} | {_f(r.get('kappa'), 3)} | {_interval(r.get('bridged'))} | "
                      f"{loo_s} | {pub_s} |")
+    checks = [r for r in rep["models"] if r.get("published_error") is not None]
+    if checks:
+        lines += ["", "Out-of-sample check on models with answers only (not in the calibration): bridged − published "
+                  "AE2 win rate: " + ", ".join(f"{r['model']} {r['published_error']:+.1f}"
+                                               + ("" if r.get("complete") else " (subset)") for r in checks) + "."]
     pooled, rc = rep["pooled"], rep["rank_correlation"]
     lines += ["", f"Pooled over the panel: {pooled['n_items']} items, agreement {_f(pooled['agreement'], 3)}, "
               f"Cohen's κ {_f(pooled['kappa'], 3)} (win / tie / loss). Rank correlation of the two judges' win rates "
