@@ -88,7 +88,8 @@ def official_file(path: str) -> Path:
     try:
         return fetch_file(spec)
     except DataError as e:
-        pytest.fail(str(e), pytrace=False)
+        message = str(e)
+    pytest.fail(message, pytrace=False)  # outside the except: the report is the one line, no exception chain
 
 
 def official_benchmark(*names: str) -> None:

@@ -70,7 +70,9 @@ def assets(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server():
-    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, latency_s=0.02, lifetime_s=280) as srv:
+    # Both tests share it (8.6 min together on a loaded 2-core machine, where 280 s let it stop mid-test);
+    # the fixture stops it anyway, the lifetime only bounds an orphan.
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, latency_s=0.02, lifetime_s=1200) as srv:
         yield srv
 
 

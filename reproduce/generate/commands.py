@@ -127,4 +127,5 @@ def register(sub) -> None:
         p.add_argument("--benchmark", required=True, help="benchmark name (evals/benchmarks/<name>.yaml)")
         p.add_argument("--format", choices=FORMATS, help="default: the benchmark protocol's official format")
         p.add_argument("--model", help="model name to write (default: the one in the file)")
-        p.add_argument("--mirror", help="directory holding the official benchmark files (default: the mirror)")
+        p.add_argument("--mirror", help="directories holding the official benchmark files, ':'-separated "
+                       "(default: $REPRODUCE_BENCHMARK_MIRROR, then the download cache, then the pinned URLs)")
