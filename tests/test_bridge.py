@@ -146,26 +146,28 @@ def test_bridge_refuses_a_programmatic_judge(tmp_path):
 
 
 def test_dry_run_prints_requests_tokens_and_dollars_before_sending(tmp_path, monkeypatch, capsys):
-    """The default panel under gpt-4.1 with no key and no network: the plan is printed, nothing is sent."""
+    """Two panel models (one with archived verdicts, Table 1's SFT model with answers only) under gpt-4.1 with no
+    key and no network: the plan is printed, nothing is sent, nothing is written. (perf/bridge_loo.py prices
+    the whole default panel.)"""
     from reproduce import cli
+    from reproduce.bridge.alpaca import load_panel
     from reproduce.bridge.archives import load_manifest
+    from reproduce.config import load_config
 
     man = load_manifest("alpaca_eval")
-    for m in man.panel:
-        _fetch_or_skip(man, m, RETIRED if man.has(m, RETIRED) else "model_outputs")
+    panel = ["alpaca-7b", "Meta-Llama-3-8B-Instruct"]
+    _fetch_or_skip(man, "alpaca-7b", RETIRED)
+    _fetch_or_skip(man, "Meta-Llama-3-8B-Instruct", "model_outputs")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    rc = cli.main(["bridge", "--judge", "gpt-4.1", "--preset", "paper", "--dry-run", "--results", str(tmp_path)])
+    rc = cli.main(["bridge", "--judge", "gpt-4.1", "--preset", "paper", "--dry-run", "--results", str(tmp_path),
+                   "--panel", *panel])
     err = capsys.readouterr().err
     assert rc == 0, err
     line = next(x for x in err.splitlines() if x.startswith("bridge plan:"))
-    from reproduce.bridge.alpaca import load_panel
-    from reproduce.config import load_config
-
-    panel = load_panel(man, load_config({"preset": "paper"})["benchmarks"]["alpaca_eval2"], man.panel, None, None)
+    items = load_panel(man, load_config({"preset": "paper"})["benchmarks"]["alpaca_eval2"], panel, None, None)
     # one request per pair, except identical outputs (a draw by alpaca_eval's rule, never sent)
-    n = sum(it.output_1 != it.output_2 for items in panel.values() for it in items)
-    assert 805 * len(man.panel) - 50 < n < 805 * len(man.panel)
-    assert f": {n} requests, " in line
+    n = sum(it.output_1 != it.output_2 for its in items.values() for it in its)
+    assert 1600 < n <= 1610 and f": {n} requests, " in line
     assert "prompt tokens" in line and "at most $" in line and "$2 / $8 per million" in line
     assert not (tmp_path / "bridge").exists()
 
