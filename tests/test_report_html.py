@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -54,9 +55,32 @@ def site(tmp_path_factory) -> dict:
     from tests.support.report_fixture import write_report_fixture
 
     results = write_report_fixture(out, cfg, long_text=False)
+    _models_and_pairs(results)
     build_html_report(cfg, results, results / "tables", out / "figures", results / "report.html", figures=[],
-                      token_pairs=0, log=lambda m: None)
+                      log=lambda m: None)
     return {"html": results / "report.html", "results": results, "real": False}
+
+
+def _models_and_pairs(results: Path) -> None:
+    """For the token-reward strips of synthetic results: a tiny random SFT model, a guide that differs from it
+    (its weights nudged) and sixteen near-miss preference pairs, where the tiny run keeps them."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from reproduce.data.prefs import write_pairs
+    from tests.conftest import build_tiny_model, near_miss_pairs
+
+    sft, guide = results / "models" / "tiny-add" / "sft", results / "models" / "tiny-add" / "dpo"
+    build_tiny_model(sft)
+    model = AutoModelForCausalLM.from_pretrained(str(sft))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.save_pretrained(str(guide))
+    for f in sft.glob("*token*"):
+        shutil.copy(f, guide / f.name)
+    write_pairs(near_miss_pairs(16), {"pairs": 16}, results / "data" / "tiny-add" / "prefs.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -195,18 +219,20 @@ def test_forest_plot_row_opens_the_pairs_items(page, site):
 def test_token_reward_strip_for_a_chosen_pair(page, site):
     from selenium.webdriver.common.by import By
 
-    if not site["real"]:
-        assert "No token rewards" in page.find_element(By.ID, "tokens-body").text  # the page says why
-        pytest.skip("synthetic results have no trained models: the strips need the tiny run's models")
     _click(page, page.find_element(By.ID, "tokens-load"))
-    box = page.find_element(By.ID, "pair-index")
-    box.clear()
-    box.send_keys("2\n")
-    pair = page.find_element(By.CSS_SELECTOR, "#tokens-body .pair")
+    _click(page, page.find_element(By.ID, "pair-next"))  # the second pair
     prefs = [json.loads(line) for line in (site["results"] / "data" / "tiny-add" / "prefs.jsonl").read_text().splitlines()]
+    pair = page.find_element(By.CSS_SELECTOR, f"#tokens-body .pair[data-pair='{prefs[1].get('pair_id', '1')}']")
+    assert page.find_element(By.ID, "pair-index").get_attribute("value") == "2"
     assert prefs[1]["prompt"][-1]["content"] in pair.text
     strips = pair.find_elements(By.CSS_SELECTOR, ".strip")
-    assert len(strips) == 2 and all(s.find_elements(By.CSS_SELECTOR, ".tok") for s in strips)
+    assert len(strips) == 2
+    data = page.execute_script("return window.REPORT_DATA['tokens__tiny-add'].pairs[1]")
+    for strip, side in zip(strips, ("chosen", "rejected")):
+        toks = strip.find_elements(By.CSS_SELECTOR, ".tok")
+        assert [t.get_attribute("title") for t in toks] == [f"r_t = {r:.4f}" for r in data[side]["r"]]
+        assert prefs[1][side][-1]["content"] in "".join(data[side]["tokens"])
+    assert any(abs(r) > 1e-6 for r in data["chosen"]["r"])  # the guide differs from the reference
 
 
 def test_markdown_is_escaped():

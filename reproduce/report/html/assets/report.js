@@ -309,11 +309,11 @@
     const scale = Math.max(1e-9, ...all);
     const color = (r) => { const a = Math.min(1, Math.abs(r) / scale); return r >= 0 ? `rgba(33,102,172,${a})` : `rgba(178,24,43,${a})`; };
     const strip = (side, w) => el("div", { class: "strip" }, el("div", { class: "who", text: `${side} (score ${fmt(p[side].score, 2)}) — token weight 1 ${w} α·r_t` }),
-      p[side].tokens.map((t, k) => el("span", { class: "tok", style: `background:${color(p[side].r[k])}`, title: `r_t = ${p[side].r[k].toFixed(4)}` }, t)));
+      p[side].tokens.map((t, k) => el("span", { class: "tok", style: `background:${color(p[side].r[k])}`, title: `r_t = ${p[side].r[k].toFixed(4)}` }, t.replace(/\n/g, "⏎"))));
     const pick = el("div", { class: "controls" },
-      el("button", { onclick: () => { T.i -= 1; drawStrip(data); } }, "◀"),
+      el("button", { id: "pair-prev", onclick: () => { T.i -= 1; drawStrip(data); } }, "◀"),
       el("label", {}, " pair ", el("input", { id: "pair-index", type: "number", min: 1, max: n, value: T.i + 1, onchange: (e) => { T.i = Number(e.target.value) - 1; drawStrip(data); } }), ` of ${n} `),
-      el("button", { onclick: () => { T.i += 1; drawStrip(data); } }, "▶"),
+      el("button", { id: "pair-next", onclick: () => { T.i += 1; drawStrip(data); } }, "▶"),
       el("label", {}, " find prompt ", el("input", { type: "search", value: T.q, onchange: (e) => { T.q = e.target.value; const k = pairs.findIndex((x) => x.prompt.includes(T.q)); if (k >= 0) { T.i = k; drawStrip(data); } } })));
     $("tokens-body").replaceChildren(pick,
       el("p", { class: "note", text: `r_t = β (log π_guide − log π_ref), β = ${data.beta}, α = ${data.alpha}; guide ${data.guide}, reference ${data.ref}. Blue: r_t > 0, red: r_t < 0 (hover a token for its value).` }),
