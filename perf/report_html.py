@@ -13,6 +13,7 @@ rebuilds). The tiny page is ``.ci-work/tiny/results/report.html`` (from ``perf/t
 run has results but no page, built from them into ``--work``.
 
     python perf/report_html.py [--work .ci-work/perf/report_html] [--fresh] [--loads 3] [--only paper|tiny]
+    python perf/report_html.py --page results/report.html      # any page
 
 Exits 1 if the paper-size first paint misses the goal.
 """
@@ -155,19 +156,20 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="rebuild the paper-size synthetic results")
     ap.add_argument("--loads", type=int, default=3, help="page loads per first-paint figure (default 3)")
     ap.add_argument("--only", choices=("paper", "tiny"), help="measure one page only")
+    ap.add_argument("--page", help="measure this report.html only (any results folder's page)")
     args = ap.parse_args()
     if chromium_missing():
         sys.exit(f"perf/report_html.py: {chromium_missing()}")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    pages = []
-    if args.only != "paper":
+    pages = [(f"page {args.page}", Path(args.page))] if args.page else []
+    if not args.page and args.only != "paper":
         tiny = tiny_page(work)
         if tiny is None:
             print("tiny: no tiny run in .ci-work/tiny (run perf/tiny_e2e.py first); skipped")
         else:
             pages.append(("tiny run", tiny))
-    if args.only != "tiny":
+    if args.only != "tiny" and not args.page:
         pages.append(("paper-preset size (synthetic)", paper_page(work, args.fresh)))
     ok = True
     with chromium() as driver:
