@@ -20,10 +20,12 @@ from reproduce.report.table1 import COLUMNS, benchmark_for, cell_text
 # Table-1 column -> the per-item metric of the drill-down (AE-LC refits a GLM over all items: no per-item value)
 COLUMN_METRIC = {"AE-LC": "AE-WR", "AE-WR": "AE-WR", "AH": "AH", "MT-S": "MT-S", "MT-WR": "MT-WR"}
 _INT_KEYS = ("_n_judged", "_n_expected")
+_TEXT_KEYS = ("_note", "_reason", "_source")
 
 
 def _typed(row: dict) -> dict:
     """A csv row with numbers as numbers and booleans as booleans (empty = None), as collect_rows made it."""
+    columns = {c[0] for c in COLUMNS}
     out = {}
     for k, v in row.items():
         if v == "":
@@ -32,12 +34,10 @@ def _typed(row: dict) -> dict:
             out[k] = v == "True"
         elif k.endswith(_INT_KEYS):
             out[k] = int(float(v))
+        elif k.split("_")[0] in columns and not k.endswith(_TEXT_KEYS):  # a value, CI, SE, paper value or diff
+            out[k] = float(v)
         else:
-            try:
-                out[k] = float(v) if k.split("_")[0] in {c[0] for c in COLUMNS} and not k.endswith(
-                    ("_note", "_reason", "_source")) else v
-            except ValueError:
-                out[k] = v
+            out[k] = v
     return out
 
 
