@@ -254,16 +254,16 @@ def test_mixed_judges_or_versions_in_a_cell_are_refused(results, tmp_path):
 def drawn(monkeypatch, tmp_path):
     """``draw(name)`` draws a figure and returns its matplotlib Figure (kept as it is saved) and PNG path; the
     PNG is read back to check that it is the figure, with every method's color in its pixels."""
-    from reproduce.report import figures
+    from reproduce.report import figures, plotting
 
     kept = []
-    save = figures._save
+    save = plotting.save
 
     def keep(fig, out):
         kept.append(fig)
         return save(fig, out)
 
-    monkeypatch.setattr(figures, "_save", keep)
+    monkeypatch.setattr(plotting, "save", keep)
 
     def draw(name: str, cfg: dict, results: Path):
         png, pdf = figures.draw_figure(name, cfg, results, tmp_path / "fig")
@@ -297,7 +297,7 @@ PANELS = {"AE-WR": ("tiny_alpaca_eval2", "win_rate", "AlpacaEval 2 WR (%)"),
 
 
 def test_scores_figure_plots_each_score_file(results, drawn):
-    from reproduce.report.figures import COLORS
+    from reproduce.report.plotting import COLORS
 
     cfg = tiny_cfg()
     fig, pixels = drawn("scores_by_benchmark", cfg, results)

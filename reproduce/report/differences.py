@@ -54,7 +54,9 @@ from reproduce.benchmarks.protocol import PROTOCOLS, get_protocol
 from reproduce.config import ConfigError, seed_models
 from reproduce.io import DataError, atomic_write_json, atomic_write_text
 from reproduce.paths import ResultPaths
-from reproduce.report.provenance import load_score
+from reproduce.report import plotting
+from reproduce.report.plotting import EXTRA, color
+from reproduce.report.provenance import load_score, read_json
 from reproduce.report.stats import DEFAULT_ROUNDS, DEFAULT_SEED, PromptStats, compare, verdict
 from reproduce.report.table1 import COLUMNS, PAPER_COLUMN, load_paper_table, method_label
 
@@ -302,3 +304,56 @@ def build_differences(cfg: dict, results: Path, out_dir: Path, pairs: list[str] 
     log(md)
     log(plan_md)
     return rows
+
+
+def differences_figure(cfg: dict, results: Path, out: Path) -> None:
+    """Forest plot: one panel per metric, one line per (setting, pair, judge): the paired difference with its
+    95% CI (colored by judge), the paper's claimed gap as a cross, a dashed line at 0."""
+    plt = plotting.pyplot()
+    src = Path(ResultPaths(results).tables_dir()) / "method_differences.json"
+    if not src.exists():
+        raise DataError(f"method-differences figure: missing {src} (build it with `reproduce differences`)")
+    rows = read_json(src).get("rows") or []
+    if not rows:
+        raise DataError(f"method-differences figure: {src} holds no comparison")
+    metrics = [m for m in METRICS if any(r["metric"] == m for r in rows)]
+    judges = list(dict.fromkeys(r["judge"] for r in rows))
+    judge_color = {j: color("tgdpo") if k == 0 else EXTRA[k % len(EXTRA)] for k, j in enumerate(judges)}
+    several_settings = len({r["setting"] for r in rows}) > 1
+    per_panel = max(sum(r["metric"] == m for r in rows) for m in metrics)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 1.2, 0.32 * per_panel + 1.6), squeeze=False)
+    headers = {c[0]: c[6] for c in COLUMNS}
+    legend_ax = axes[0][0]
+    labelled: set[str] = set()
+
+    def once(label: str) -> str | None:
+        # the shared legend reads the first panel: label each judge / marker there once
+        if label in labelled:
+            return None
+        labelled.add(label)
+        return label
+
+    for j in judges:
+        legend_ax.errorbar([], [], fmt="o", color=judge_color[j], label=once(j))
+    if any(r.get("paper_diff") is not None for r in rows):
+        legend_ax.scatter([], [], marker="x", color="black", label=once("paper's gap"))
+    for ax, metric in zip(axes[0], metrics):
+        mine = [r for r in rows if r["metric"] == metric]
+        labels = []
+        for y, r in enumerate(reversed(mine)):
+            ax.errorbar(r["diff"], y, xerr=[[r["diff"] - r["ci_low"]], [r["ci_high"] - r["diff"]]], fmt="o",
+                        color=judge_color[r["judge"]], markersize=4.5, capsize=2.5)
+            if r.get("paper_diff") is not None:
+                ax.scatter([r["paper_diff"]], [y], marker="x", s=40, color="black", zorder=4)
+            label = (f"{method_label(cfg, r['setting'], r['method_a'])} − {method_label(cfg, r['setting'], r['method_b'])}"
+                     f" · {r['judge']}")
+            labels.append(f"{r['setting_label']}: {label}" if several_settings else label)
+        ax.axvline(0, color="gray", linestyle="--", linewidth=1, zorder=1)
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=7.5)
+        ax.set_title(f"{headers.get(metric, metric).replace(' [95% CI]', '')}\n{mine[0]['benchmark']}", fontsize=9.5)
+        ax.set_xlabel("difference A − B" + (" (1-10 scale)" if metric == "MT-S" else " (points)"), fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    one_seed = all(r["n_seeds"] == 1 for r in rows)
+    plotting.finish(fig, axes, "Paired method differences A − B, 95% paired-bootstrap CIs"
+            + (" (one seed per method: prompt noise only)" if one_seed else " (over seeds and prompts)"), out)

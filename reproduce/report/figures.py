@@ -17,62 +17,20 @@ partial plot.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from reproduce.config import ConfigError, trained_methods
 from reproduce.io import DataError
 from reproduce.paths import ResultPaths
-from reproduce.report.provenance import load_score, read_json
+from reproduce.report import plotting
+from reproduce.report.plotting import EXTRA, LINESTYLES, MARKERS, color
+from reproduce.report.provenance import load_score
 from reproduce.report.table1 import COLUMNS, benchmark_for, collect_rows, method_label
 
-COLORS = {"sft": "#7f7f7f", "dpo": "#1f77b4", "simpo": "#2ca02c", "tgdpo": "#d62728"}
-_EXTRA = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-MARKERS = {"sft": "s", "dpo": "o", "simpo": "^", "tgdpo": "D"}
-# TGDPO with a small guidance reward tracks DPO closely: dashes keep both lines visible where they overlap
-LINESTYLES = {"tgdpo": (0, (4, 2))}
 # win-rate metrics (vs a baseline) for the length-bias figure
 WIN_RATE_COLUMNS = ("AE-WR", "AH", "MT-WR")
 FIGURES = ("scores_by_benchmark", "judge_scatter", "length_bias", "training_curves", "token_rewards", "alpha_sensitivity",
            "method_differences")
-
-
-def color(method: str, i: int = 0) -> str:
-    """A method's color, stable across figures."""
-    return COLORS.get(method, _EXTRA[i % len(_EXTRA)])
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
-                         "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False,
-                         "axes.spines.right": False, "savefig.dpi": 200})
-    return plt
-
-
-def _finish(fig, axes, title: str, out: Path, ncol: int | None = None, legend_y: float = -0.08) -> None:
-    """Shared legend under the panels, title, layout, PNG + PDF, close: the common end of every figure."""
-    import matplotlib.pyplot as plt
-
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=ncol or max(1, len(labels)), frameon=False,
-               bbox_to_anchor=(0.5, legend_y))
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    _save(fig, out)
-    plt.close(fig)
-
-
-def _save(fig, out: Path) -> list[Path]:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out.with_suffix(".png"), dpi=200, bbox_inches="tight")
-    fig.savefig(out.with_suffix(".pdf"), bbox_inches="tight")
-    return [out.with_suffix(".png"), out.with_suffix(".pdf")]
 
 
 def _present_columns(rows: list[dict]) -> list[tuple]:
@@ -81,7 +39,7 @@ def _present_columns(rows: list[dict]) -> list[tuple]:
 
 def scores_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) -> None:
     """Grouped bars: one panel per metric, groups = settings, one bar per method, 95% CI error bars."""
-    plt = _plt()
+    plt = plotting.pyplot()
     judge = judge or cfg["table_judge"]
     rows = collect_rows(cfg, judge, results)
     cols = _present_columns(rows)
@@ -115,13 +73,13 @@ def scores_figure(cfg: dict, results: Path, out: Path, judge: str | None = None)
         ax.grid(axis="y", alpha=0.3)
         ax.set_ylim(0, 10.5 if col == "MT-S" else max(100, ax.get_ylim()[1]) if col != "MT-S" else None)
     versions = sorted({cfg["benchmarks"][b].get("version", "?") for b in cfg["benchmarks"]})
-    _finish(fig, axes, f"Scores by benchmark — judge: {judge}; benchmarks {', '.join(versions)}; "
+    plotting.finish(fig, axes, f"Scores by benchmark — judge: {judge}; benchmarks {', '.join(versions)}; "
             "error bars: 95% CI (AlpacaEval: ±1.96 SE)", out, ncol=len(methods), legend_y=-0.06)
 
 
 def judge_scatter_figure(cfg: dict, results: Path, out: Path, judges: list[str] | None = None) -> None:
     """Per metric: each (setting, method)'s score under the table judge (x) and another judge (y), identity line."""
-    plt = _plt()
+    plt = plotting.pyplot()
     judges = list(judges or [cfg["table_judge"], *[j for j in cfg["judges"] if j != cfg["table_judge"]]])
     if len(judges) < 2:
         raise ConfigError(f"judge scatter needs at least two judges; preset '{cfg['preset']}' has {judges}")
@@ -155,7 +113,7 @@ def judge_scatter_figure(cfg: dict, results: Path, out: Path, judges: list[str] 
         ax.set_xlabel(ja)
         ax.set_ylabel(", ".join(others))
         ax.grid(alpha=0.3)
-    _finish(fig, axes, f"Judge vs judge on the same answers: {ja} (x) vs {', '.join(others)} (y)", out)
+    plotting.finish(fig, axes, f"Judge vs judge on the same answers: {ja} (x) vs {', '.join(others)} (y)", out)
 
 
 def mean_answer_length(path: Path) -> float:
@@ -174,7 +132,7 @@ def mean_answer_length(path: Path) -> float:
 
 def length_bias_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) -> None:
     """Win rate (vs the benchmark's baseline) against mean answer length, one panel per win-rate metric."""
-    plt = _plt()
+    plt = plotting.pyplot()
     import numpy as np
 
     judge = judge or cfg["table_judge"]
@@ -209,7 +167,7 @@ def length_bias_figure(cfg: dict, results: Path, out: Path, judge: str | None = 
         ax.set_xlabel(f"mean answer length (tokens), {bench}", fontsize=9)
         ax.set_ylabel("win rate vs baseline (%)")
         ax.grid(alpha=0.3)
-    _finish(fig, axes, f"Win rate vs answer length (length bias) — judge: {judge}", out)
+    plotting.finish(fig, axes, f"Win rate vs answer length (length bias) — judge: {judge}", out)
 
 
 def read_train_log(path: Path) -> list[dict]:
@@ -231,7 +189,7 @@ TRAIN_METRICS = [("loss", "training loss"), ("rewards/margins", "reward margin (
 def training_figure(cfg: dict, results: Path, out: Path) -> None:
     """Loss, reward margin and reward accuracy per step: one row per setting, one line per trained method
     (the guidance DPO model is the DPO row when the preset trains DPO)."""
-    plt = _plt()
+    plt = plotting.pyplot()
     settings = list(cfg["settings"])
     fig, axes = plt.subplots(len(settings), 3, figsize=(11, 3.0 * len(settings)), squeeze=False)
     drawn = 0
@@ -256,7 +214,7 @@ def training_figure(cfg: dict, results: Path, out: Path) -> None:
     if not drawn:
         raise DataError("training curves: the preset trains no method")
     fig.tight_layout()
-    _save(fig, out)
+    plotting.save(fig, out)
     plt.close(fig)
 
 
@@ -264,7 +222,7 @@ def token_rewards_figure(cfg: dict, results: Path, out: Path, setting: str | Non
     """Token strips of example preference pairs colored by TGDPO's guidance reward r_t (see token_rewards.py)."""
     from reproduce.report.token_rewards import example_pairs
 
-    plt = _plt()
+    plt = plotting.pyplot()
     from matplotlib import colors as mcolors
 
     setting = setting or next(iter(cfg["settings"]))
@@ -307,7 +265,7 @@ def token_rewards_figure(cfg: dict, results: Path, out: Path, setting: str | Non
                  f"α={ex['alpha']:g})\nred: the guide rewards the token (r > 0), blue: it penalises it; weight w = 1+αr on "
                  f"chosen, 1−αr on rejected tokens\nguide = {ex['guide']}, reference = {ex['ref']}", fontsize=9.5)
     fig.tight_layout()
-    _save(fig, out)
+    plotting.save(fig, out)
     plt.close(fig)
 
 
@@ -339,7 +297,7 @@ def sweep_message(cfg: dict) -> str:
 
 def alpha_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) -> None:
     """Scores against TGDPO's alpha (DPO drawn at alpha = 0, which the loss reduces to), one panel per metric."""
-    plt = _plt()
+    plt = plotting.pyplot()
     judge = judge or cfg["table_judge"]
     sweep = alpha_sweep(cfg)
     if not sweep:
@@ -375,7 +333,7 @@ def alpha_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) 
     fig, axes = plt.subplots(1, len(cols_drawn), figsize=(3.2 * len(cols_drawn), 3.3), squeeze=False)
     for ax, col in zip(axes[0], cols_drawn):
         for i, (setting, c, header, xs, ys, err, dpo) in enumerate(s for s in series if s[1] == col):
-            ax.errorbar(xs, ys, yerr=err, marker="D", color=color("tgdpo") if i == 0 else _EXTRA[i], capsize=3,
+            ax.errorbar(xs, ys, yerr=err, marker="D", color=color("tgdpo") if i == 0 else EXTRA[i], capsize=3,
                         label=f"TGDPO ({cfg['settings'][setting]['label']})")
             if dpo is not None:
                 ax.scatter([0], [dpo], marker="o", s=50, color=color("dpo"), edgecolor="black", zorder=3,
@@ -383,66 +341,13 @@ def alpha_figure(cfg: dict, results: Path, out: Path, judge: str | None = None) 
             ax.set_title(header, fontsize=10)
         ax.set_xlabel("α")
         ax.grid(alpha=0.3)
-    _finish(fig, axes, f"Sensitivity to TGDPO's α — judge: {judge}", out)
-
-
-def differences_figure(cfg: dict, results: Path, out: Path) -> None:
-    """Forest plot: one panel per metric, one line per (setting, pair, judge): the paired difference with its
-    95% CI (colored by judge), the paper's claimed gap as a cross, a dashed line at 0."""
-    from reproduce.report.differences import METRICS
-
-    plt = _plt()
-    src = Path(ResultPaths(results).tables_dir()) / "method_differences.json"
-    if not src.exists():
-        raise DataError(f"method-differences figure: missing {src} (build it with `reproduce differences`)")
-    rows = read_json(src).get("rows") or []
-    if not rows:
-        raise DataError(f"method-differences figure: {src} holds no comparison")
-    metrics = [m for m in METRICS if any(r["metric"] == m for r in rows)]
-    judges = list(dict.fromkeys(r["judge"] for r in rows))
-    judge_color = {j: color("tgdpo") if k == 0 else _EXTRA[k % len(_EXTRA)] for k, j in enumerate(judges)}
-    several_settings = len({r["setting"] for r in rows}) > 1
-    per_panel = max(sum(r["metric"] == m for r in rows) for m in metrics)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 1.2, 0.32 * per_panel + 1.6), squeeze=False)
-    headers = {c[0]: c[6] for c in COLUMNS}
-    legend_ax = axes[0][0]
-    labelled: set[str] = set()
-
-    def once(label: str) -> str | None:
-        # the shared legend reads the first panel: label each judge / marker there once
-        if label in labelled:
-            return None
-        labelled.add(label)
-        return label
-
-    for j in judges:
-        legend_ax.errorbar([], [], fmt="o", color=judge_color[j], label=once(j))
-    if any(r.get("paper_diff") is not None for r in rows):
-        legend_ax.scatter([], [], marker="x", color="black", label=once("paper's gap"))
-    for ax, metric in zip(axes[0], metrics):
-        mine = [r for r in rows if r["metric"] == metric]
-        labels = []
-        for y, r in enumerate(reversed(mine)):
-            ax.errorbar(r["diff"], y, xerr=[[r["diff"] - r["ci_low"]], [r["ci_high"] - r["diff"]]], fmt="o",
-                        color=judge_color[r["judge"]], markersize=4.5, capsize=2.5)
-            if r.get("paper_diff") is not None:
-                ax.scatter([r["paper_diff"]], [y], marker="x", s=40, color="black", zorder=4)
-            label = (f"{method_label(cfg, r['setting'], r['method_a'])} − {method_label(cfg, r['setting'], r['method_b'])}"
-                     f" · {r['judge']}")
-            labels.append(f"{r['setting_label']}: {label}" if several_settings else label)
-        ax.axvline(0, color="gray", linestyle="--", linewidth=1, zorder=1)
-        ax.set_yticks(range(len(labels)))
-        ax.set_yticklabels(labels, fontsize=7.5)
-        ax.set_title(f"{headers.get(metric, metric).replace(' [95% CI]', '')}\n{mine[0]['benchmark']}", fontsize=9.5)
-        ax.set_xlabel("difference A − B" + (" (1-10 scale)" if metric == "MT-S" else " (points)"), fontsize=9)
-        ax.grid(axis="x", alpha=0.3)
-    one_seed = all(r["n_seeds"] == 1 for r in rows)
-    _finish(fig, axes, "Paired method differences A − B, 95% paired-bootstrap CIs"
-            + (" (one seed per method: prompt noise only)" if one_seed else " (over seeds and prompts)"), out)
+    plotting.finish(fig, axes, f"Sensitivity to TGDPO's α — judge: {judge}", out)
 
 
 def draw_figure(name: str, cfg: dict, results: Path, out_dir: Path, judge: str | None = None) -> list[Path]:
     """Draw one named figure (see ``FIGURES``) into ``out_dir/<name>.{png,pdf}``."""
+    from reproduce.report.differences import differences_figure
+
     out = Path(out_dir) / f"{name}.png"
     fn = {"scores_by_benchmark": lambda: scores_figure(cfg, results, out, judge),
           "judge_scatter": lambda: judge_scatter_figure(cfg, results, out),
