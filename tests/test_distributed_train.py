@@ -172,3 +172,13 @@ def test_progress_bar_on_rank_zero_only(runs):
     assert any(f"/{MAX_STEPS} [" in line and "loss=" in line for line in lines), runs["rerun"][-2000:]
     starts = [line for line in lines if f" 0/{MAX_STEPS} [" in line]
     assert len(starts) == 1, starts  # one bar (rank 0), not one per rank
+
+
+def test_finished_runs_leave_no_resumable_checkpoint(runs):
+    """Once the model is saved its checkpoints are deleted (no checkpoint at the final step either); the
+    resolved config is written by rank 0."""
+    work = runs["work"]
+    for run in ("two", "one"):
+        assert not list((work / f"{run}-checkpoints").glob("checkpoint-*")), run
+        assert (work / f"{run}-model/model.safetensors").exists()
+    assert json.loads((work / "two-model/resolved_config.json").read_text())["method_config"]["loss"] == "tgdpo"

@@ -322,7 +322,8 @@ def test_train_log_has_no_repeated_step_after_resume(tmp_path, assets):
     from reproduce.train.run import train_method
 
     out, ckpt = tmp_path / "dpo", tmp_path / "ckpt"
-    train_method(dict(METHOD), assets["model"], assets["prefs"], out, checkpoint_dir=ckpt, threads=2, log=lambda m: None)
+    train_method(dict(METHOD, keep_checkpoints=True), assets["model"], assets["prefs"], out, checkpoint_dir=ckpt,
+                 threads=2, log=lambda m: None)
     # simulate a kill after step 6 was logged, with checkpoint-6 half written and checkpoint-4 complete
     rows = read_jsonl(out / "train_log.jsonl")
     assert [r["step"] for r in rows] == list(range(1, 9))
@@ -330,11 +331,11 @@ def test_train_log_has_no_repeated_step_after_resume(tmp_path, assets):
     (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:6]) + '{"step": 7, "lo')
     import shutil
 
-    (ckpt / "checkpoint-8").rename(ckpt / "checkpoint-6")
+    assert sorted(p.name for p in ckpt.glob("checkpoint-*")) == ["checkpoint-6"]  # none at the final step
     (ckpt / "checkpoint-6" / "trainer_state.json").unlink()  # cut short: saved last
     first = tmp_path / "first"
-    train_method(dict(METHOD, max_steps=4), assets["model"], assets["prefs"], first, checkpoint_dir=tmp_path / "c4",
-                 threads=2, log=lambda m: None)
+    train_method(dict(METHOD, max_steps=5, keep_checkpoints=True), assets["model"], assets["prefs"], first,
+                 checkpoint_dir=tmp_path / "c4", threads=2, log=lambda m: None)
     shutil.copytree(tmp_path / "c4" / "checkpoint-4", ckpt / "checkpoint-4")
     summary = train_method(dict(METHOD), assets["model"], assets["prefs"], out, checkpoint_dir=ckpt, threads=2,
                            log=lambda m: None)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from reproduce.train.run import build_trainer
-from reproduce.train.trainer import per_token_logps
+from reproduce.train.precompute import per_token_logps
 
 METHOD = {"beta": 0.1, "learning_rate": 1e-3, "per_device_batch_size": 8, "max_length": 64, "save_steps": 1000}
 
@@ -269,7 +269,7 @@ def test_cache_key_of_zero3_partitioned_models_reads_the_weight_files(tiny_model
     of a shape); the cache key then comes from the files the model was loaded from."""
     from transformers import AutoModelForCausalLM
 
-    from reproduce.train.trainer import model_identity
+    from reproduce.train.precompute import model_identity
 
     other = _perturbed(tiny_model_dir, tmp_path, "other")
     models = [AutoModelForCausalLM.from_pretrained(str(d)) for d in (tiny_model_dir, other, tiny_model_dir)]

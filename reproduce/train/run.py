@@ -18,6 +18,8 @@ from transformers import ProgressCallback, TrainerCallback
 from reproduce.config import ConfigError
 from reproduce.data.prefs import load_pairs
 from reproduce.io import append_jsonl, atomic_write_json, atomic_write_jsonl, content_hash, read_jsonl, repair_jsonl
+from reproduce.train.disk import (NoFinalCheckpoint, check_training_disk, free_bytes, gib, model_bytes,
+                                  planned_saves, remove_checkpoints, total_steps)
 
 
 class StepLogger(TrainerCallback):
@@ -132,6 +134,7 @@ def dpo_config(method: dict, checkpoint_dir: Path, live: bool):
         save_total_limit=1,
         report_to=report_to(method),
         precompute_ref_log_probs=not live,
+        precompute_ref_batch_size=method.get("precompute_batch_size"),  # None: the per-device batch
         remove_unused_columns=False,  # keep our per-token columns and pair ids for the collator
         disable_dropout=True,
         ddp_find_unused_parameters=False,  # every policy parameter gets a gradient; skip DDP's extra graph walk
@@ -217,6 +220,16 @@ def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, ch
     return trainer, tokenizer
 
 
+def _check_disk(trainer, method: dict, checkpoint_dir: Path, out_dir: Path, done_steps: int, existing: int) -> dict:
+    """Stop before training when the checkpoints still to come or the final model cannot be written (every
+    rank checks its own node's disk); returns the byte figures for the summary."""
+    args = trainer.args
+    steps = total_steps(len(trainer.train_dataset), args.per_device_train_batch_size, trainer.accelerator.num_processes,
+                        args.gradient_accumulation_steps, args.num_train_epochs, args.max_steps)
+    saves = planned_saves(steps, args.save_steps, done_steps)
+    return check_training_disk(model_bytes(trainer.model), saves, existing, checkpoint_dir, out_dir)
+
+
 def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out_dir: str | Path,
                  guide_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  checkpoint_dir: str | Path | None = None, threads: int | None = None, log=print) -> dict:
@@ -224,7 +237,9 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
 
     Runs as one process or as every rank of ``accelerate launch`` (only the main process writes the log,
     the model and the summary). Checkpoints go to ``checkpoint_dir`` (default ``<out_dir>/checkpoints``);
-    keep it outside a Snakemake output directory so a failed job's cleanup does not delete them. A
+    keep it outside a Snakemake output directory so a failed job's cleanup does not delete them. None is
+    written at the final step, and they are deleted once the model is saved unless the recipe sets
+    ``keep_checkpoints: true``; a run whose disk cannot hold them or the model stops before training. A
     ``guide: {model, revision}`` recipe entry is fetched here when no ``guide_dir`` is given.
     """
     import os
@@ -252,16 +267,27 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
     resumed_step = int(checkpoints[-1].name.split("-")[-1]) if checkpoints else 0
     if is_main:
         _truncate_log(log_path, resumed_step)
+    disk = _check_disk(trainer, method, checkpoint_dir, out_dir, resumed_step, len(checkpoints))
+    trainer.add_callback(NoFinalCheckpoint())
     trainer.accelerator.wait_for_everyone()
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     seconds = time.time() - t0
     trainer.model.eval()
+    keep = method.get("keep_checkpoints", False)
+    if is_main and not keep and free_bytes(out_dir)[1] < disk["final_model"]:
+        # no room for the final model beside the checkpoints: they go first (the model is in memory)
+        log(f"{out_dir}: too little room for the final model beside the checkpoints; deleting "
+            f"{gib(remove_checkpoints(checkpoint_dir))} of checkpoints first")
     trainer.save_model(str(out_dir))  # the main process writes (gathering a sharded model first)
+    trainer.accelerator.wait_for_everyone()
+    if is_main and not keep:  # resumable state is only for an unfinished run (``keep_checkpoints: true`` keeps it)
+        disk["checkpoints_removed"] = remove_checkpoints(checkpoint_dir)
     summary = {"loss_name": method["loss"], "pairs": len(trainer.train_dataset), "steps": trainer.state.global_step,
                "steps_this_run": trainer.state.global_step - resumed_step, "processes": trainer.accelerator.num_processes,
                "train_seconds": round(seconds, 2), "final_train_loss": result.training_loss,
-               "resumed_from": checkpoints[-1].name if checkpoints else None, "method": method}
+               "resumed_from": checkpoints[-1].name if checkpoints else None, "disk_bytes": disk,
+               "precompute": trainer.precompute_stats, "method": method}
     if is_main:
         tokenizer.save_pretrained(str(out_dir))
         atomic_write_json(out_dir / "train_summary.json", summary)

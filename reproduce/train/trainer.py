@@ -11,26 +11,25 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate.utils import broadcast_object_list, gather_object
-from tqdm.auto import tqdm
+from accelerate.utils import broadcast_object_list
 from trl import DPOTrainer
 from trl.models import prepare_deepspeed, prepare_fsdp
 from trl.trainer.dpo_trainer import DataCollatorForPreference
-from trl.trainer.utils import add_fused_lm_head, hash_module
+from trl.trainer.utils import add_fused_lm_head
 
 from reproduce.config import ConfigError
 from reproduce.io import content_hash
+from reproduce.train.disk import check_cache_disk
 from reproduce.train.losses import get_loss
+from reproduce.train.precompute import (CACHE_FORMAT, zero3_partitioned, atomic_torch_save, compute_token_logps,
+                                        data_identity, model_identity, per_token_logps, row_lengths, unpack)
 
 TOKEN_SOURCES = ("ref", "guide")
-CACHE_FORMAT = 2  # flat float32 values + lengths per column (format 1 was nested Python lists)
 
 
 @dataclass
@@ -60,16 +59,6 @@ class TokenLogpCollator(DataCollatorForPreference):
         return out
 
 
-def per_token_logps(model, inputs) -> torch.Tensor:
-    """Per-token log-probs (2B, T-1) of the completion tokens under ``model`` (zero elsewhere), no grad."""
-    mask = inputs["completion_mask"]
-    labels = inputs["input_ids"].masked_fill(mask == 0, -100)
-    with torch.no_grad():
-        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels,
-                    fused_lm_head=True, use_cache=False)
-    return out.log_probs[:, -(mask.size(1) - 1):].float()
-
-
 class PreferenceTrainer(DPOTrainer):
     """DPOTrainer whose loss is looked up by name (dpo, simpo, tgdpo) and fed per-token tensors.
 
@@ -95,6 +84,7 @@ class PreferenceTrainer(DPOTrainer):
         self.token_rewards = token_rewards
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.guide_model, self._guide_placed, self._guide_hash = guide_model, False, None
+        self.precompute_stats = None  # the reference/guide precompute's figures (or its cache hit)
         if guide_model is not None:
             guide_model.eval()
             for p in guide_model.parameters():
@@ -152,20 +142,21 @@ class PreferenceTrainer(DPOTrainer):
     # -- precompute ---------------------------------------------------------------------------------
     def _precompute_ref_logps(self, dataset, name, batch_size):
         """Replace TRL's sequence-level reference precompute with one pass computing per-token
-        log-probs of the reference (the policy before training) and, for TGDPO, the guidance model.
+        log-probs of the reference (the policy before training) and, for TGDPO, the guidance model
+        (:mod:`reproduce.train.precompute`); its figures go to ``precompute_stats`` and the log.
 
         The pass is sharded over ranks and gathered; rank 0 writes the cache once (atomically: complete or
         absent), every rank waits for it and reads the same file.
         """
         hashes = {}  # source -> content hash of its weights
         if self.needs_ref:
-            hashes["ref"] = model_identity(self.model) if _zero3_partitioned(self.model) else self._precompute_model_hash
+            hashes["ref"] = model_identity(self.model) if zero3_partitioned(self.model) else self._precompute_model_hash
         if self.needs_guide and self.token_rewards == "precomputed":
             hashes["guide"] = self._guide_hash
         if not hashes:
             return dataset
-        # rank 0's key for every rank (fingerprints and ZeRO-3 shard hashes may differ per rank)
-        key = [content_hash({"data": dataset._fingerprint, "models": list(hashes.values()), "format": CACHE_FORMAT,
+        # rank 0's key for every rank (ZeRO-3 shard hashes may differ per rank)
+        key = [content_hash({"data": data_identity(dataset), "models": list(hashes.values()), "format": CACHE_FORMAT,
                              "sources": list(hashes), "max_length": self.args.max_length})]
         broadcast_object_list(key, from_process=0)
         cache = self.cache_dir / f"token_logps-{key[0]}.pt" if self.cache_dir else None
@@ -173,24 +164,31 @@ class PreferenceTrainer(DPOTrainer):
         broadcast_object_list(hit, from_process=0)
         if hit[0]:
             packed = torch.load(cache)
+            self.precompute_stats = {"cache": str(cache), "hit": True}
             self._note(f"token log-probs read from {cache}")
         else:
+            if cache is not None and self.accelerator.is_main_process:
+                check_cache_disk(cache, row_lengths(dataset)[1] * 4 * len(hashes) + (1 << 20))  # float32 values
             sources = []  # placed only now: a cache hit needs no model on the accelerator
             if "ref" in hashes:
                 sources.append(("ref", self._reference_for_precompute()))
             if "guide" in hashes:
                 self._place_guide()
                 sources.append(("guide", self.guide_model))
-            packed = self._compute_token_logps(dataset, sources, batch_size)
+            self._check_placed(sources)
+            packed, stats = compute_token_logps(self.accelerator, self.data_collator, dataset, sources, batch_size)
+            self.precompute_stats = {"cache": str(cache) if cache else None, "hit": False, **stats}
+            self._note(f"token log-probs of {stats['rows']} pairs ({', '.join(stats['models'])}): {stats['tokens']} "
+                       f"tokens in {stats['seconds']:.1f} s, {stats['forward_tokens_per_s']:.0f} forward tokens/s")
             if cache is not None:
                 if self.accelerator.is_main_process:
-                    _atomic_torch_save(packed, cache)
+                    atomic_torch_save(packed, cache)
                     self._note(f"token log-probs of {self.accelerator.num_processes} rank(s) written to {cache}")
                 self.accelerator.wait_for_everyone()
                 packed = torch.load(cache)  # every rank trains on exactly what rank 0 wrote
         if self.guide_model is not None and self.token_rewards == "precomputed":
             self._free_guide()
-        columns = {col: _unpack(v) for col, v in packed["columns"].items()}
+        columns = {col: unpack(v) for col, v in packed["columns"].items()}
         for col, values in columns.items():
             dataset = dataset.add_column(col, [v.numpy() for v in values])
         # TRL's loss path reads sequence sums of the reference under these names (kept for its metrics).
@@ -199,49 +197,13 @@ class PreferenceTrainer(DPOTrainer):
             dataset = dataset.add_column("ref_rejected_logps", [float(v.sum()) for v in columns["ref_rejected_token_logps"]])
         return dataset
 
-    def _compute_token_logps(self, dataset, sources, batch_size) -> dict:
-        """Per-token log-probs of every source over this rank's contiguous shard of ``dataset``, gathered
-        from all ranks and packed per column (flat float32 values + lengths, in dataset order).
-
-        Every rank runs the same number of batches (a short shard repeats its last row, dropped after the
-        gather): ZeRO-3 and FSDP gather parameters collectively in each forward.
-        """
+    def _check_placed(self, sources) -> None:
+        """Every model forwards where its batches go (DeepSpeed places its engines itself)."""
         device = self.accelerator.device
         for src, model in sources:
             p = next(model.parameters())
             if not self.is_deepspeed_enabled and p.device.type != device.type:
                 raise RuntimeError(f"precompute: the {src} model is on {p.device}, its batches on {device}")
-        world, rank, n = self.accelerator.num_processes, self.accelerator.process_index, len(dataset)
-        per_rank = math.ceil(n / world)
-        mine = list(range(rank * per_rank, min(n, (rank + 1) * per_rank)))
-        n_batches = math.ceil(per_rank / batch_size)
-        rows = {}  # dataset index -> {column: float32 tensor of the completion's token log-probs}
-        bar = tqdm(total=n_batches, desc="token log-probs (" + ", ".join(s for s, _ in sources) + ")",
-                   disable=not self.accelerator.is_main_process, dynamic_ncols=True)
-        for b in range(n_batches):
-            idx = mine[b * batch_size:(b + 1) * batch_size]
-            padding = not idx  # this rank's shard is done: forward a repeated row with the others, keep nothing
-            if padding:
-                idx = [mine[-1] if mine else 0]
-            examples = [dataset[i] for i in idx]
-            batch = self.data_collator(examples)
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            for src, model in sources:
-                with self.accelerator.autocast():
-                    lp = per_token_logps(model, batch).cpu()
-                for side, offset in (("chosen", 0), ("rejected", len(examples))):
-                    for j, (i, ex) in enumerate(zip(idx, examples)):
-                        p, c = len(ex["prompt_ids"]), len(ex[f"{side}_ids"])
-                        if not padding:
-                            rows.setdefault(i, {})[f"{src}_{side}_token_logps"] = lp[offset + j, p - 1: p - 1 + c].clone()
-            bar.update(1)
-        bar.close()
-        gathered = dict(gather_object(list(rows.items())))
-        missing = [i for i in range(n) if i not in gathered]
-        if missing:
-            raise RuntimeError(f"precompute: rows {missing[:5]} came back from no rank")
-        cols = [f"{s}_{side}_token_logps" for s, _ in sources for side in ("chosen", "rejected")]
-        return {"format": CACHE_FORMAT, "columns": {c: _pack([gathered[i][c] for i in range(n)]) for c in cols}}
 
     # -- loss ---------------------------------------------------------------------------------------
     def _side_logps(self, src: str, model, inputs, width: int) -> torch.Tensor:
@@ -322,56 +284,6 @@ def disable_attention_dropout(model: torch.nn.Module) -> None:
     config = getattr(model, "config", None)
     if config is not None and hasattr(config, "attention_dropout"):
         config.attention_dropout = 0.0
-
-
-def _zero3_partitioned(model: torch.nn.Module) -> bool:
-    """Whether DeepSpeed ZeRO-3 partitioned the weights at load (each rank then holds empty placeholders)."""
-    return any(hasattr(p, "ds_id") for p in model.parameters())
-
-
-def model_identity(model: torch.nn.Module) -> str:
-    """A content hash of a model's weights for cache keys: TRL's ``hash_module``, or, when ZeRO-3 partitioned
-    the weights (the placeholders would hash alike for any two models of one shape), a hash of the weight
-    and config files in the directory the model was loaded from."""
-    if not _zero3_partitioned(model):
-        return hash_module(model)
-    import hashlib
-
-    source = Path(model.config._name_or_path)
-    h = hashlib.sha256()
-    files = sorted(f for f in source.iterdir() if f.suffix in (".safetensors", ".bin", ".json"))
-    if not any(f.suffix in (".safetensors", ".bin") for f in files):
-        raise RuntimeError(f"cache key: no weight files in {source} to identify a ZeRO-3 partitioned model by")
-    for f in files:
-        h.update(f.name.encode())
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 24), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def _pack(rows: list[torch.Tensor]) -> dict:
-    """Variable-length rows as one flat float32 tensor and their lengths (compact to save and to gather)."""
-    return {"values": torch.cat(rows) if rows else torch.zeros(0), "lengths": torch.tensor([len(r) for r in rows])}
-
-
-def _unpack(packed: dict) -> list[torch.Tensor]:
-    """The rows :func:`_pack` packed."""
-    return list(torch.split(packed["values"], packed["lengths"].tolist()))
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    """``torch.save`` to a uniquely named temp sibling, then rename: the file is complete or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared like the other results
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_same_tokenizer(policy_tok, guide_tok, guide_path: str) -> None:
