@@ -80,67 +80,60 @@ def cmd_differences(args) -> None:
                       seed=DEFAULT_SEED if args.seed is None else args.seed, log=_log, all_seeds=args.all_seeds)
 
 
-def register(sub) -> None:
-    """Add the report subcommands to the ``reproduce`` argument parser."""
+def _command(sub, name: str, fn):
+    """A report subcommand with the flags every one takes: which config, which results."""
+    p = sub.add_parser(name, help=fn.__doc__)
+    p.set_defaults(fn=fn)
+    p.add_argument("--preset", help="the preset (default: config/default.yaml's)")
+    p.add_argument("--config-json", help="the Snakemake config (preset + overrides) as JSON")
+    p.add_argument("--methods", nargs="+", help="override the preset's methods (e.g. an alpha sweep)")
+    p.add_argument("--results", default="results", help="the results directory to read (default results)")
+    return p
+
+
+def _report_command(sub, name: str, fn):
+    """``report`` or ``report-html``: both read the same tables and figures."""
+    p = _command(sub, name, fn)
+    p.add_argument("--tables-dir", default="results/tables", help="where the tables are (default results/tables)")
+    p.add_argument("--figures-dir", default="figures", help="where the figures are (default figures)")
+    p.add_argument("--figures", nargs="+", help="figure names to embed (default: all the config supports)")
+    return p
+
+
+def _register_tables_and_figures(sub) -> None:
     from reproduce.report.figures import FIGURES
 
-    def common(p):
-        p.add_argument("--preset", help="the preset (default: config/default.yaml's)")
-        p.add_argument("--config-json", help="the Snakemake config (preset + overrides) as JSON")
-        p.add_argument("--methods", nargs="+", help="override the preset's methods (e.g. an alpha sweep)")
-        p.add_argument("--results", default="results", help="the results directory to read (default results)")
-
-    t = sub.add_parser("table", help=cmd_table.__doc__)
-    t.set_defaults(fn=cmd_table)
-    common(t)
+    t = _command(sub, "table", cmd_table)
     t.add_argument("--judge", help="whose scores (default: the table judge)")
     t.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")
     t.add_argument("--all-seeds", action="store_true",
                    help="mean and spread over the preset's training seeds (per-seed rows in the csv)")
-
-    fs = sub.add_parser("figures", help=cmd_figures.__doc__)
-    fs.set_defaults(fn=cmd_figures)
-    common(fs)
+    fs = _command(sub, "figures", cmd_figures)
     fs.add_argument("--out-dir", default="figures", help="where to write the PNG and PDF (default figures)")
-
-    f = sub.add_parser("figure", help=cmd_figure.__doc__)
-    f.set_defaults(fn=cmd_figure)
-    common(f)
+    f = _command(sub, "figure", cmd_figure)
     f.add_argument("--name", required=True, choices=FIGURES, help="the figure to draw")
     f.add_argument("--judge", help="judge of the scores (default: the table judge)")
     f.add_argument("--out-dir", default="figures", help="where to write the PNG and PDF (default figures)")
-
-    a = sub.add_parser("agreement", help=cmd_agreement.__doc__)
-    a.set_defaults(fn=cmd_agreement)
-    common(a)
+    a = _command(sub, "agreement", cmd_agreement)
     a.add_argument("--judges", nargs="+", help="reference judge first (default: table judge, then the others)")
     a.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")
 
-    def report_inputs(p):  # both reports read the same tables and figures
-        common(p)
-        p.add_argument("--tables-dir", default="results/tables", help="where the tables are (default results/tables)")
-        p.add_argument("--figures-dir", default="figures", help="where the figures are (default figures)")
-        p.add_argument("--figures", nargs="+", help="figure names to embed (default: all the config supports)")
 
-    r = sub.add_parser("report", help=cmd_report.__doc__)
-    r.set_defaults(fn=cmd_report)
-    report_inputs(r)
+def _register_reports(sub) -> None:
+    r = _report_command(sub, "report", cmd_report)
     r.add_argument("--out", default="results/report.md", help="the report to write (default results/report.md)")
     r.add_argument("--differences", action="store_true",
                    help="embed method_differences.md and the planning lines of power.md (from --tables-dir)")
-
-    h = sub.add_parser("report-html", help=cmd_report_html.__doc__)
-    h.set_defaults(fn=cmd_report_html)
-    report_inputs(h)
+    h = _report_command(sub, "report-html", cmd_report_html)
     h.add_argument("--token-pairs", type=int,
                    help="token-reward strips for the first N preference pairs of each setting (default: the preset's "
                         "token_reward_pairs, else all; 0: none)")
     h.add_argument("--out", default="results/report.html",
                    help="the page to write; its assets go to <stem>_files/ beside it (default results/report.html)")
 
-    d = sub.add_parser("differences", help=cmd_differences.__doc__)
-    d.set_defaults(fn=cmd_differences)
-    common(d)
+
+def _register_differences(sub) -> None:
+    d = _command(sub, "differences", cmd_differences)
     d.add_argument("--pairs", nargs="+", metavar="A-B",
                    help="comparisons a minus b, e.g. tgdpo-dpo (default: the preset's 'comparisons', else tgdpo-dpo "
                         "tgdpo-simpo dpo-sft and tgdpo-chosen_nll where the preset has those methods)")
@@ -149,3 +142,10 @@ def register(sub) -> None:
     d.add_argument("--all-seeds", action="store_true",
                    help="every training seed of the preset's 'seeds' (bootstrap over seeds and prompts)")
     d.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")
+
+
+def register(sub) -> None:
+    """Add the report subcommands to the ``reproduce`` argument parser."""
+    _register_tables_and_figures(sub)
+    _register_reports(sub)
+    _register_differences(sub)
