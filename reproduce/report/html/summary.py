@@ -35,10 +35,17 @@ def _typed(row: dict) -> dict:
         elif k.endswith(_INT_KEYS):
             out[k] = int(float(v))
         elif k.split("_")[0] in columns and not k.endswith(_TEXT_KEYS):  # a value, CI, SE, paper value or diff
-            out[k] = float(v)
+            out[k] = _number(v)
         else:
             out[k] = v
     return out
+
+
+def _number(v: str) -> float | str:
+    try:
+        return float(v)
+    except ValueError:  # a text field of a column this page does not know (e.g. AE-WR_preference: weighted)
+        return v
 
 
 def table_rows(path: Path, cfg: dict, judge: str) -> list[dict]:
