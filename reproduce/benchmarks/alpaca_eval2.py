@@ -25,17 +25,16 @@ reference, ``output_2``/``generator_2`` = model, ``preference``, ``raw_completio
 
 from __future__ import annotations
 
-import importlib.resources
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-from reproduce.benchmarks.templates import ALPACA_ANNOTATOR, alpaca_eval_prompt, optional_for_tiny
+# leaderboard_rank is a protocol member (the score stage adds the rank); it lives beside the LC win rate
+from reproduce.benchmarks.alpaca_lc import leaderboard_rank, length_controlled  # noqa: F401
 from reproduce.benchmarks.coverage import coverage
 from reproduce.benchmarks.protocol import JudgeReply, JudgeRequest, judge_decoding
+from reproduce.benchmarks.templates import ALPACA_ANNOTATOR, alpaca_eval_prompt, optional_for_tiny
 from reproduce.io import DataError, read_json, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -46,16 +45,9 @@ SWITCH_SEED = 0
 SWITCH_COLUMN = "is_switched_outputs"
 GAMES = ("unswitched", "switched")
 
-# Length control needs df_gamed.csv from the Hugging Face dataset tatsu-lab/alpaca_eval. We do not know
-# (and will not guess) a commit hash of that dataset, so a download happens only at a revision the user
-# pins (option ``lc_revision`` or $REPRODUCE_ALPACA_EVAL_HF_REVISION); an unpinned "main" is never used.
-LC_REPO = "tatsu-lab/alpaca_eval"
-LC_FILES = ("df_gamed.csv", "instruction_difficulty.csv")
 DEFAULT_DECODING = {"temperature": 1.0, "max_tokens": 1, "logprobs": True, "top_logprobs": 5}
 REQUIRED = ("instruction", "output_1", "output_2", "generator_1", "generator_2", "preference")
 MODEL_FIELD = "generator_2"  # the field naming the model a record judges
-# the AlpacaEval 2 leaderboard of this annotator, as shipped inside the pinned alpaca-eval wheel
-LEADERBOARD = ("leaderboards", "data_AlpacaEval_2", f"{ALPACA_ANNOTATOR}_leaderboard.csv")
 
 
 def load_templates(bench: dict, mirror=None) -> dict | None:
@@ -256,54 +248,6 @@ def read_judgments(path, fmt: str = "native") -> list[dict]:
     return out
 
 
-def _lc_files(options: dict) -> tuple[dict | None, str | None]:
-    """Local paths of the length-control files, or (None, reason)."""
-    lc_dir = options.get("lc_dir") or os.environ.get("REPRODUCE_ALPACA_EVAL_LC_DIR")
-    if lc_dir:
-        paths = {f: Path(lc_dir) / f for f in LC_FILES}
-        if paths["df_gamed.csv"].exists():
-            return {f: p for f, p in paths.items() if p.exists()}, None
-        return None, f"df_gamed.csv not found in {lc_dir}"
-    revision = options.get("lc_revision") or os.environ.get("REPRODUCE_ALPACA_EVAL_HF_REVISION")
-    if not revision:
-        return None, ("length control needs df_gamed.csv from the Hugging Face dataset tatsu-lab/alpaca_eval: "
-                      "set lc_dir / $REPRODUCE_ALPACA_EVAL_LC_DIR, or pin a dataset revision with lc_revision / "
-                      "$REPRODUCE_ALPACA_EVAL_HF_REVISION")
-    try:
-        from huggingface_hub import hf_hub_download
-
-        return {f: Path(hf_hub_download(repo_id=LC_REPO, filename=f, repo_type="dataset", revision=revision))
-                for f in LC_FILES}, None
-    except Exception as e:  # network / hub errors: report, never invent a number
-        return None, f"download of the length-control files at revision {revision} failed ({e})"
-
-
-def _length_controlled(df, options: dict) -> tuple[float | None, float | None, str | None]:
-    """alpaca_eval's own GLM (length_controlled_v1), fed the local files instead of its hub download."""
-    files, reason = _lc_files(options)
-    if files is None:
-        return None, None, reason
-    if not all(str(q).isdigit() for q in df["question_id"]):
-        return None, None, "not applicable: length control needs question ids that are positions in the 805 instructions"
-    from alpaca_eval.metrics import glm_winrate
-
-    def local_download(*args, filename=None, **kwargs):
-        if filename not in files:
-            raise FileNotFoundError(filename)
-        return str(files[filename])
-
-    frame = df.copy()
-    frame.index = [int(q) for q in frame["question_id"]]  # the GLM looks instructions up by this index
-    # alpaca_eval fits on annotations in instruction order, and its cross-validation folds follow row order:
-    # records in another order (e.g. answers finished out of order) would move the LC number
-    frame = frame.sort_index(kind="stable")
-    with mock.patch.object(glm_winrate, "hf_hub_download", local_download):
-        m = glm_winrate.get_length_controlled_winrate(frame, save_weights_dir=None,
-                                                      is_add_glm_preference_inplace=False)
-    se = m.get("lc_standard_error")
-    return float(m["length_controlled_winrate"]), (None if se is None else float(se)), None
-
-
 def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     """Win rate, standard error, counts (alpaca_eval.metrics.get_winrate), avg_length and the LC win rate.
 
@@ -340,7 +284,7 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
                                          f"instructions, and these questions are the task "
                                          f"'{bench['questions']['task']}'")
     elif want_lc:  # alpaca_eval's GLM drops failed (NaN) games itself, as for the raw win rate
-        lc, lc_se, reason = _length_controlled(df, options)
+        lc, lc_se, reason = length_controlled(df, options)
     else:
         lc, lc_se, reason = None, None, "length control disabled (judging.length_controlled: false)"
     out["length_controlled_winrate"] = lc
@@ -357,22 +301,6 @@ def _record_kind(record: dict) -> str:
         return record["preference_kind"]
     annotator = str(record.get("annotator_config") or record.get("annotator") or "")
     return WEIGHTED if annotator.startswith("weighted_") else DISCRETE
-
-
-def leaderboard_rank(result: dict) -> dict | None:
-    """Where ``result`` would rank on the AlpacaEval 2 leaderboard shipped in the alpaca-eval wheel: by LC
-    win rate when we have it (the leaderboard's order), else by raw win rate. None if the csv is absent."""
-    import pandas as pd
-
-    path = importlib.resources.files("alpaca_eval").joinpath(*LEADERBOARD)
-    try:
-        board = pd.read_csv(str(path), index_col=0)
-    except OSError:
-        return None
-    by = "length_controlled_winrate" if result.get("length_controlled_winrate") is not None else "win_rate"
-    others = board[board.index != result.get("model")][by].dropna()
-    rank = 1 + int((others > result[by]).sum())
-    return {"rank": rank, "of": len(others) + 1, "by": by, "leaderboard": "/".join(LEADERBOARD)}
 
 
 def model_result(preference) -> float | None:

@@ -27,7 +27,7 @@ def published_alpaca(model: str) -> dict | None:
     """The model's row of the AlpacaEval 2 leaderboard shipped in the alpaca-eval wheel (retired judge), or None."""
     import pandas as pd
 
-    from reproduce.benchmarks.alpaca_eval2 import LEADERBOARD
+    from reproduce.benchmarks.alpaca_lc import LEADERBOARD
 
     try:
         board = pd.read_csv(str(importlib.resources.files("alpaca_eval").joinpath(*LEADERBOARD)), index_col=0)
