@@ -51,8 +51,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES = {
     "losses": ("reproduce/train/losses.py", None, ["tests/test_losses.py"]),
     "alpaca_eval2": ("reproduce/benchmarks/alpaca_eval2.py",
-                     ["is_switched", "preference_from_logprobs", "parse", "_length_controlled", "score",
-                      "leaderboard_rank"], ["tests/test_alpaca_eval2.py"]),
+                     ["is_switched", "preference_from_logprobs", "parse", "score"], ["tests/test_alpaca_eval2.py"]),
+    "alpaca_lc": ("reproduce/benchmarks/alpaca_lc.py", ["length_controlled", "leaderboard_rank"],
+                  ["tests/test_alpaca_eval2.py"]),
     "arena_hard": ("reproduce/benchmarks/arena_hard.py",
                    ["parse_label", "parse", "_battles", "_mle_elo", "_win_rate", "_percentile", "score"],
                    ["tests/test_arena_hard.py"]),
