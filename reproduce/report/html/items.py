@@ -46,7 +46,8 @@ def _ae_games(rec: dict) -> tuple[list[dict], str, str]:
     who = "failed" if pref is None else ("model" if pref > 1.5 else "reference" if pref < 1.5 else "tie")
     game = {"name": "switched" if rec.get("is_switched_outputs") else "unswitched",
             "order": _AE_ORDER[bool(rec.get("is_switched_outputs"))],
-            "verdict": "no verdict" if pref is None else f"preference {pref:.3f} ({who} preferred)",
+            "verdict": "no verdict" if pref is None else
+            f"preference {pref:.3f} ({rec.get('preference_kind') or 'weighted'}; {who} preferred)",
             "text": raw.get("text"), "logprobs": raw.get("top_logprobs")}
     return [game], ("no verdict" if pref is None else f"{who} ({pref:.3f})"), "one game (alpaca_eval judges one order)"
 
