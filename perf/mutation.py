@@ -55,7 +55,7 @@ MODULES = {
     "alpaca_lc": ("reproduce/benchmarks/alpaca_lc.py", ["length_controlled", "leaderboard_rank"],
                   ["tests/test_alpaca_eval2.py"]),
     "arena_hard": ("reproduce/benchmarks/arena_hard.py",
-                   ["parse_label", "parse", "_battles", "_mle_elo", "_win_rate", "_percentile", "score"],
+                   ["parse_label", "parse", "_battles", "_mle_elo", "_win_rate", "_percentile", "_bootstrap_elo", "score"],
                    ["tests/test_arena_hard.py"]),
     "mt_bench": ("reproduce/benchmarks/mt_bench.py", ["parse_rating", "parse_pair", "parse", "_mean", "score"],
                  ["tests/test_mt_bench.py"]),

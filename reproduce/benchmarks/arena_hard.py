@@ -202,6 +202,28 @@ def _percentile(values, q: float) -> float:
                  v[lo] + (v[hi] - v[lo]) * (h - lo))
 
 
+def _bootstrap_elo(records: list[dict], battles, baseline: str, weight: int, first_only: bool, rounds: int, seed: int,
+                   prompt_bootstrap: bool):
+    """Elo fits (a DataFrame, one row per round) on battles resampled with replacement (v0.1), or on prompts
+    resampled with replacement (``prompt_bootstrap``), from ``np.random.RandomState(seed)``."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.RandomState(seed)
+    boot = []
+    for _ in range(rounds):
+        if prompt_bootstrap:
+            idx = rng.choice(len(records), size=len(records), replace=True)
+            sample = pd.DataFrame(_battles([records[i] for i in idx], baseline, weight, first_only))
+            if sample.empty:
+                continue
+        else:
+            # what DataFrame.sample(frac=1, replace=True) draws from numpy's generator
+            sample = battles.iloc[rng.choice(len(battles), size=len(battles), replace=True)]
+        boot.append(_mle_elo(sample.reset_index(drop=True), baseline))
+    return pd.DataFrame(boot)
+
+
 def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     """Win rate vs the baseline (percent) with its bootstrap 95% interval.
 
@@ -209,7 +231,6 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     ``weight`` (3), ``rounds`` (judging.bootstrap_rounds or 100), ``seed`` (judging.seed or 42),
     ``prompt_bootstrap`` (False), ``first_game_only`` (False).
     """
-    import numpy as np
     import pandas as pd
 
     if not records:
@@ -235,19 +256,7 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
         raise DataError("arena_hard: no game has a verdict; nothing to score")
     elo = _mle_elo(battles, baseline)
 
-    rng = np.random.RandomState(seed)
-    boot = []
-    for _ in range(rounds):
-        if prompt_bootstrap:
-            idx = rng.choice(len(records), size=len(records), replace=True)
-            sample = pd.DataFrame(_battles([records[i] for i in idx], baseline, weight, first_only))
-            if sample.empty:
-                continue
-        else:
-            # what DataFrame.sample(frac=1, replace=True) draws from numpy's generator
-            sample = battles.iloc[rng.choice(len(battles), size=len(battles), replace=True)]
-        boot.append(_mle_elo(sample.reset_index(drop=True), baseline))
-    boot = pd.DataFrame(boot)
+    boot = _bootstrap_elo(records, battles, baseline, weight, first_only, rounds, seed, prompt_bootstrap)
     lo = {m: _percentile(boot[m], 2.5) for m in (model, baseline)}
     hi = {m: _percentile(boot[m], 97.5) for m in (model, baseline)}
 

@@ -88,6 +88,37 @@ def _ranks(values: list[float]) -> list[float]:
     return [float(r) for r in rankdata([-v for v in values], method="average")]  # 1 = best
 
 
+def _item_agreement(cfg: dict, results: Path, judge_a: str, judge_b: str) -> list[dict]:
+    """Per benchmark and kind of verdict, how often the two judges give the same verdict on the same item."""
+    items = []
+    for bench, bc in cfg["benchmarks"].items():
+        totals: dict[str, list] = {}
+        for setting in cfg["settings"]:
+            for method in cfg["methods"]:
+                va, vb = [], []
+                for judge, dest in ((judge_a, va), (judge_b, vb)):
+                    path = Path(ResultPaths(results).judgments(bench, judge, setting, method))
+                    if not path.exists():
+                        raise DataError(f"judge agreement: missing judgments file {path}")
+                    dest.append(item_verdicts(path, bc["protocol"]))
+                for kind in ("outcome", "label", "rating"):
+                    a, b = va[0][kind], vb[0][kind]
+                    common = sorted(set(a) & set(b), key=str)
+                    if not common:
+                        continue
+                    t = totals.setdefault(kind, [0, 0, 0.0])
+                    t[0] += len(common)
+                    t[1] += sum(a[k] == b[k] for k in common)
+                    if kind == "rating":
+                        t[2] += sum(abs(a[k] - b[k]) for k in common)
+        for kind, (n, same, absdiff) in totals.items():
+            items.append({"benchmark": bench, "verdict": {"outcome": "pairwise outcome (win/tie/loss)",
+                                                          "label": "five-level verdict", "rating": "1-10 rating"}[kind],
+                          "n_items": n, "agreement": same / n,
+                          "mean_abs_diff": (absdiff / n) if kind == "rating" else None})
+    return items
+
+
 def judge_agreement(cfg: dict, results: Path, judge_a: str, judge_b: str) -> dict:
     """Everything the agreement report says about ``judge_b`` against ``judge_a`` (see module docstring).
 
@@ -95,7 +126,7 @@ def judge_agreement(cfg: dict, results: Path, judge_a: str, judge_b: str) -> dic
     fewer methods than the table has would be silently wrong.
     """
     results = Path(results)
-    metrics, items, movement = [], [], []
+    metrics, movement = [], []
     for col, _, protocol, key, _, _, header in COLUMNS:
         bench = next((b for b, bc in cfg["benchmarks"].items() if bc["protocol"] == protocol), None)
         if bench is None:
@@ -126,31 +157,7 @@ def judge_agreement(cfg: dict, results: Path, judge_a: str, judge_b: str) -> dic
             movement.append({"benchmark": bench, "metric": col, "setting": setting,
                              "method": method_label(cfg, setting, method), judge_a: round(x, 3), judge_b: round(y, 3),
                              "change": round(y - x, 3), f"rank_{judge_a}": a, f"rank_{judge_b}": b})
-    for bench, bc in cfg["benchmarks"].items():
-        totals: dict[str, list] = {}
-        for setting in cfg["settings"]:
-            for method in cfg["methods"]:
-                va, vb = [], []
-                for judge, dest in ((judge_a, va), (judge_b, vb)):
-                    path = Path(ResultPaths(results).judgments(bench, judge, setting, method))
-                    if not path.exists():
-                        raise DataError(f"judge agreement: missing judgments file {path}")
-                    dest.append(item_verdicts(path, bc["protocol"]))
-                for kind in ("outcome", "label", "rating"):
-                    a, b = va[0][kind], vb[0][kind]
-                    common = sorted(set(a) & set(b), key=str)
-                    if not common:
-                        continue
-                    t = totals.setdefault(kind, [0, 0, 0.0])
-                    t[0] += len(common)
-                    t[1] += sum(a[k] == b[k] for k in common)
-                    if kind == "rating":
-                        t[2] += sum(abs(a[k] - b[k]) for k in common)
-        for kind, (n, same, absdiff) in totals.items():
-            items.append({"benchmark": bench, "verdict": {"outcome": "pairwise outcome (win/tie/loss)",
-                                                          "label": "five-level verdict", "rating": "1-10 rating"}[kind],
-                          "n_items": n, "agreement": same / n,
-                          "mean_abs_diff": (absdiff / n) if kind == "rating" else None})
+    items = _item_agreement(cfg, results, judge_a, judge_b)
     return {"judge_a": judge_a, "judge_b": judge_b, "metrics": metrics, "items": items, "movement": movement}
 
 
