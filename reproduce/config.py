@@ -107,12 +107,8 @@ def check_logprob_needs(cfg: dict) -> None:
                                   f"{bench['_file']} asks for {want} (raise the server's --max-logprobs and this key)")
 
 
-def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
-    """Load the preset named in ``overrides['preset']`` (default from ``config/default.yaml``), validate it and
-    everything it references, and return one dict: ``{"preset", "settings", "benchmarks", "judges", ...}``.
-
-    ``overrides`` are Snakemake ``--config`` values; keys other than ``preset`` override preset keys.
-    """
+def _read_preset(overrides: dict | None, root: Path) -> tuple[str, dict, Path]:
+    """(name, content with the command-line overrides applied and validated, file) of the preset to load."""
     overrides = dict(overrides or {})
     default_file = root / "config" / "default.yaml"
     default = validate(load_yaml(default_file) or {}, "default", default_file)
@@ -130,32 +126,12 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
         overrides["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in overrides["seeds"]]
     preset.update(overrides)  # command-line overrides are validated like the file itself
     validate(preset, "preset", preset_file)
-    src = _rel(preset_file)
+    return preset_name, preset, preset_file
 
-    cfg = copy.deepcopy(preset)
-    cfg["preset"] = preset_name
-    cfg["_file"] = src
-    cfg["settings"] = {
-        s: _load_named("setting", root / "config" / "recipes", s, "recipe", f"{src}: key 'settings'")
-        for s in preset["settings"]
-    }
-    cfg["benchmarks"] = {
-        b: _load_named("benchmark", root / "evals" / "benchmarks", b, "benchmark", f"{src}: key 'benchmarks'")
-        for b in preset["benchmarks"]
-    }
-    for b, override in cfg.get("benchmark_overrides", {}).items():
-        if b not in cfg["benchmarks"]:
-            raise ConfigError(f"{src}: key 'benchmark_overrides.{b}': '{b}' is not one of benchmarks {preset['benchmarks']}")
-        merged = deep_merge(cfg["benchmarks"][b], override)
-        merged_file = merged.pop("_file")
-        validate(merged, "benchmark", f"{src} (benchmark_overrides.{b} over {merged_file})")
-        cfg["benchmarks"][b] = {**merged, "_file": merged_file, "_overridden_by": src}
-    cfg["judges"] = {
-        j: _load_named("judge", root / "evals" / "judges", j, "judge", f"{src}: key 'judges'") for j in preset["judges"]
-    }
-    for j, judge in cfg["judges"].items():
-        refuse_retired(judge, f"{src}: key 'judges'")
-    check_logprob_needs(cfg)
+
+def _check_references(cfg: dict, preset: dict, src: str, root: Path) -> None:
+    """Every name the preset and its recipes use is defined: the judges of paper_judges, benchmark_judges,
+    table_judge and bridge_judge, the preset's methods in each recipe, TGDPO guides, the benchmarks' tasks."""
     for b, j in (cfg.get("paper_judges") or {}).items():  # what the paper used: a record, never asked
         if b not in cfg["benchmarks"]:
             raise ConfigError(f"{src}: key 'paper_judges.{b}': '{b}' is not one of benchmarks {preset['benchmarks']}")
@@ -184,6 +160,42 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
         task = bench["questions"].get("task")
         if task is not None and not (root / "evals" / "tasks" / f"{task}.yaml").exists():
             raise ConfigError(f"{bench['_file']}: key 'questions.task': unknown task '{task}'")
+
+
+def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
+    """Load the preset named in ``overrides['preset']`` (default from ``config/default.yaml``), validate it and
+    everything it references, and return one dict: ``{"preset", "settings", "benchmarks", "judges", ...}``.
+
+    ``overrides`` are Snakemake ``--config`` values; keys other than ``preset`` override preset keys.
+    """
+    preset_name, preset, preset_file = _read_preset(overrides, root)
+    src = _rel(preset_file)
+
+    cfg = copy.deepcopy(preset)
+    cfg["preset"] = preset_name
+    cfg["_file"] = src
+    cfg["settings"] = {
+        s: _load_named("setting", root / "config" / "recipes", s, "recipe", f"{src}: key 'settings'")
+        for s in preset["settings"]
+    }
+    cfg["benchmarks"] = {
+        b: _load_named("benchmark", root / "evals" / "benchmarks", b, "benchmark", f"{src}: key 'benchmarks'")
+        for b in preset["benchmarks"]
+    }
+    for b, override in cfg.get("benchmark_overrides", {}).items():
+        if b not in cfg["benchmarks"]:
+            raise ConfigError(f"{src}: key 'benchmark_overrides.{b}': '{b}' is not one of benchmarks {preset['benchmarks']}")
+        merged = deep_merge(cfg["benchmarks"][b], override)
+        merged_file = merged.pop("_file")
+        validate(merged, "benchmark", f"{src} (benchmark_overrides.{b} over {merged_file})")
+        cfg["benchmarks"][b] = {**merged, "_file": merged_file, "_overridden_by": src}
+    cfg["judges"] = {
+        j: _load_named("judge", root / "evals" / "judges", j, "judge", f"{src}: key 'judges'") for j in preset["judges"]
+    }
+    for j, judge in cfg["judges"].items():
+        refuse_retired(judge, f"{src}: key 'judges'")
+    check_logprob_needs(cfg)
+    _check_references(cfg, preset, src, root)
     seeds = cfg.get("seeds")
     if seeds is not None:
         twice = sorted({s for s in seeds if seeds.count(s) > 1})
