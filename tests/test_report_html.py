@@ -255,6 +255,11 @@ def test_per_item_values_average_to_the_score(tmp_path):
     score = json.loads((results / "scores" / "tiny_alpaca_eval2" / "verifier" / "tiny-add" / "dpo.json").read_text())
     assert sum(vals) / len(vals) == pytest.approx(score["win_rate"], abs=1e-3)
     assert os.path.basename(data["items"][0]["id"]) and data["missing"] == []
+    # a benchmark the run has no files for is an empty list that names what is missing, not an error
+    for kind in ("answers", "judgments"):
+        shutil.rmtree(results / kind / "tiny_mt_bench" / ("tiny-add" if kind == "answers" else ""))
+    empty = bench_items(cfg, results, "tiny_mt_bench", "tiny-add", None)
+    assert empty["items"] == [] and any("judgments" in m for m in empty["missing"])
 
 
 def test_everything_loads_from_disk(page, site):

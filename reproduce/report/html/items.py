@@ -163,7 +163,7 @@ def bench_items(cfg: dict, results: Path, bench: str, setting: str, questions: l
                       "ref": (ref or {}).get("turns", []), "ref_len": _n_tokens(ref),
                       "ref_chars": sum(len(t) for t in (ref or {}).get("turns", [])),
                       "ans": ans, "v": verdicts.get(qid, {})})
-    if not items and (answers or verdicts):
+    if not items and (any(answers.values()) or verdicts):  # files exist, yet none of their ids is a question
         raise DataError(f"report html: no item of {bench}/{setting} matches the benchmark's question ids")
     return {"bench": bench, "setting": setting, "protocol": protocol, "methods": methods, "judges": judges,
             "metrics": [m for m, v in METRICS.items() if v[0] == protocol], "baseline": baseline,
