@@ -52,19 +52,8 @@ def provenance_rows(cfg: dict, results: Path) -> list[dict]:
     return rows
 
 
-def build_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: Path, out: Path,
-                 figures: list[str] | None = None, log=print, differences: bool = False) -> str:
-    """Write ``out`` (Markdown) from the table files in ``tables_dir`` and the PNGs in ``figures_dir``.
-
-    ``differences``: also embed ``method_differences.md`` and the planning lines of ``power.md`` (as the
-    workflow does when the preset has a comparison). Raises ``DataError`` naming the file when a table or
-    figure the report embeds is missing.
-    """
-    from reproduce.report.figures import default_figures
-
-    results, tables_dir, figures_dir, out = Path(results), Path(tables_dir), Path(figures_dir), Path(out)
-    base = out.parent
-    judges = [cfg["table_judge"], *[j for j in cfg["judges"] if j != cfg["table_judge"]]]
+def _header_lines(cfg: dict, judges: list[str]) -> list[str]:
+    """The report's title, config line and the benchmark and judge tables."""
     settings = ", ".join(f"{s} (`{r['_file']}`)" for s, r in cfg["settings"].items())
     lines = [f"# TGDPO reproduction report — preset `{cfg['preset']}`", "",
              f"Config: `{cfg['_file']}`; settings: {settings}; "
@@ -79,6 +68,40 @@ def build_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: Path, 
                      f"{(' / ' + jc['mode']) if jc.get('mode') else ''} | {jc.get('model', '—')} | `{jc.get('_file', '')}` |")
     lines += ["", "Every number below comes from a score file listed in the provenance table at the end, with its "
               "benchmark version, the judge job's config hash, the answers' config hash and the checkpoint's config hash."]
+    return lines
+
+
+def _provenance_lines(cfg: dict, results: Path, base: Path) -> list[str]:
+    """The provenance section: one row per score cell, with its files and config hashes (or why it is missing)."""
+    lines = ["", "## Provenance", "",
+              "| benchmark | version | judge | setting | method | score file | judge job | answers | checkpoint |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in provenance_rows(cfg, results):
+        if "missing" in r:
+            lines.append(f"| {r['benchmark']} | {r['version']} | {r['judge']} | {r['setting']} | {r['method']} | "
+                         f"— ({r['missing']}) | | | |")
+        else:
+            lines.append(f"| {r['benchmark']} | {r['version']} | {r['judge']} | {r['setting']} | {r['method']} | "
+                         f"`{_rel(r['score_file'], base)}` | {r['judge_config_hash'] or '—'} | "
+                         f"{r['answers_config_hash'] or '—'} | `{_rel(r['checkpoint'], base)}` "
+                         f"({r['checkpoint_config_hash'] or '—'}) |")
+    return lines
+
+
+def build_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: Path, out: Path,
+                 figures: list[str] | None = None, log=print, differences: bool = False) -> str:
+    """Write ``out`` (Markdown) from the table files in ``tables_dir`` and the PNGs in ``figures_dir``.
+
+    ``differences``: also embed ``method_differences.md`` and the planning lines of ``power.md`` (as the
+    workflow does when the preset has a comparison). Raises ``DataError`` naming the file when a table or
+    figure the report embeds is missing.
+    """
+    from reproduce.report.figures import default_figures
+
+    results, tables_dir, figures_dir, out = Path(results), Path(tables_dir), Path(figures_dir), Path(out)
+    base = out.parent
+    judges = [cfg["table_judge"], *[j for j in cfg["judges"] if j != cfg["table_judge"]]]
+    lines = _header_lines(cfg, judges)
     for j in judges:
         stem = "table1" if j == cfg["table_judge"] else f"table1_{j}"
         md = tables_dir / f"{stem}.md"
@@ -111,18 +134,7 @@ def build_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: Path, 
                   f"{CAPTIONS.get(name, name)} PDF: [{name}.pdf]({_rel(png.with_suffix('.pdf'), base)})."]
     lines += ["", "## Software", "", "Package versions, git commit and whether the tree was dirty, for the outputs "
               "(from their resolved configs) and for this report.", "", *software_section(results)]
-    lines += ["", "## Provenance", "",
-              "| benchmark | version | judge | setting | method | score file | judge job | answers | checkpoint |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for r in provenance_rows(cfg, results):
-        if "missing" in r:
-            lines.append(f"| {r['benchmark']} | {r['version']} | {r['judge']} | {r['setting']} | {r['method']} | "
-                         f"— ({r['missing']}) | | | |")
-        else:
-            lines.append(f"| {r['benchmark']} | {r['version']} | {r['judge']} | {r['setting']} | {r['method']} | "
-                         f"`{_rel(r['score_file'], base)}` | {r['judge_config_hash'] or '—'} | "
-                         f"{r['answers_config_hash'] or '—'} | `{_rel(r['checkpoint'], base)}` "
-                         f"({r['checkpoint_config_hash'] or '—'}) |")
+    lines += _provenance_lines(cfg, results, base)
     text = "\n".join(lines) + "\n"
     atomic_write_text(out, text)
     log(f"wrote {out}")
