@@ -248,7 +248,7 @@
 
   function turns(label, ts, meta) {
     return el("div", { class: "answer" }, el("div", { class: "who" }, label, meta ? el("span", { class: "sub", text: " " + meta }) : null),
-      ts.length ? ts.map((t, i) => el("div", {}, ts.length > 1 ? el("div", { class: "sub", text: `turn ${i + 1}` }) : null, el("pre", { text: t }))) : el("p", { class: "slot", text: "(none)" }));
+      ts.length ? ts.map((t, i) => el("div", {}, ts.length > 1 ? el("div", { class: "sub", text: `turn ${i + 1}` }) : null, el("pre", { text: t.trim() ? t : `(whitespace only) ${JSON.stringify(t)}` }))) : el("p", { class: "slot", text: "(none)" }));
   }
 
   function logprobs(lp) {
