@@ -61,7 +61,7 @@ MODULES = {
                  ["tests/test_mt_bench.py"]),
     "cache": ("reproduce/judges/cache.py", None, ["tests/test_judgment_cache.py"]),
     "table1": ("reproduce/report/table1.py",
-               ["collect_rows", "_round", "_num", "cell_text", "incomplete_cells"], ["tests/test_report.py"]),
+               ["collect_rows", "_score_cell", "_round", "_num", "cell_text", "incomplete_cells"], ["tests/test_report.py"]),
 }
 
 _BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,

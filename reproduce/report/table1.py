@@ -56,6 +56,53 @@ def benchmark_for(cfg: dict, protocol: str) -> str | None:
     return benches[0] if benches else None
 
 
+def _score_cell(cfg: dict, results: Path, judge: str, routed: bool, setting: str, method: str, protocol: str,
+                key: str, ci_kind: str | None, ci_keys: tuple) -> dict:
+    """Our side of one Table-1 cell: ``value`` with ``se``/``lo``/``hi``, the games behind it (``judged`` of
+    ``expected``), ``source`` (provenance), ``note``/``reason`` when it is empty or incomplete, the ``bench``
+    it comes from and the AlpacaEval ``preference`` kind."""
+    c = {"bench": benchmark_for(cfg, protocol), "value": None, "se": None, "lo": None, "hi": None, "note": "",
+         "reason": "", "source": "", "judged": None, "expected": None, "preference": None}
+    bench = c["bench"]
+    if bench is None:
+        c["note"], c["reason"] = "not in preset", f"no benchmark with protocol {protocol} in preset '{cfg['preset']}'"
+        return c
+    bjudge = judge_for(cfg, bench, judge) if routed else judge
+    sc = load_score(results, cfg, bench, bjudge, setting, method)
+    if sc is None:
+        c["note"], c["reason"] = missing_reason(results, cfg, bench, bjudge, setting, method)
+        return c
+    t = sc.trace
+    c["source"] = (f"{t['score_file']} | {bench} {t['benchmark_version']} | judge {bjudge} "
+                   f"(job {t['judge_config_hash']}) | answers {t['answers_config_hash']} | "
+                   f"checkpoint {t['checkpoint']} ({t['checkpoint_config_hash']})")
+    c["preference"] = sc.score.get("preference")
+    value = c["value"] = sc.get(key)
+    judged, expected = c["judged"], c["expected"] = cell_coverage(sc.score, key) or (None, None)
+    if value is not None and judged is not None and judged < expected:
+        failures = Path(sc.judgments).with_suffix(".failures.json") if sc.judgments else None
+        c["reason"] = (f"incomplete: computed from {judged} of {expected} games ({expected - judged} "
+                       f"failed{f', listed in {failures}' if failures else ''})")
+    if value is None:
+        full = sc.score.get(f"{key}_reason") or (
+            sc.score.get("length_controlled_reason") if key == "length_controlled_winrate" else None)
+        if full and full.startswith("not applicable"):
+            c["note"], c["reason"] = "not applicable", full
+        elif key == "length_controlled_winrate" and full and full.startswith("length control disabled"):
+            c["note"], c["reason"] = "LC disabled", full
+        elif key == "length_controlled_winrate":
+            c["note"], c["reason"] = "LC files missing", full or "length-controlled win rate not computed"
+        else:
+            c["note"], c["reason"] = "not scored", full or f"no '{key}' in {sc.path}"
+    elif ci_kind == "ci":
+        c["lo"], c["hi"] = sc.get(ci_keys[0]), sc.get(ci_keys[1])
+    elif ci_kind == "se":
+        se = c["se"] = sc.get(ci_keys[0])
+        if se is not None:
+            c["lo"], c["hi"] = value - 1.96 * se, value + 1.96 * se
+    return c
+
+
 def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> list[dict]:
     """One row per (setting, method): our value, CI, paper value, difference, reason when empty, provenance.
 
@@ -80,45 +127,9 @@ def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> l
             row = {"setting": recipe["label"], "setting_key": setting, "method": method_label(cfg, setting, method),
                    "method_key": method, "judge": judge}
             for col, paper_col, protocol, key, ci_kind, ci_keys, _ in COLUMNS:
-                bench = benchmark_for(cfg, protocol)
-                value = se = lo = hi = None
-                note = reason = source = ""
-                judged = expected = None
-                if bench is None:
-                    note, reason = "not in preset", f"no benchmark with protocol {protocol} in preset '{cfg['preset']}'"
-                else:
-                    bjudge = judge_for(cfg, bench, judge) if routed else judge
-                    sc = load_score(results, cfg, bench, bjudge, setting, method)
-                    if sc is None:
-                        note, reason = missing_reason(results, cfg, bench, bjudge, setting, method)
-                    else:
-                        t = sc.trace
-                        source = (f"{t['score_file']} | {bench} {t['benchmark_version']} | judge {bjudge} "
-                                  f"(job {t['judge_config_hash']}) | answers {t['answers_config_hash']} | "
-                                  f"checkpoint {t['checkpoint']} ({t['checkpoint_config_hash']})")
-                        value = sc.get(key)
-                        judged, expected = cell_coverage(sc.score, key) or (None, None)
-                        if value is not None and judged is not None and judged < expected:
-                            failures = Path(sc.judgments).with_suffix(".failures.json") if sc.judgments else None
-                            reason = (f"incomplete: computed from {judged} of {expected} games ({expected - judged} "
-                                      f"failed{f', listed in {failures}' if failures else ''})")
-                        if value is None:
-                            full = sc.score.get(f"{key}_reason") or (
-                                sc.score.get("length_controlled_reason") if key == "length_controlled_winrate" else None)
-                            if full and full.startswith("not applicable"):
-                                note, reason = "not applicable", full
-                            elif key == "length_controlled_winrate" and full and full.startswith("length control disabled"):
-                                note, reason = "LC disabled", full
-                            elif key == "length_controlled_winrate":
-                                note, reason = "LC files missing", full or "length-controlled win rate not computed"
-                            else:
-                                note, reason = "not scored", full or f"no '{key}' in {sc.path}"
-                        elif ci_kind == "ci":
-                            lo, hi = sc.get(ci_keys[0]), sc.get(ci_keys[1])
-                        elif ci_kind == "se":
-                            se = sc.get(ci_keys[0])
-                            if se is not None:
-                                lo, hi = value - 1.96 * se, value + 1.96 * se
+                c = _score_cell(cfg, results, judge, routed, setting, method, protocol, key, ci_kind, ci_keys)
+                bench, value, se, lo, hi = c["bench"], c["value"], c["se"], c["lo"], c["hi"]
+                note, reason, source, judged, expected = c["note"], c["reason"], c["source"], c["judged"], c["expected"]
                 p = paper_rows.get(method, {}).get(paper_col) if paper_rows else None
                 paper_note = ("no paper counterpart (setting not in the paper)" if not paper_rows
                               else "paper reports none" if p is None else "")
@@ -132,7 +143,7 @@ def collect_rows(cfg: dict, judge: str, results: Path, routed: bool = True) -> l
                 row[f"{col}_reason"] = "; ".join(x for x in (reason, paper_note) if x)
                 row[f"{col}_source"] = source
                 if protocol == "alpaca_eval2":  # weighted (log-probs) or discrete verdicts (a judge without them)
-                    row[f"{col}_preference"] = sc.score.get("preference") if bench is not None and sc is not None else None
+                    row[f"{col}_preference"] = c["preference"]
                 # the judge behind the paper's number (config 'paper_judges'), when the preset records it
                 row[f"{col}_paper_judge"] = (cfg.get("paper_judges") or {}).get(bench) if bench else None
                 row[f"{col}_n_judged"], row[f"{col}_n_expected"] = judged, expected
