@@ -325,6 +325,8 @@ def job_config(cfg: dict, stage: str, **keys: str) -> dict:
         job["benchmark_config"] = cfg["benchmarks"][keys["benchmark"]]
     if keys.get("judge"):
         job["judge_config"] = cfg["judges"][keys["judge"]]
+        if cfg.get("judging"):  # batch mode, the cost guard (only when set, so other judge jobs keep their hash)
+            job["judging"] = cfg["judging"]
     if stage == "generate":  # only generation depends on the backend (a change must not retrain anything)
         job["generation"] = cfg.get("generation", {})
     job["config_hash"] = content_hash({k: v for k, v in job.items() if k != "config_hash"})

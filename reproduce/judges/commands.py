@@ -25,7 +25,8 @@ def _judge_job(args) -> dict:
 
         cfg["judges"][args.judge] = _load_named("judge", ROOT / "evals" / "judges", args.judge, "judge", "--judge")
     return {"stage": "judge", "benchmark": args.benchmark, "judge": args.judge,
-            "benchmark_config": cfg["benchmarks"][args.benchmark], "judge_config": cfg["judges"][args.judge]}
+            "benchmark_config": cfg["benchmarks"][args.benchmark], "judge_config": cfg["judges"][args.judge],
+            **({"judging": cfg["judging"]} if cfg.get("judging") else {})}
 
 
 def _cache(args, out: Path):
@@ -37,6 +38,25 @@ def _cache(args, out: Path):
     if cache_arg.suffix == ".jsonl":
         return JudgmentCache(cache_arg)
     return JudgmentCache(writer_file(cache_arg, out), shared_dir=cache_arg)
+
+
+def _spending(job: dict, judge_name: str, bench: dict, cache, out: Path, args):
+    """(before_send, batch sender, cost guard) of the job's ``judging`` settings: ``mode: batch`` sends
+    through the Batch API (its state beside the job's cache file), ``max_usd`` refuses a job whose planned
+    cost exceeds what remains (ledger: --spend-ledger)."""
+    from reproduce.judges.batch import BatchSender
+    from reproduce.plan.guard import CostGuard, planned_usd
+
+    judging = job.get("judging") or {}
+    batch_mode = judging.get("mode") == "batch" and job["judge_config"].get("kind") == "openai"
+    batch = BatchSender(cache.path.with_suffix(".batch.json"), judging.get("batch_poll_s", 60.0)) if batch_mode else None
+    guard = CostGuard(judging.get("max_usd"), args.spend_ledger, str(out))
+
+    def before_send(requests):
+        usd, what = planned_usd(judge_name, job["judge_config"], bench, requests, cache, batch_mode)
+        guard.reserve(usd, what)
+
+    return before_send, batch, guard
 
 
 def cmd_judge(args) -> None:
@@ -61,13 +81,15 @@ def cmd_judge(args) -> None:
     cache = _cache(args, out)
     judge = make_judge(judge_name, job["judge_config"])
     failures_file = failures_beside(out)
+    before_send, batch, guard = _spending(job, judge_name, bench, cache, out, args)
     try:
         records, failures, stats = asyncio.run(judge_model(bench, judge, cache, questions, answers, reference,
-                                                           templates, log=log))
+                                                           templates, log=log, before_send=before_send, batch=batch))
     except JudgeFatalError as e:
         # stopped at the first such reply: every verdict judged before it is in the cache
         out.unlink(missing_ok=True)
         raise DataError(str(e)) from None
+    guard.record(stats["cost_usd"])
     atomic_write_json(failures_file, {"failures": failures, "stats": stats})
     # Failed games (after the retry budget): their records carry no verdict, the score counts them as
     # failed and is marked incomplete, and a rerun asks exactly those games (the rest is cached). Up to
@@ -97,4 +119,6 @@ def register(sub) -> None:
               ("--cache", {"help": "judgment cache: the judge's cache directory, or one .jsonl file (default: _cache "
                                    "beside --out)"}),
               ("--preset", {"help": "without --job: the preset whose benchmark and judge settings apply"}),
+              ("--spend-ledger", {"help": "the judging.max_usd ledger shared by a run's judge jobs (the workflow "
+                                          "passes results/judgments/_spend.jsonl)"}),
               out_required=False)

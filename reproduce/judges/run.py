@@ -144,8 +144,13 @@ async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budg
 
 
 async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], answers: dict[str, dict],
-                      reference: dict[str, dict] | None, templates, log=print) -> tuple[list[dict], list[dict], dict]:
+                      reference: dict[str, dict] | None, templates, log=print, *, before_send=None,
+                      batch=None) -> tuple[list[dict], list[dict], dict]:
     """Judge every answered question; returns (native records, failures, run stats).
+
+    ``before_send(requests)`` sees the uncached requests before any is sent and may refuse them by raising
+    (the ``judging.max_usd`` cost guard). ``batch`` (a :class:`reproduce.judges.batch.BatchSender`) sends
+    them through a batch API first; what it does not return judged goes through the ordinary path.
 
     Raises :class:`JudgeFatalError` (nothing more is asked) when the endpoint does not serve the judge.
     """
@@ -176,16 +181,28 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
     log(f"judge {judge.name}: {n_games} requests, {len(todo)} not cached"
         + (f", estimated cost ${estimate:.2f}" if estimate else ""))
 
+    if before_send is not None and todo:
+        before_send([r for _, _, r in todo.values()])  # may stop the job: nothing has been sent yet
+
     from tqdm import tqdm
 
-    bar = tqdm(total=len(todo), desc=f"judging ({judge.name})", file=sys.stderr, disable=not todo)
     t0 = time.time()
+    batched: dict[str, Outcome] = {}
+    if batch is not None and todo:
+        try:
+            batched = await batch.run(judge, proto, todo, cache, log)
+        except BaseException:
+            await judge.aclose()
+            raise
+    rest = {k: v for k, v in todo.items() if k not in batched}  # failed batch items: the ordinary retry path
+    bar = tqdm(total=len(rest), desc=f"judging ({judge.name})", file=sys.stderr, disable=not rest)
     try:
-        results, rounds = await _judge_games(judge, proto, todo, max_attempts, budget_s, cache,
+        results, rounds = await _judge_games(judge, proto, rest, max_attempts, budget_s, cache,
                                              lambda out: bar.update(1) if not out.transient else None)
     finally:
         bar.close()
         await judge.aclose()
+    results = {**batched, **results}
 
     records, failures = [], []
     cost = tokens_in = tokens_out = 0
@@ -213,6 +230,6 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
         log(drift)
     stats = {"requests": n_games, "new_requests": len(todo), "failed_games": len(failures),
              "n_expected": n_games, "n_judged": n_games - len(failures), "n_failed": len(failures),
-             "rounds": rounds if todo else 0, "cost_usd": round(cost, 4), "prompt_tokens": tokens_in,
+             "rounds": rounds if rest else 0, "batch_requests": len(batched), "cost_usd": round(cost, 4), "prompt_tokens": tokens_in,
              "completion_tokens": tokens_out, "seconds": round(time.time() - t0, 2), "response_models": served}
     return records, failures, stats

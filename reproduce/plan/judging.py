@@ -101,7 +101,7 @@ class BenchmarkInputs:
 class JudgeCosting:
     """Per judge: identity (for cache keys), token counter, prices, cache, completion-token figures."""
 
-    def __init__(self, name: str, config: dict, results: Path):
+    def __init__(self, name: str, config: dict, results: Path | None, cache=None):
         from reproduce.judges.kinds import make_judge
 
         self.name, self.config = name, config
@@ -117,11 +117,14 @@ class JudgeCosting:
         self.price_in = float(config.get("price_per_million_input", 0.0))
         self.price_out = float(config.get("price_per_million_output", 0.0))
         self.results = results
+        self._given_cache = cache  # a judge job's own cache (the cost guard); else the judge's folder per benchmark
         self._caches: dict = {}
         self._tokens: dict = {}
 
     def cache(self, benchmark: str):
         """The judge's judgment cache for ``benchmark`` (every file of its ``_cache/`` folder, read only)."""
+        if self._given_cache is not None:
+            return self._given_cache
         if benchmark not in self._caches:
             from reproduce.judges.cache import JudgmentCache
 
@@ -162,6 +165,19 @@ class JudgeCosting:
         return decoding.get("max_tokens")
 
 
+def price_requests(costing: JudgeCosting, benchmark: str, protocol: str, requests: list,
+                   answer_tokens: int = 0) -> dict:
+    """Prompt tokens, expected completion tokens and standard-tier dollars of sending ``requests``."""
+    completion, _ = costing.completion_tokens(benchmark, protocol)
+    prompt = sum(costing.prompt_tokens(r, answer_tokens) for r in requests)
+    out_tokens = 0.0
+    for r in requests:
+        cap = costing.max_tokens(r)
+        out_tokens += min(completion, cap) if cap else completion
+    return {"prompt_tokens": prompt, "completion_tokens": out_tokens,
+            "usd_standard": (prompt * costing.price_in + out_tokens * costing.price_out) / 1e6}
+
+
 def plan_judge_job(inputs: BenchmarkInputs, costing: JudgeCosting, setting: str, model: str,
                    batch: bool = False) -> dict:
     """What one judge job asks: requests (all / cached / to send), tokens and dollars of those it sends."""
@@ -169,7 +185,7 @@ def plan_judge_job(inputs: BenchmarkInputs, costing: JudgeCosting, setting: str,
 
     requests, generated = inputs.requests(setting, model)
     cache = costing.cache(inputs.name)
-    completion, completion_basis = costing.completion_tokens(inputs.name, inputs.bench["protocol"])
+    _, completion_basis = costing.completion_tokens(inputs.name, inputs.bench["protocol"])
     todo: dict[str, object] = {}
     cached = 0
     for i, (qid, game, req) in enumerate(requests):
@@ -183,12 +199,8 @@ def plan_judge_job(inputs: BenchmarkInputs, costing: JudgeCosting, setting: str,
             cached += 1
         elif key not in todo:
             todo[key] = req
-    prompt = sum(costing.prompt_tokens(r, inputs.answer_tokens) for r in todo.values())
-    out_tokens = 0.0
-    for r in todo.values():
-        cap = costing.max_tokens(r)
-        out_tokens += min(completion, cap) if cap else completion
-    usd = (prompt * costing.price_in + out_tokens * costing.price_out) / 1e6
+    priced = price_requests(costing, inputs.name, inputs.bench["protocol"], list(todo.values()), inputs.answer_tokens)
+    prompt, out_tokens, usd = priced["prompt_tokens"], priced["completion_tokens"], priced["usd_standard"]
     factor = A.BATCH_PRICE_FACTOR if batch else 1.0
     latency = A.JUDGE_LATENCY_BASE_S + (out_tokens / len(todo) if todo else 0) / A.JUDGE_OUTPUT_TOKENS_PER_S
     concurrency = int(costing.config.get("concurrency", 8))

@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Sequence
 
+from reproduce.rehearsal.batch_api import BatchEndpoints
+
 ARENA_LABELS = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
 OWNER = "reproduce-standin"  # owned_by of the listed models: says plainly this is not OpenAI
 
@@ -103,7 +105,7 @@ def model_not_found(model: object) -> dict:
 
 # ----- the server -----
 
-class JudgeServer:
+class JudgeServer(BatchEndpoints):
     """The stand-in judge; ``models=None`` answers for any model name (the tests' default).
 
     Subclasses change the answers by overriding ``content``/``top_logprobs`` or, to control the whole
@@ -122,6 +124,7 @@ class JudgeServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
+        self._batch_init()  # /v1/files and /v1/batches (reproduce.rehearsal.batch_api)
 
     # ----- lifecycle -----
 
@@ -222,6 +225,8 @@ class JudgeServer:
 
     def on_get(self, handler: "_Handler", path: str) -> None:
         """``/v1/models`` (OpenAI's list), ``/v1/models/<id>``, ``/health``."""
+        if self.on_batch_get(handler, path):
+            return
         if path in ("/v1/models", "/health"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": OWNER} for m in self.listed_models()]
             handler.send_json(200, {"object": "list", "data": data})
@@ -281,7 +286,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path != "/v1/chat/completions":
+        if path == "/v1/files":
+            self.server_owner.on_file_upload(self, raw, self.headers.get("Content-Type", ""))
+            return
+        if path not in ("/v1/chat/completions", "/v1/batches"):
             self.send_json(404, _unknown_url("POST", path))
             return
         try:
@@ -291,6 +299,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             self.send_json(400, {"error": {"message": "We could not parse the JSON body of your request.",
                                            "type": "invalid_request_error", "param": None, "code": None}})
+            return
+        if path == "/v1/batches":
+            self.server_owner.on_batch_create(self, body)
             return
         self.server_owner.on_chat(self, body)
 

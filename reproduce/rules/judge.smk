@@ -26,7 +26,7 @@ rule judge:
         "results/benchmarks/judge/{benchmark}/{judge}/{setting}/{model}.tsv"
     shell:
         "reproduce judge --job {params.job} --answers {input.answers} --reference {input.reference}"
-        " --cache {params.cache} --out {output} 2> {log}"
+        " --cache {params.cache} --spend-ledger results/judgments/_spend.jsonl --out {output} 2> {log}"
 
 
 rule score:
