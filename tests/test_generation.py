@@ -168,6 +168,41 @@ def test_model_without_chat_template_is_an_error(tiny_model_dir):
         HFBackend("plain-model", model=model, tokenizer=tok)
 
 
+# Llama-3.2's date logic (its chat template's first lines): today's date unless date_string is given
+DATED_TEMPLATE = ("{%- if not date_string is defined %}{%- set date_string = strftime_now('%d %b %Y') %}{%- endif %}"
+                  "Today Date: {{ date_string }}\n{% for m in messages %}{{ m['content'] }}\n{% endfor %}")
+
+
+def test_pinned_date_string_keeps_prompts_off_the_calendar(tiny_model_dir):
+    """The recipe's chat_template_kwargs reach the template (the pinned date, not today's) and the answer
+    cache's identity; the Llama-3.2 recipe pins date_string and its generation jobs record it."""
+    import datetime
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reproduce.config import job_config, load_config
+    from reproduce.generate.backends import make_backend
+    from reproduce.generate.hf import HFBackend
+    from reproduce.generate.run import backend_identity
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    tok.chat_template = DATED_TEMPLATE
+    backend = HFBackend("dated", model=AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)), tokenizer=tok)
+    today = datetime.date.today().strftime("%d %b %Y")
+    assert f"Today Date: {today}" in tok.decode(backend.encode([{"role": "user", "content": "hi"}]))
+    backend.template_kwargs = {"date_string": "26 Jul 2024"}
+    prompt = tok.decode(backend.encode([{"role": "user", "content": "hi"}]))
+    assert "Today Date: 26 Jul 2024" in prompt and today not in prompt
+    assert backend_identity(backend, "m")["template_kwargs"] == {"date_string": "26 Jul 2024"}
+    assert make_backend({"backend": "hf"}, str(tiny_model_dir), template_kwargs={"date_string": "x"}).template_kwargs == \
+        {"date_string": "x"}
+    cfg = load_config({"preset": "paper"})
+    job = job_config(cfg, "generate", setting="llama3.2-3b-armorm", method="sft", benchmark="mt_bench")
+    assert job["chat_template_kwargs"] == {"date_string": "26 Jul 2024"}
+    other = job_config(cfg, "generate", setting="llama3-8b-armorm", method="sft", benchmark="mt_bench")
+    assert "chat_template_kwargs" not in other
+
+
 def _records(questions, model="mine"):
     return [{"question_id": q["question_id"], "model": model, "turns": [f"answer {i}.{t}" for t in range(len(q["turns"]))],
              "meta": {"n_tokens": [3] * len(q["turns"]), "tstamp": 1.5}} for i, q in enumerate(questions)]

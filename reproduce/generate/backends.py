@@ -7,7 +7,20 @@ from reproduce.config import ConfigError
 BACKENDS = ("hf", "vllm", "openai")
 
 
-def make_backend(gen_cfg: dict, model_dir: str, threads: int | None = None, overflow: str = "error"):
+def make_backend(gen_cfg: dict, model_dir: str, threads: int | None = None, overflow: str = "error",
+                 template_kwargs: dict | None = None):
+    """The backend ``gen_cfg`` names, with the recipe's pinned chat-template variables (``template_kwargs``,
+    e.g. Llama-3.2's ``date_string``) applied to every prompt it renders."""
+    backend = _make_backend(gen_cfg, model_dir, threads, overflow)
+    if template_kwargs:
+        if not hasattr(backend, "template_kwargs"):
+            raise ConfigError(f"chat_template_kwargs: the {backend.name} backend renders no chat template here "
+                              "(the server does); pin the variables in the server's template instead")
+        backend.template_kwargs = dict(template_kwargs)
+    return backend
+
+
+def _make_backend(gen_cfg: dict, model_dir: str, threads: int | None = None, overflow: str = "error"):
     """``hf`` (transformers), ``vllm`` (in-process LLM) or ``openai`` (any OpenAI-compatible endpoint).
 
     ``overflow`` is the policy for a prompt longer than the context (``reproduce.generate.base``); the

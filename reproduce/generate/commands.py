@@ -46,7 +46,8 @@ def cmd_generate(args) -> None:
     # read every benchmark's questions before the (slow) model load, so a bad file fails fast
     questions = [load_questions(job["benchmark_config"]) for job in jobs]
     t0 = time.time()
-    backend = make_backend(jobs[0].get("generation", {}), args.model, threads=args.threads)
+    backend = make_backend(jobs[0].get("generation", {}), args.model, threads=args.threads,
+                           template_kwargs=jobs[0].get("chat_template_kwargs"))
     log(f"model loaded in {time.time() - t0:.1f} s ({backend.name} backend): {args.model}")
     for job, qs, out in zip(jobs, questions, outs):
         bench = job["benchmark_config"]

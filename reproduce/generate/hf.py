@@ -33,6 +33,7 @@ class HFBackend:
     """
 
     name = "hf"
+    template_kwargs: dict = {}  # the recipe's chat_template_kwargs (make_backend sets them)
 
     def __init__(self, model_dir: str, batch_size: int = 64, threads: int | None = None, model=None, tokenizer=None,
                  overflow: str = "error"):
@@ -50,7 +51,8 @@ class HFBackend:
 
     def encode(self, messages: list[dict]) -> list[int]:
         """Prompt token ids of a conversation, ending with the assistant generation prompt."""
-        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False))
+        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False,
+                                                       **self.template_kwargs))
 
     def generate(self, conversations: list[list[dict]], temperature: float, max_new_tokens: int,
                  top_p: float = 1.0, seed: int | list[int] = 0, num_samples: int = 1,

@@ -41,8 +41,11 @@ def cache_path(out_path: str | Path) -> Path:
 
 def backend_identity(backend, model_id: str) -> dict:
     """What, besides the question and decoding, determines an answer: model path/id, backend, model files."""
-    return {"model": model_id, "backend": backend.name,
-            "fingerprint": model_fingerprint(getattr(backend, "model_dir", model_id))}
+    identity = {"model": model_id, "backend": backend.name,
+                "fingerprint": model_fingerprint(getattr(backend, "model_dir", model_id))}
+    if getattr(backend, "template_kwargs", None):  # pinned template variables change the prompt
+        identity["template_kwargs"] = backend.template_kwargs
+    return identity
 
 
 def _cached(out_path: Path, cache: Path, hashes: dict[str, str]) -> dict[str, dict]:

@@ -25,6 +25,7 @@ class VLLMBackend:
     """Generate with vLLM from a local model directory (or a Hugging Face id)."""
 
     name = "vllm"
+    template_kwargs: dict = {}  # the recipe's chat_template_kwargs (make_backend sets them)
 
     def __init__(self, model_dir: str, tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  dtype: str = "auto", seed: int = 0, overflow: str = "error", enforce_eager: bool | None = None,
@@ -59,7 +60,8 @@ class VLLMBackend:
 
     def encode(self, messages: list[dict]) -> list[int]:
         """Prompt token ids of a conversation, ending with the assistant generation prompt."""
-        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False))
+        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False,
+                                                       **self.template_kwargs))
 
     def generate(self, conversations, temperature: float, max_new_tokens: int, top_p: float = 1.0,
                  seed: int | list[int] = 0, num_samples: int = 1,
