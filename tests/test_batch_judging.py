@@ -143,7 +143,7 @@ def test_cost_guard_stops_a_job_over_budget_before_sending_anything(tmp_path):
         job["judging"] = {"max_usd": 1.0}
         done = _judge_cli(job, answers, reference, out, ledger)
         assert done.returncode == 0, done.stderr
-        from reproduce.plan.guard import spent
+        from reproduce.judges.guard import spent
 
         stats = json.loads(out.with_name("m.config.json").read_text())["judge_stats"]
         assert spent(ledger) == pytest.approx(stats["cost_usd"], abs=1e-6) and stats["cost_usd"] > 0
@@ -151,7 +151,7 @@ def test_cost_guard_stops_a_job_over_budget_before_sending_anything(tmp_path):
 
 def test_ledger_counts_spending_and_the_reservations_of_killed_runs(tmp_path):
     from reproduce.io import DataError
-    from reproduce.plan.guard import CostGuard, spent
+    from reproduce.judges.guard import CostGuard, spent
 
     ledger = tmp_path / "_spend.jsonl"
     a = CostGuard(10.0, ledger, "a")
@@ -166,7 +166,8 @@ def test_ledger_counts_spending_and_the_reservations_of_killed_runs(tmp_path):
 
 def test_plan_compare_counts_requests_exactly_and_tokens_closely(tmp_path):
     from reproduce.plan.compare import compare
-    from reproduce.plan.judging import BenchmarkInputs, JudgeCosting, plan_judge_job
+    from reproduce.judges.pricing import JudgeCosting
+    from reproduce.plan.judging import BenchmarkInputs, plan_judge_job
 
     with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=60) as srv:
         job, answers, reference = _cli_job(tmp_path, srv, {})

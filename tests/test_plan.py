@@ -61,7 +61,8 @@ def test_plan_does_not_count_cached_judgments_again(mirror, tmp_path):
     from reproduce.judges.base import JudgeReply
     from reproduce.judges.cache import JudgmentCache
     from reproduce.plan.build import build_plan
-    from reproduce.plan.judging import BenchmarkInputs, JudgeCosting
+    from reproduce.judges.pricing import JudgeCosting
+    from reproduce.plan.judging import BenchmarkInputs
 
     cfg = load_config({"preset": "paper", "settings": ["llama3.2-3b-armorm"], "methods": ["sft"],
                        "benchmarks": ["arena_hard"], "paper_judges": {}})

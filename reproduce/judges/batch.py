@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 from reproduce.io import atomic_write_json, read_json
+from reproduce.judges.pricing import BATCH_PRICE_FACTOR
 
 logger = logging.getLogger(__name__)
 
-BATCH_PRICE_FACTOR = 0.5  # OpenAI bills Batch API tokens at half the standard price
 DONE = ("completed", "failed", "expired", "cancelled")
 ENDPOINT = "/v1/chat/completions"
 

@@ -45,7 +45,8 @@ def _spending(job: dict, judge_name: str, bench: dict, cache, out: Path, args):
     through the Batch API (its state beside the job's cache file), ``max_usd`` refuses a job whose planned
     cost exceeds what remains (ledger: --spend-ledger)."""
     from reproduce.judges.batch import BatchSender
-    from reproduce.plan.guard import CostGuard, planned_usd
+    from reproduce.judges.guard import CostGuard
+    from reproduce.judges.pricing import planned_usd
 
     judging = job.get("judging") or {}
     batch_mode = judging.get("mode") == "batch" and job["judge_config"].get("kind") == "openai"

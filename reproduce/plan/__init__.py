@@ -4,5 +4,6 @@ requests, tokens and dollars, what is already cached), and afterwards how the ru
 Modules: ``assumptions`` (every stated default, with where it comes from), ``sizes`` (model parameters,
 memory and disk), ``gpu`` (training and generation GPU time), ``judging`` (judge jobs, requests, tokens,
 dollars, cache hits), ``build`` (the plan of one config), ``render`` (plan.md), ``compare`` (plan against
-a finished run), ``guard`` (the ``judging.max_usd`` cost guard), ``commands`` (the CLI).
+a finished run), ``commands`` (the CLI). Pricing one job's requests and the ``judging.max_usd`` cost guard
+live with the judges (``reproduce/judges/pricing.py``, ``guard.py``), which the plan uses.
 """

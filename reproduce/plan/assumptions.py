@@ -7,6 +7,8 @@ answers already generated, judge replies already cached.
 
 from __future__ import annotations
 
+from reproduce.judges import pricing as _pricing
+
 from reproduce.judges.tokens import CHARS_PER_TOKEN  # noqa: F401 (stated here with the other defaults)
 
 # ----- GPUs -----
@@ -43,16 +45,15 @@ DEFAULT_ANSWER_TOKENS = {"alpaca_eval2": 480, "arena_hard": 650, "mt_bench": 350
 DEFAULT_ANSWER_TOKENS_OTHER = 300
 
 # ----- judges -----
-# Mean judge completion tokens per request by protocol when the judge's cache holds no replies of the
-# benchmark (capped by the request's max_tokens): Arena-Hard's judge first answers the prompt itself,
-# then compares; MT-Bench explanations are a paragraph. Stated defaults.
-DEFAULT_JUDGE_COMPLETION_TOKENS = {"alpaca_eval2": 1, "arena_hard": 700, "mt_bench": 250}
-DEFAULT_JUDGE_COMPLETION_OTHER = 300
+# Judge completion tokens per request when nothing is cached, and the Batch API's price factor: stated in
+# reproduce/judges/pricing.py (the cost guard uses them too) and repeated here for the plan's readers.
+DEFAULT_JUDGE_COMPLETION_TOKENS = _pricing.DEFAULT_JUDGE_COMPLETION_TOKENS
+DEFAULT_JUDGE_COMPLETION_OTHER = _pricing.DEFAULT_JUDGE_COMPLETION_OTHER
 # Judge latency model for wall time: a fixed part plus output tokens at a decode speed (stated defaults).
 JUDGE_LATENCY_BASE_S = 0.6
 JUDGE_OUTPUT_TOKENS_PER_S = 60.0
 # OpenAI's Batch API bills half the standard price, within a 24-hour completion window.
-BATCH_PRICE_FACTOR = 0.5
+BATCH_PRICE_FACTOR = _pricing.BATCH_PRICE_FACTOR
 BATCH_WINDOW_H = 24.0
 
 # ----- disk -----

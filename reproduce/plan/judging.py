@@ -13,11 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from reproduce.config import judge_for
+from reproduce.judges.pricing import ANSWER_MARKER as MARKER, JudgeCosting, price_requests
 from reproduce.paths import ResultPaths
 from reproduce.plan import assumptions as A
-from reproduce.judges.tokens import message_tokens, token_counter
 
-MARKER = "\u27e6answer\u27e7"  # stands in for an answer not generated yet
 
 
 def judge_jobs(cfg: dict, target: str = "reproduce_table1") -> list[tuple[str, str, str, str]]:
@@ -96,86 +95,6 @@ class BenchmarkInputs:
                 self._renders[memo] = self.proto.build_requests(q, a, ref, self.bench, self.templates)
             out += [(q["question_id"], g, r) for g, r in self._renders[memo]]
         return out, generated
-
-
-class JudgeCosting:
-    """Per judge: identity (for cache keys), token counter, prices, cache, completion-token figures."""
-
-    def __init__(self, name: str, config: dict, results: Path | None, cache=None):
-        from reproduce.judges.kinds import make_judge
-
-        self.name, self.config = name, config
-        if config["kind"] == "openai":
-            from reproduce.judges.openai_judge import OpenAIJudge
-
-            self.judge = OpenAIJudge(name, config, require_key=False)
-            self.count, self.token_basis = token_counter(config["model"])
-        else:
-            self.judge = make_judge(name, config)
-            self.count, self.token_basis = (lambda s: 0), "a program, no tokens"
-        self.identity = self.judge.identity()
-        self.price_in = float(config.get("price_per_million_input", 0.0))
-        self.price_out = float(config.get("price_per_million_output", 0.0))
-        self.results = results
-        self._given_cache = cache  # a judge job's own cache (the cost guard); else the judge's folder per benchmark
-        self._caches: dict = {}
-        self._tokens: dict = {}
-
-    def cache(self, benchmark: str):
-        """The judge's judgment cache for ``benchmark`` (every file of its ``_cache/`` folder, read only)."""
-        if self._given_cache is not None:
-            return self._given_cache
-        if benchmark not in self._caches:
-            from reproduce.judges.cache import JudgmentCache
-
-            folder = Path(ResultPaths(self.results).judge_cache(benchmark, self.name))
-            self._caches[benchmark] = JudgmentCache(folder / "_plan_reads_only.jsonl", shared_dir=folder)
-        return self._caches[benchmark]
-
-    def completion_tokens(self, benchmark: str, protocol: str) -> tuple[float, str]:
-        """Mean completion tokens per request: measured from cached replies, else the stated default."""
-        cache = self.cache(benchmark)
-        seen = [e["reply"].get("completion_tokens") or 0 for e in cache._entries.values()]
-        seen = [t for t in seen if t > 0]
-        if seen:
-            return sum(seen) / len(seen), f"mean of {len(seen)} cached replies"
-        if self.config["kind"] != "openai":
-            return 0.0, "a program, no tokens"
-        return (float(A.DEFAULT_JUDGE_COMPLETION_TOKENS.get(protocol, A.DEFAULT_JUDGE_COMPLETION_OTHER)),
-                f"stated default for {protocol} (assumptions.DEFAULT_JUDGE_COMPLETION_TOKENS)")
-
-    def prompt_tokens(self, request, answer_tokens: int) -> int:
-        """Prompt tokens of one request; each answer marker counts as ``answer_tokens``."""
-        total = 0
-        for m in request.messages or ():
-            text = str(m.get("content", ""))
-            if text not in self._tokens:
-                markers = text.count(MARKER)
-                self._tokens[text] = self.count(text.replace(MARKER, "")) + markers * answer_tokens
-            total += self._tokens[text]
-        from reproduce.judges.tokens import TOKENS_PER_MESSAGE
-
-        return total + TOKENS_PER_MESSAGE * len(request.messages or ())
-
-    def max_tokens(self, request) -> int | None:
-        """The completion cap the judge will send for ``request``."""
-        decoding = dict(request.decoding)
-        if self.config.get("max_tokens") is not None:
-            decoding["max_tokens"] = self.config["max_tokens"]
-        return decoding.get("max_tokens")
-
-
-def price_requests(costing: JudgeCosting, benchmark: str, protocol: str, requests: list,
-                   answer_tokens: int = 0) -> dict:
-    """Prompt tokens, expected completion tokens and standard-tier dollars of sending ``requests``."""
-    completion, _ = costing.completion_tokens(benchmark, protocol)
-    prompt = sum(costing.prompt_tokens(r, answer_tokens) for r in requests)
-    out_tokens = 0.0
-    for r in requests:
-        cap = costing.max_tokens(r)
-        out_tokens += min(completion, cap) if cap else completion
-    return {"prompt_tokens": prompt, "completion_tokens": out_tokens,
-            "usd_standard": (prompt * costing.price_in + out_tokens * costing.price_out) / 1e6}
 
 
 def plan_judge_job(inputs: BenchmarkInputs, costing: JudgeCosting, setting: str, model: str,

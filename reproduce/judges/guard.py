@@ -84,19 +84,3 @@ class CostGuard:
         with _locked(self.ledger):
             append_jsonl(self.ledger, [{"run": self.run, "job": self.job, "spent_usd": round(spent_usd, 6),
                                         "time": time.time()}])
-
-
-def planned_usd(judge_name: str, judge_cfg: dict, bench: dict, requests: list, cache, batch: bool) -> tuple[float, str]:
-    """(dollars, what) the plan expects for sending ``requests`` (the job's uncached ones)."""
-    if judge_cfg.get("kind") != "openai" or not requests:
-        return 0.0, f"{len(requests)} requests to {judge_name}"
-    from reproduce.plan.assumptions import BATCH_PRICE_FACTOR
-    from reproduce.plan.judging import JudgeCosting, price_requests
-
-    costing = JudgeCosting(judge_name, judge_cfg, None, cache=cache)
-    usd = price_requests(costing, bench.get("_file", "benchmark"), bench["protocol"], requests)["usd_standard"]
-    mode = "batch" if batch else "standard"
-    return usd * (BATCH_PRICE_FACTOR if batch else 1.0), f"{len(requests)} uncached requests to {judge_name}, {mode} price"
-
-
-__all__ = ["CostGuard", "planned_usd", "spent"]
