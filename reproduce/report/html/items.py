@@ -13,6 +13,7 @@ the item data says what is missing, so one absent judge does not hide the rest.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from reproduce.io import DataError, read_jsonl
@@ -92,6 +93,13 @@ def _mt_games(rec: dict) -> tuple[list[dict], str, str]:
     return games, summary, "; ".join(flips) or "single grading only (no order)"
 
 
+def _record_games(rec: dict) -> tuple[list[dict], str, str]:
+    """A protocol without its own view here: the record itself, as JSON."""
+    return [{"name": "record", "order": "as recorded", "verdict": "see the record",
+             "text": json.dumps(rec, indent=1, ensure_ascii=False)}], "record", "n/a"
+
+
+# per protocol: (games for display, verdict summary, position-flip result) of one record
 _GAMES = {"alpaca_eval2": _ae_games, "arena_hard": _ah_games, "mt_bench": _mt_games}
 
 
@@ -141,7 +149,7 @@ def bench_items(cfg: dict, results: Path, bench: str, setting: str, questions: l
             values = _per_prompt_values(records, protocol, str(path))
             for r in records:
                 q = str(r["question_id"])
-                games, summary, flip = _GAMES[protocol](r)
+                games, summary, flip = _GAMES.get(protocol, _record_games)(r)
                 baseline = baseline or r.get("baseline") or r.get("generator_1") or next(
                     (p.get("baseline") for p in r.get("pairwise", []) if p.get("baseline")), None)
                 verdicts.setdefault(q, {}).setdefault(j, {})[m] = {
