@@ -210,12 +210,13 @@ def test_paper_recipes_checkpoint_mid_epoch():
     import yaml
 
     from reproduce.config import load_config
+    from reproduce.train.run import gradient_accumulation
 
     root = Path(__file__).resolve().parent.parent
     processes = yaml.safe_load((root / "config/accelerate/fsdp_full_shard.yaml").read_text())["num_processes"]
     for setting, recipe in load_config({"preset": "paper"})["settings"].items():
         for name, m in recipe["methods"].items():
-            steps = math.ceil(60_000 / (m["per_device_batch_size"] * m["gradient_accumulation_steps"] * processes))
+            steps = math.ceil(60_000 / (m["per_device_batch_size"] * gradient_accumulation(m, processes) * processes))
             every = m.get("save_steps", 500)
             every = every if every >= 1 else math.ceil(every * steps)
             assert steps // every >= 2, f"{setting}.{name}: {steps} steps per epoch, a checkpoint every {every}"
@@ -314,3 +315,19 @@ def test_live_run_of_a_loss_without_reference_loads_none(loss, tiny_model_dir, p
                           tmp_path / "n")
     assert len(loads) == 1 and tr.ref_model is None and not tr.needs_ref
     tr.compute_loss(tr.model, _first_batch(tr))  # and the loss runs without one
+
+
+def test_effective_batch_sets_the_accumulation_for_the_processes_launched():
+    """The 8B recipes keep the paper's 128 pairs per step on 8 GPUs (2 x 8 x 8) and on one (2 x 64 x 1)."""
+    from reproduce.config import ConfigError, load_config
+    from reproduce.train.run import gradient_accumulation
+
+    for setting in ("llama3-8b-pairrm", "llama3-8b-armorm"):
+        for m in load_config({"preset": "paper"})["settings"][setting]["methods"].values():
+            assert m["effective_batch"] == 128 and m["per_device_batch_size"] == 2
+            assert gradient_accumulation(m, 8) == 8 and gradient_accumulation(m, 1) == 64
+    with pytest.raises(ConfigError, match=r"'effective_batch': 128 pairs is not a multiple of .* = 48"):
+        gradient_accumulation({"effective_batch": 128, "per_device_batch_size": 6}, 8)
+    with pytest.raises(ConfigError, match="give one"):
+        gradient_accumulation({"effective_batch": 128, "gradient_accumulation_steps": 2})
+    assert gradient_accumulation({"gradient_accumulation_steps": 3}) == 3

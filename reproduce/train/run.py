@@ -100,6 +100,24 @@ def model_dtype(method: dict):
     return torch.bfloat16 if method.get("bf16", False) and torch.cuda.is_available() else torch.float32
 
 
+def gradient_accumulation(method: dict, processes: int | None = None) -> int:
+    """Micro-batches per optimizer step: the recipe's ``gradient_accumulation_steps``, or, with
+    ``effective_batch``, as many as give that many pairs per step on ``processes`` (default: this launch's
+    ``WORLD_SIZE``), so one recipe keeps the paper's batch of 128 on 8 GPUs or on one."""
+    import os
+
+    target = method.get("effective_batch")
+    if target is None:
+        return method.get("gradient_accumulation_steps", 1)
+    if "gradient_accumulation_steps" in method:
+        raise ConfigError("recipe keys 'effective_batch' and 'gradient_accumulation_steps': give one (the first sets the second)")
+    per_step = method.get("per_device_batch_size", 1) * (processes or int(os.environ.get("WORLD_SIZE", "1")))
+    if target % per_step:
+        raise ConfigError(f"recipe key 'effective_batch': {target} pairs is not a multiple of per_device_batch_size x "
+                          f"processes = {per_step}")
+    return target // per_step
+
+
 def dpo_config(method: dict, checkpoint_dir: Path, live: bool):
     """TRL ``DPOConfig`` from a recipe's method entry (defaults are the paper's where it gives them).
 
@@ -116,7 +134,7 @@ def dpo_config(method: dict, checkpoint_dir: Path, live: bool):
     return DPOConfig(
         output_dir=str(checkpoint_dir),
         per_device_train_batch_size=method.get("per_device_batch_size", 1),
-        gradient_accumulation_steps=method.get("gradient_accumulation_steps", 1),
+        gradient_accumulation_steps=gradient_accumulation(method),
         learning_rate=method["learning_rate"],
         num_train_epochs=method.get("epochs", 1),
         max_steps=method.get("max_steps", -1),
