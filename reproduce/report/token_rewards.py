@@ -34,10 +34,17 @@ def response_token_logps(model, tokenizer, prompt: list[dict], response: list[di
         p_ids, full = p_ids["input_ids"], full["input_ids"]
     if list(full[: len(p_ids)]) != list(p_ids):
         raise DataError("token rewards: the chat template does not extend the prompt with the response")
+    from trl.trainer.utils import add_fused_lm_head
+
+    from reproduce.train.precompute import per_token_logps
+
     ids = torch.tensor([list(full)])
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits.float()
-    logps = torch.log_softmax(logits[0, :-1], dim=-1).gather(-1, ids[0, 1:, None])[:, 0]
+    completion = torch.zeros_like(ids)
+    completion[0, len(p_ids):] = 1
+    if not getattr(model, "_fused_lm_head_added", False):  # training's tiled LM head: no [1, T, vocab] logits
+        add_fused_lm_head(model)
+        model._fused_lm_head_added = True
+    logps = per_token_logps(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids), "completion_mask": completion})[0]
     resp = list(full[len(p_ids):])
     # the template's end-of-turn tokens stay: TGDPO weights them too (they are completion tokens in training)
     vals = logps[len(p_ids) - 1:].tolist()
