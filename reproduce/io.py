@@ -36,9 +36,11 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as pretty JSON atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+def atomic_write_json(path: str | Path, obj: Any, allow_nan: bool = True) -> Path:
+    """Write ``obj`` as pretty JSON atomically; ``allow_nan=False`` (score files) refuses NaN and infinities,
+    which are not JSON, before anything is written."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=allow_nan) + "\n"
+    return atomic_write_text(path, text)
 
 
 def atomic_write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
@@ -58,23 +60,34 @@ def read_json(path: str | Path) -> Any:
     """Read a JSON file; a parse error names the file."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        return json.loads(_read_text(path))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
-def read_jsonl(path: str | Path, *, allow_torn_tail: bool = False) -> list[dict]:
+def _read_text(path: Path) -> str:
+    """A file's UTF-8 text; a missing, unreadable or non-UTF-8 file is a ``DataError`` naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a file") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+
+
+def read_jsonl(path: str | Path, *, allow_torn_tail: bool = False, with_lines: bool = False) -> list:
     """Read a JSONL file. A malformed line raises ``DataError`` naming file and line.
 
     With ``allow_torn_tail`` a malformed *last* line without a trailing newline (a write cut short by a
-    crash) is skipped instead; use it for append-only logs that ``repair_jsonl`` will fix.
+    crash) is skipped instead; use it for append-only logs that ``repair_jsonl`` will fix. With
+    ``with_lines`` the result is ``(line number, record)`` pairs, for messages that name the line.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    raw = path.read_text(encoding="utf-8")
+    raw = _read_text(path)
     lines = raw.split("\n")
     records = []
     for i, line in enumerate(lines, start=1):
@@ -89,7 +102,7 @@ def read_jsonl(path: str | Path, *, allow_torn_tail: bool = False) -> list[dict]
             raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
         if not isinstance(rec, dict):
             raise DataError(f"{path}:{i}: expected a JSON object, got {type(rec).__name__}")
-        records.append(rec)
+        records.append((i, rec) if with_lines else rec)
     return records
 
 

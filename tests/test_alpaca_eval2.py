@@ -256,7 +256,7 @@ def test_length_control_switch_bench_and_option(tmp_path, judging, option, compu
 def test_read_judgments_rejects_malformed(tmp_path):
     bad = tmp_path / "annotations.json"
     bad.write_text(json.dumps([{"instruction": "x", "output_1": "a"}]))
-    with pytest.raises(DataError, match=r"annotations.json: record 0 lacks"):
+    with pytest.raises(DataError, match=r"annotations.json: record 0: lacks"):
         ae.read_judgments(bad, fmt="alpaca_eval")
     bad.write_text(json.dumps({"not": "a list"}))
     with pytest.raises(DataError, match="JSON list"):

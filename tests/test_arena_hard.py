@@ -152,7 +152,8 @@ def test_record_roundtrip_and_malformed_files(tmp_path):
     assert rec["games"] == [{"score": "B>A", "judgment": "[[B>A]]"}, {"score": None, "judgment": "no idea"}]
     path = tmp_path / "j.jsonl"
     path.write_text(json.dumps(rec) + "\n")
-    assert ah.read_judgments(path) == [rec]
+    assert [{k: v for k, v in r.items() if k != "_where"} for r in ah.read_judgments(path)] == [rec]
+    assert ah.read_judgments(path)[0]["_where"] == f"{path}:1"  # each record's place, for messages
     path.write_text(json.dumps({"question_id": "q1", "model": "m", "games": [{"score": "A>B"}]}) + "\n")
     with pytest.raises(DataError, match=r"j.jsonl:1: 'games' must be a list of two"):
         ah.read_judgments(path, fmt="arena_hard")
@@ -216,7 +217,9 @@ def _hand_records(**extra):
 
 def test_baseline_option_then_records_then_bench_reference_then_default():
     bench = {"judging": {}, "reference": {"kind": "model", "name": "bench-ref"}}
-    assert ah.score(_hand_records(baseline="rec-base"), bench, baseline="opt-base", rounds=2)["baseline"] == "opt-base"
+    assert ah.score(_hand_records(), bench, baseline="opt-base", rounds=2)["baseline"] == "opt-base"
+    with pytest.raises(DataError, match=r"baseline 'opt-base' is not the one these records were judged against \(rec-base\)"):
+        ah.score(_hand_records(baseline="rec-base"), bench, baseline="opt-base", rounds=2)  # never a relabel
     assert ah.score(_hand_records(baseline="rec-base"), bench, rounds=2)["baseline"] == "rec-base"
     assert ah.score(_hand_records(), bench, rounds=2)["baseline"] == "bench-ref"
     assert ah.score(_hand_records(), {"judging": {}}, rounds=2)["baseline"] == "gpt-4-0314"

@@ -193,7 +193,7 @@ def _arena_no_baseline(tmp):
 
 # (case id, what it is, builder, expected exception or "failure", message pattern)
 CASES = [
-    ("answers-duplicate-id", "two answers to one question", _answers(_jsonl({"question_id": "q1", "turns": ["a"]}, {"question_id": "q1", "turns": ["b"]})), DataError, r"answers.jsonl:2: duplicate answer for question 'q1'"),
+    ("answers-duplicate-id", "two answers to one question", _answers(_jsonl({"question_id": "q1", "turns": ["a"]}, {"question_id": "q1", "turns": ["b"]})), DataError, r"answers.jsonl:2: duplicate answer for question 'q1' \(first on line 1\)"),
     ("answers-unknown-id", "answer to a question not in the benchmark", _answers(_jsonl({"question_id": "zz", "turns": ["a"]}), {"q1"}), DataError, r"answers.jsonl:1: answer for unknown question 'zz'"),
     ("answers-empty", "turns: []", _answers(_jsonl({"question_id": "q1", "turns": []})), DataError, r"answers.jsonl:1: answer for question 'q1' has no turns"),
     ("answers-no-id", "record without question_id", _answers(_jsonl({"turns": ["a"]})), DataError, r"answers.jsonl:1: answer has no question_id"),
@@ -207,8 +207,8 @@ CASES = [
     ("pairs-empty-file", "no pairs at all", _pairs(""), DataError, r"prefs.jsonl: no preference pairs"),
     ("tokenizer-vocab-mismatch", "guide model with another vocabulary", _tokenizers({"a": 0, "c": 1}, "T"), ValueError, r"guidance model results/models/x/dpo: tokenizer vocabulary differs"),
     ("tokenizer-template-mismatch", "guide model with another chat template", _tokenizers({"a": 0, "b": 1}, "U"), ValueError, r"guidance model results/models/x/dpo: chat template differs"),
-    ("alpaca-out-of-range", "preference 3.0 in annotations.json", _judgments("alpaca_eval2", json.dumps([{"instruction": "i", "output_1": "a", "output_2": "b", "generator_1": "r", "generator_2": "m", "preference": 3.0}]), "alpaca_eval", "ann.json"), DataError, r"ann.json: record 0 has preference 3.0 outside \[1, 2\]"),
-    ("alpaca-prose-preference", "preference 'B is better'", _judgments("alpaca_eval2", json.dumps([{"instruction": "i", "output_1": "a", "output_2": "b", "generator_1": "r", "generator_2": "m", "preference": "B is better"}]), "alpaca_eval", "ann.json"), DataError, r"record 0 has a non-numeric preference 'B is better'"),
+    ("alpaca-out-of-range", "preference 3.0 in annotations.json", _judgments("alpaca_eval2", json.dumps([{"instruction": "i", "output_1": "a", "output_2": "b", "generator_1": "r", "generator_2": "m", "preference": 3.0}]), "alpaca_eval", "ann.json"), DataError, r"ann.json: record 0: key 'preference' is 3.0, outside \[1, 2\]"),
+    ("alpaca-prose-preference", "preference 'B is better'", _judgments("alpaca_eval2", json.dumps([{"instruction": "i", "output_1": "a", "output_2": "b", "generator_1": "r", "generator_2": "m", "preference": "B is better"}]), "alpaca_eval", "ann.json"), DataError, r"record 0: key 'preference' is not a number \('B is better'\)"),
     ("alpaca-wrong-format", "JSONL given as annotations.json", _judgments("alpaca_eval2", _jsonl({"a": 1}, {"b": 2}), "alpaca_eval", "ann.json"), DataError, r"ann.json: not valid JSON"),
     ("arena-missing-games", "judgment without 'games'", _judgments("arena_hard", _jsonl({"question_id": "q1", "model": "m"}), "arena_hard"), DataError, r"j.jsonl:1: record lacks 'games'"),
     ("mt-rating-not-number", "FastChat score 'high'", _judgments("mt_bench", _jsonl({"question_id": 80, "model": "m", "judge": ["gpt-4", "single-v1"], "score": 5, "turn": 1}, {"question_id": 81, "model": "m", "judge": ["gpt-4", "single-v1"], "score": "high", "turn": 1}), "fastchat"), DataError, r"j.jsonl:2: score 'high' is not a number"),
@@ -222,7 +222,7 @@ CASES = [
     ("reference-missing-question", "reference answers lack a question", _judge_run("arena_hard", "[[A>B]]", ARENA_T, drop_ref=True), ValueError, r"reference answers lack question 'addition-0003'"),
     ("missing-api-key", "api_key_env names an unset variable", _judge_run("arena_hard", "[[A>B]]", ARENA_T, key=False), JudgeError, r"environment variable BAD_INPUT_UNSET_KEY is not set"),
     ("verdict-prose", "judge answers prose, no verdict", _judge_run("arena_hard", "Both are fine, really.", ARENA_T), "failure", r"no verdict parsed after 2 attempt\(s\): 'Both are fine, really.'"),
-    ("cli-duplicate-answer", "reproduce judge on answers with a duplicate id", _cli("judge", "--benchmark", "tiny_arena_hard", "--judge", "verifier", "--answers", "answers.jsonl", "--preset", "tiny"), DataError, r"^error: answers.jsonl:2: duplicate answer for question 'addition-0000'$"),
+    ("cli-duplicate-answer", "reproduce judge on answers with a duplicate id", _cli("judge", "--benchmark", "tiny_arena_hard", "--judge", "verifier", "--answers", "answers.jsonl", "--preset", "tiny"), DataError, r"^error: answers.jsonl:2: duplicate answer for question 'addition-0000' \(first on line 1\)$"),
     ("cli-missing-file", "reproduce score on a file that does not exist", _cli("score", "--benchmark", "arena_hard", "--judgments", "nope.jsonl"), DataError, r"^error: nope.jsonl: file not found$"),
 ]
 

@@ -75,10 +75,15 @@ def test_judge_and_score_without_snakemake(tmp_path):
     # one verdict per distinct request: 20 wrong answers x 2 games, and 20 right ones whose two games are the
     # same request (both answers equal, so swapping them changes nothing): 60 cached beside the judgments
     assert sum(p.read_text().count("\n") for p in cached) == 60
-    scored = _run("score", "--benchmark", "arena_hard", "--judgments", str(out_file), "--json")
+    assert "answers to 40 of" in out.stderr  # a subset of the benchmark is judged, and the judge says so
+    scored = _run("score", "--benchmark", "tiny_arena_hard", "--judgments", str(out_file), "--json")
     assert scored.returncode == 0, scored.stderr
     result = json.loads(scored.stdout)
     assert result["n"] == 40
+    # the benchmark, not the file, says what a complete score covers: the other questions count as missing
+    n_all = len(load_questions(bench))
+    assert result["complete"] is False and result["n_questions_missing"] == n_all - 40
+    assert (result["n_expected"], result["n_judged"]) == (2 * n_all, 80)
     # 20 questions tie in both games (2 tie battles each); 20 are strong losses in both games, each counted
     # weight 3 (6 battles each): 40 ties + 120 losses. A two-player Bradley-Terry MLE reproduces the empirical
     # rate, a tie being half a win: (40 / 2) / 160 = 12.5 %.

@@ -177,7 +177,10 @@ def test_read_fastchat_judgments(tmp_path):
     # native round trip
     native = tmp_path / "native.json"
     native.write_text(json.dumps(recs))
-    assert mt.read_judgments(native) == recs
+    def bare(rs):
+        return [{k: v for k, v in r.items() if k != "_where"} for r in rs]
+
+    assert bare(mt.read_judgments(native)) == bare(recs)
 
 
 @pytest.mark.parametrize("row, match", [

@@ -32,6 +32,7 @@ from typing import Any
 
 # leaderboard_rank is a protocol member (the score stage adds the rank); it lives beside the LC win rate
 from reproduce.benchmarks.alpaca_lc import leaderboard_rank, length_controlled  # noqa: F401
+from reproduce.benchmarks.completeness import WHERE, missing_note
 from reproduce.benchmarks.coverage import coverage
 from reproduce.benchmarks.protocol import JudgeReply, JudgeRequest, judge_decoding
 from reproduce.benchmarks.templates import ALPACA_ANNOTATOR, alpaca_eval_prompt, optional_for_tiny
@@ -209,42 +210,68 @@ def make_record(question, answer, reference, bench, judge_name: str, verdicts: d
 
 
 def read_judgments(path, fmt: str = "native") -> list[dict]:
-    """Native records (JSON list or JSONL), or an official ``annotations.json`` (fmt "alpaca_eval")."""
+    """Native records (JSON list or JSONL), or an official ``annotations.json`` (fmt "alpaca_eval").
+
+    Each record keeps its place in the file under ``_where``; the preference must be a number in [1, 2]
+    (0 too, alpaca_eval's "no preference") or null/NaN (alpaca_eval's failed annotation: no verdict).
+    """
     path = Path(path)
-    if fmt == "native":
-        rows = read_jsonl(path) if path.suffix == ".jsonl" else read_json(path)
-    elif fmt == "alpaca_eval":
-        rows = read_json(path)
+    if fmt == "native" and path.suffix == ".jsonl":
+        rows = [(f"{path}:{line}", row) for line, row in read_jsonl(path, with_lines=True)]
+    elif fmt in ("native", "alpaca_eval"):
+        data = read_json(path)
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of annotations")
+        rows = [(f"{path}: record {i}", row) for i, row in enumerate(data)]
     else:
         raise DataError(f"{path}: unknown judgment format '{fmt}' (native, alpaca_eval)")
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a JSON list of annotations")
     out, nan_rows = [], []
-    for i, row in enumerate(rows):
+    for i, (where, row) in enumerate(rows):
         if not isinstance(row, dict):
-            raise DataError(f"{path}: record {i} is not an object")
+            raise DataError(f"{where}: is not an object")
         missing = [k for k in REQUIRED if k not in row]
         if missing:
-            raise DataError(f"{path}: record {i} lacks {', '.join(missing)}")
+            raise DataError(f"{where}: lacks {', '.join(missing)}")
+        for key in ("instruction", "output_1", "output_2", "generator_2"):
+            if not isinstance(row[key], str):
+                raise DataError(f"{where}: key '{key}' must be a string, got {type(row[key]).__name__}")
         pref = row["preference"]
-        if pref is not None and not isinstance(pref, (int, float)):
+        if isinstance(pref, bool) or (pref is not None and not isinstance(pref, (int, float))):
             try:
                 pref = float(pref)
-            except ValueError:
-                raise DataError(f"{path}: record {i} has a non-numeric preference {pref!r}") from None
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: key 'preference' is not a number ({str(pref)[:40]!r})") from None
         if pref is not None and math.isnan(pref):
-            nan_rows.append(i)
+            nan_rows.append(where)
             pref = None  # what alpaca_eval writes for a failed annotation: no verdict
         if pref is not None and not (pref == 0 or 1 <= pref <= 2):
-            raise DataError(f"{path}: record {i} has preference {pref} outside [1, 2]")
+            raise DataError(f"{where}: key 'preference' is {pref}, outside [1, 2]")
         rec = dict(row)
         rec["preference"] = pref
-        # official files are in the order of the 805 instructions: position = question id
+        # official files are in the order of the 805 instructions: position = question id (the CLI maps
+        # an official file's instructions to the benchmark's ids instead, so a file missing rows is caught)
         rec.setdefault("question_id", str(i))
+        rec["question_id"] = str(rec["question_id"])
+        rec[WHERE] = where
         out.append(rec)
     if nan_rows:
-        log.warning("%s: %d record(s) have no preference (NaN: a failed annotation), e.g. record %d; they count as "
+        log.warning("%s: %d record(s) have no preference (NaN: a failed annotation), e.g. %s; they count as "
                     "failed and the score is marked incomplete", path, len(nan_rows), nan_rows[0])
+    return out
+
+
+def ids_from_instructions(records: list[dict], questions: list[dict], benchmark: str) -> list[dict]:
+    """Records with ``question_id`` set from their instruction (an official annotations file is keyed by the
+    instruction, not by position, so a file with rows left out or reordered keeps the right ids); an
+    instruction the benchmark does not have is an error naming the record."""
+    by_text = {q["turns"][0]: str(q["question_id"]) for q in questions}
+    out = []
+    for rec in records:
+        qid = by_text.get(rec["instruction"])
+        if qid is None:
+            raise DataError(f"{rec.get(WHERE, 'alpaca_eval2')}: instruction {rec['instruction'][:50]!r} is not one of "
+                            f"benchmark {benchmark}'s {len(by_text)} instructions; annotations of another benchmark?")
+        out.append({**rec, "question_id": qid})
     return out
 
 
@@ -252,7 +279,8 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     """Win rate, standard error, counts (alpaca_eval.metrics.get_winrate), avg_length and the LC win rate.
 
     options: ``lc_dir`` (folder with df_gamed.csv), ``lc_revision`` (pinned hub revision to download),
-    ``length_controlled`` (False to skip).
+    ``length_controlled`` (False to skip), ``missing`` (the benchmark's questions without a record: each
+    counts as a failed game, so the score is marked incomplete).
     """
     import pandas as pd
     from alpaca_eval.metrics import get_winrate
@@ -262,7 +290,8 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     models = {r["generator_2"] for r in records}
     if len(models) != 1:
         raise DataError(f"alpaca_eval2: records of several models {sorted(models)}; score one model at a time")
-    df = pd.DataFrame(records)
+    missing = options.get("missing") or []
+    df = pd.DataFrame(records).drop(columns=[WHERE], errors="ignore")
     df["preference"] = df["preference"].astype(float)  # None -> NaN, which alpaca_eval drops
     n_failed = int(df["preference"].isna().sum())
     valid = df[df["preference"].notna()]
@@ -276,7 +305,7 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
            # alpaca_eval's avg_length: mean character length of the model's outputs, truncated to int
            "avg_length": int(df["output_2"].str.len().mean()),
            # one game per instruction (identical outputs are a draw by rule and count as judged)
-           **coverage(len(df), n_failed)}
+           **coverage(len(df) + len(missing), n_failed + len(missing))}
     want_lc = options.get("length_controlled", ((bench or {}).get("judging") or {}).get("length_controlled", True))
     if want_lc and ((bench or {}).get("questions") or {}).get("task"):
         # the GLM's instruction difficulties exist for the 805 AlpacaEval instructions only (df_gamed.csv)
@@ -291,7 +320,7 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     out["lc_standard_error"] = lc_se
     if reason:
         out["length_controlled_reason"] = reason
-    return out
+    return missing_note(out, missing)
 
 
 def _record_kind(record: dict) -> str:

@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from reproduce.benchmarks.completeness import WHERE, missing_note
 from reproduce.benchmarks.coverage import coverage
 from reproduce.benchmarks.protocol import JudgeReply, JudgeRequest, judge_decoding
 from reproduce.benchmarks.templates import arena_hard_config, templates_from_file
@@ -114,15 +115,22 @@ def read_judgments(path, fmt: str = "native") -> list[dict]:
     if fmt not in ("native", "arena_hard"):
         raise DataError(f"{path}: unknown judgment format '{fmt}' (native, arena_hard)")
     out = []
-    for i, row in enumerate(read_jsonl(path), start=1):
+    for i, row in read_jsonl(path, with_lines=True):
         for key in ("question_id", "model", "games"):
             if key not in row:
                 raise DataError(f"{path}:{i}: record lacks '{key}' (expected the v0.1 'games' layout)")
         games = row["games"]
         if not isinstance(games, list) or len(games) != 2 or not all(isinstance(g, dict) for g in games):
             raise DataError(f"{path}:{i}: 'games' must be a list of two game objects")
+        for key in ("question_id", "model"):
+            if not isinstance(row[key], (str, int)) or isinstance(row[key], bool):
+                raise DataError(f"{path}:{i}: key '{key}' must be a string, got {type(row[key]).__name__}")
+        if row.get("baseline") is not None and not isinstance(row["baseline"], str):
+            raise DataError(f"{path}:{i}: key 'baseline' must be a string, got {type(row['baseline']).__name__}")
         rec = dict(row)
+        rec["model"] = str(row["model"])
         rec["question_id"] = str(row["question_id"])
+        rec[WHERE] = f"{path}:{i}"
         # an official file may hold a label outside the five (or None after an API error): no verdict
         rec["games"] = [dict(g, score=g.get("score") if g.get("score") in LABELS else None) for g in games]
         out.append(rec)
@@ -229,7 +237,8 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
 
     options: ``baseline`` (default: the records' baseline, else bench.reference.name, else gpt-4-0314),
     ``weight`` (3), ``rounds`` (judging.bootstrap_rounds or 100), ``seed`` (judging.seed or 42),
-    ``prompt_bootstrap`` (False), ``first_game_only`` (False).
+    ``prompt_bootstrap`` (False), ``first_game_only`` (False), ``missing`` (the benchmark's prompts without
+    a record: their games count as failed, so the score is marked incomplete).
     """
     import pandas as pd
 
@@ -243,6 +252,9 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     baselines = {r.get("baseline") for r in records if r.get("baseline")}
     if len(baselines) > 1:
         raise DataError(f"arena_hard: records judged against several baselines {sorted(baselines)}")
+    if options.get("baseline") and baselines and options["baseline"] not in baselines:
+        raise DataError(f"arena_hard: baseline '{options['baseline']}' is not the one these records were judged "
+                        f"against ({', '.join(sorted(baselines))})")
     baseline = options.get("baseline") or (baselines.pop() if baselines else None) \
         or ((bench or {}).get("reference") or {}).get("name") or DEFAULT_BASELINE
     weight = int(options.get("weight", 3))
@@ -261,18 +273,21 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     hi = {m: _percentile(boot[m], 97.5) for m in (model, baseline)}
 
     played = [g for r in records for g in r["games"][: 1 if first_only else 2]]
+    missing = options.get("missing") or []
+    n_missing_games = len(missing) * (1 if first_only else 2)
     failed_games = sum(g.get("score") not in LABELS for g in played)
     failed_prompts = sum(any(g.get("score") not in LABELS for g in r["games"][: 1 if first_only else 2])
                          for r in records)
     tokens = [r["answer_tokens"] for r in records if isinstance(r.get("answer_tokens"), int)]
-    return {"model": model, "score": _win_rate(elo[model], elo[baseline]),
+    return missing_note({"model": model, "score": _win_rate(elo[model], elo[baseline]),
             # as show_result: each bound is the win rate of the bound Elo against the baseline's same bound
             "ci_low": _win_rate(lo[model], lo[baseline]), "ci_high": _win_rate(hi[model], hi[baseline]),
-            "elo": elo[model], "baseline": baseline, "n": len(records), "n_failed_games": failed_games,
+            # one side won every battle: the Elo is infinite, which JSON cannot hold (the score is 0 or 100)
+            "elo": elo[model] if np.isfinite(elo[model]) else None, "baseline": baseline, "n": len(records), "n_failed_games": failed_games,
             "n_failed_prompts": failed_prompts, "n_battles": len(battles), "bootstrap_rounds": rounds, "seed": seed,
             "ci_method": "prompt bootstrap" if prompt_bootstrap else "battle bootstrap (v0.1)",
             "avg_tokens": sum(tokens) / len(tokens) if len(tokens) == len(records) else None,
-            **coverage(len(played), failed_games)}
+            **coverage(len(played) + n_missing_games, failed_games + n_missing_games)}, missing)
 
 
 # show_result counts a strong verdict (A>>B, B>>A) as 3 battles

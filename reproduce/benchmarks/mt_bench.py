@@ -38,10 +38,12 @@ more than one judge model is refused (show_result would average them together).
 from __future__ import annotations
 
 import ast
+import math
 import re
 from pathlib import Path
 from typing import Any
 
+from reproduce.benchmarks.completeness import WHERE, missing_note
 from reproduce.benchmarks.coverage import coverage
 from reproduce.benchmarks.protocol import JudgeReply, JudgeRequest, judge_decoding
 from reproduce.benchmarks.templates import mt_bench_prompts, templates_from_file
@@ -208,7 +210,8 @@ def _from_fastchat(path: Path, rows: list[dict]) -> list[dict]:
     winners swapped). Rows made by two judge models are refused."""
     records: dict[tuple, dict] = {}
     judges: dict[str, int] = {}
-    for i, row in enumerate(rows, start=1):
+    seen: dict[tuple, int] = {}  # (kind, models, question, turn) -> line: a row given twice would count twice
+    for i, row in rows:
         judge = row.get("judge")
         judge_name, prompt = (judge[0], judge[1]) if isinstance(judge, list) and len(judge) == 2 else (judge, None)
         judges.setdefault(str(judge_name), i)
@@ -221,19 +224,31 @@ def _from_fastchat(path: Path, rows: list[dict]) -> list[dict]:
                             "(model_1, model_2, g1_winner, g2_winner) judgment")
         if "question_id" not in row:
             raise DataError(f"{path}:{i}: record lacks 'question_id'")
+        for key in ("model",) if kind == "single" else ("model_1", "model_2"):
+            if not isinstance(row[key], str):
+                raise DataError(f"{path}:{i}: key '{key}' must be a string, got {type(row[key]).__name__}")
         qid = str(row["question_id"])
         turn = row.get("turn", 1)
-        if turn not in (1, 2):
+        if turn not in (1, 2) or isinstance(turn, bool):
             raise DataError(f"{path}:{i}: turn {turn!r} is not 1 or 2")
+        ident = (kind, row["model"]) if kind == "single" else (kind, row["model_1"], row["model_2"])
+        ident += (qid, turn, str(judge_name))  # two judges' rows are refused below, with their lines
+        if ident in seen:
+            raise DataError(f"{path}:{i}: question {qid!r} turn {turn} of {' vs '.join(ident[1:-3])} is judged twice "
+                            f"(first on line {seen[ident]}); a duplicate would count twice")
+        seen[ident] = i
 
         def record(model):
             return records.setdefault((model, qid), {"question_id": qid, "model": model, "judge": judge_name,
-                                                     "category": row.get("category"), "single": [], "pairwise": []})
+                                                     "category": row.get("category"), "single": [], "pairwise": [],
+                                                     WHERE: f"{path}:{i}"})
 
         if kind == "single":
             score = row["score"]
             if not isinstance(score, (int, float)) or isinstance(score, bool):
                 raise DataError(f"{path}:{i}: score {score!r} is not a number")
+            if not math.isfinite(score):
+                raise DataError(f"{path}:{i}: key 'score' is {score}, not a finite number")
             # FastChat stores -1 when no rating parsed: a failed judgment, never a rating
             record(row["model"])["single"].append({"turn": turn, "prompt": prompt,
                                                    "score": None if score == -1 else float(score),
@@ -260,16 +275,35 @@ def read_judgments(path, fmt: str = "native") -> list[dict]:
     """Native records (JSON list or JSONL), or FastChat single / pairwise judgment JSONL (fmt "fastchat")."""
     path = Path(path)
     if fmt == "fastchat":
-        return _from_fastchat(path, read_jsonl(path))
+        return _from_fastchat(path, read_jsonl(path, with_lines=True))
     if fmt != "native":
         raise DataError(f"{path}: unknown judgment format '{fmt}' (native, fastchat)")
-    rows = read_jsonl(path) if path.suffix == ".jsonl" else read_json(path)
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a list of records")
-    for i, rec in enumerate(rows):
+    if path.suffix == ".jsonl":
+        rows = [(f"{path}:{line}", rec) for line, rec in read_jsonl(path, with_lines=True)]
+    else:
+        data = read_json(path)
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a list of records")
+        rows = [(f"{path}: record {i}", rec) for i, rec in enumerate(data)]
+    out = []
+    for where, rec in rows:
         if not isinstance(rec, dict) or not all(k in rec for k in ("question_id", "model", "single", "pairwise")):
-            raise DataError(f"{path}: record {i} lacks question_id / model / single / pairwise")
-    return rows
+            raise DataError(f"{where}: lacks question_id / model / single / pairwise")
+        if not isinstance(rec["model"], str):
+            raise DataError(f"{where}: key 'model' must be a string, got {type(rec['model']).__name__}")
+        if not isinstance(rec["single"], list) or not isinstance(rec["pairwise"], list):
+            raise DataError(f"{where}: keys 'single' and 'pairwise' must be lists")
+        turns = set()
+        for s in rec["single"]:
+            score = s.get("score") if isinstance(s, dict) else "not an object"
+            if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
+                                      or not math.isfinite(score)):
+                raise DataError(f"{where}: key 'single.score' is {score!r}, not a finite number")
+            if not isinstance(s, dict) or s.get("turn") not in (1, 2) or s["turn"] in turns:
+                raise DataError(f"{where}: key 'single.turn' must be 1 or 2, each once")
+            turns.add(s["turn"])
+        out.append({**rec, "question_id": str(rec["question_id"]), WHERE: where})
+    return out
 
 
 def _mean(values: list[float]) -> float | None:
@@ -279,7 +313,11 @@ def _mean(values: list[float]) -> float | None:
 def score(records: list[dict], bench: dict | None = None, **options) -> dict:
     """FastChat's MT-Bench numbers for one model (option ``model`` picks one from a mixed list, ``baseline``
     the pairwise opponent when the records hold several, as show_result's --baseline-model; ``all_opponents``
-    counts the games against every opponent together, as show_result lists every model of a file)."""
+    counts the games against every opponent together, as show_result lists every model of a file).
+
+    ``questions`` (the benchmark's) and ``missing`` (those without a record): every rating and pairwise row
+    the benchmark asks for and the records lack counts as failed, so the score is marked incomplete."""
+    missing = options.get("missing") or []
     if options.get("model"):
         records = [r for r in records if r["model"] == options["model"]]
     if not records:
@@ -294,7 +332,13 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
            "score_turn2": _mean([s["score"] for s in valid if s["turn"] == 2]),
            "n_ratings": len(valid), "n_failed_ratings": len(single) - len(valid),
            "n_out_of_range": sum(not 1 <= s["score"] <= 10 for s in valid)}
-    cover = {"score": coverage(len(single), len(single) - len(valid))}
+    # ratings the benchmark asks for and the records lack: every turn of a missing question, and the turns a
+    # record leaves out (FastChat judges turn 2 of each two-turn question)
+    turns_of = {str(q["question_id"]): len(q["turns"]) for q in options.get("questions") or []}
+    absent = sum(len(q["turns"]) for q in missing) + sum(
+        max(0, turns_of.get(str(r["question_id"]), 0) - len(r["single"])) for r in records)
+    absent_ratings = absent if single or not any(r["pairwise"] for r in records) else 0
+    cover = {"score": coverage(len(single) + absent_ratings, len(single) - len(valid) + absent_ratings)}
     pairs = [p for r in records for p in r["pairwise"]]
     if options.get("baseline"):
         pairs = [p for p in pairs if p.get("baseline") == options["baseline"]]
@@ -316,14 +360,24 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
                    baseline=baselines.pop() if len(baselines) == 1 else "all of " + ", ".join(sorted(map(str, baselines))),
                    win_rate=100.0 * wins / n if n else None,
                    win_rate_adjusted=100.0 * (wins + 0.5 * ties) / n if n else None)
-        # a pairwise row counts only when both of its games have a verdict
-        cover["win_rate"] = cover["win_rate_adjusted"] = coverage(len(pairs), len(pairs) - n)
-    elif any(r.get("pairwise_skipped") == "own baseline" for r in records):
-        out.update(win_rate=None, win_rate_adjusted=None,
-                   win_rate_reason=f"not applicable: {out['model']} is its own pairwise baseline (no games asked)")
+        # a pairwise row counts only when both of its games have a verdict; missing turns are missing rows
+        absent_pairs = sum(len(q["turns"]) for q in missing) + sum(
+            max(0, turns_of.get(str(r["question_id"]), 0) - len({p["turn"] for p in r["pairwise"] if not options.get("baseline")
+                                                                    or p.get("baseline") == options["baseline"]}))
+            for r in records)
+        cover["win_rate"] = cover["win_rate_adjusted"] = coverage(len(pairs) + absent_pairs,
+                                                                  len(pairs) - n + absent_pairs)
+        failed_games += 2 * absent_pairs
+        pairs_expected = len(pairs) + absent_pairs
+    else:
+        pairs_expected = 0
+        if any(r.get("pairwise_skipped") == "own baseline" for r in records):
+            out.update(win_rate=None, win_rate_adjusted=None,
+                       win_rate_reason=f"not applicable: {out['model']} is its own pairwise baseline (no games asked)")
     out["coverage"] = cover
-    out.update(coverage(len(single) + 2 * len(pairs), len(single) - len(valid) + failed_games))
-    return out
+    out.update(coverage(len(single) + absent_ratings + 2 * pairs_expected,
+                        len(single) - len(valid) + absent_ratings + failed_games))
+    return missing_note(out, missing)
 
 
 def prompt_score(records: list[dict]) -> tuple[dict, int, set]:
@@ -364,6 +418,8 @@ def summary_line(result: dict) -> str:
     if "wins" in result:
         text += (f"  | vs {result['baseline']}: win {result['wins']} loss {result['losses']} tie {result['ties']}  "
                  f"win_rate {num(result['win_rate'])}%  adjusted {num(result['win_rate_adjusted'])}%")
+    if result.get("n_out_of_range"):
+        text += f"  | {result['n_out_of_range']} rating(s) outside 1..10 kept (as FastChat keeps them)"
     if not result.get("complete", True):
         text += f"  | INCOMPLETE: {result['n_judged']}/{result['n_expected']} games judged"
     return text

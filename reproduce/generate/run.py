@@ -164,18 +164,21 @@ def generate_answers(questions: list[dict], backend, decoding: dict, model_name:
 
 def load_answers(path: str | Path, question_ids: set[str] | None = None) -> dict[str, dict]:
     """Read an answers JSONL keyed by question id; duplicate, unknown-id or empty answers are errors naming them."""
-    out = {}
-    for line, rec in enumerate(read_jsonl(path), start=1):
+    out, lines = {}, {}
+    for line, rec in read_jsonl(path, with_lines=True):
         qid = str(rec.get("question_id", ""))
         if not qid:
             raise DataError(f"{path}:{line}: answer has no question_id")
         if qid in out:
-            raise DataError(f"{path}:{line}: duplicate answer for question {qid!r}")
+            raise DataError(f"{path}:{line}: duplicate answer for question {qid!r} (first on line {lines[qid]})")
         if question_ids is not None and qid not in question_ids:
             raise DataError(f"{path}:{line}: answer for unknown question {qid!r}")
         turns = rec.get("turns")
         if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
             raise DataError(f"{path}:{line}: answer for question {qid!r} has no turns (a non-empty list of strings)")
+        if "model" in rec and not isinstance(rec["model"], str):
+            raise DataError(f"{path}:{line}: key 'model' must be a string, got {type(rec['model']).__name__}")
+        lines[qid] = line
         rec.setdefault("model", Path(path).stem)  # answers made elsewhere may not name their model
         out[qid] = rec
     return out

@@ -76,7 +76,13 @@ def cmd_judge(args) -> None:
     questions = load_questions(bench)
     qids = {q["question_id"] for q in questions}
     answers = load_answers(args.answers, qids)
+    if not answers:
+        raise DataError(f"{args.answers}: no answers to judge (empty input)")
     reference = load_answers(args.reference, qids) if args.reference else None
+    job = {**job, "answers_cover": {"answered": len(answers), "questions": len(questions)}}
+    if len(answers) < len(questions):
+        log(f"warning: {args.answers}: answers to {len(answers)} of the {len(questions)} questions of "
+            f"{job['benchmark']}; a score of these judgments will be marked INCOMPLETE")
     templates = get_protocol(bench["protocol"]).load_templates(bench)
     out = Path(args.out) if args.out else Path(ResultPaths().judge_dir(job["benchmark"], judge_name)) / f"{Path(args.answers).stem}.jsonl"
     cache = _cache(args, out)

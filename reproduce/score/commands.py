@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from reproduce.benchmarks.protocol import PROTOCOLS, get_protocol
+from reproduce.benchmarks.protocol import get_protocol
 from reproduce.config import ConfigError, load_config
 from reproduce.io import DataError, atomic_write_json
 from reproduce.judges import response_models
@@ -14,27 +14,45 @@ from reproduce.software import software
 from reproduce.stage import log, read_job, write_resolved
 
 
-def _bench_and_protocol(args) -> tuple[dict | None, str]:
-    """The benchmark config (None for a bare protocol name) and the protocol that scores."""
-    protocol = args.protocol or args.benchmark
+def _score_benchmark(args) -> tuple[str, dict]:
+    """(benchmark name, its config) a score is held against: the job's, the preset's, else
+    ``evals/benchmarks/<--benchmark>.yaml``. The questions it must cover come from there, never from the input."""
     if args.job:
-        bench = read_job(args)["benchmark_config"]
-        return bench, bench["protocol"]
-    if protocol in PROTOCOLS:
-        return None, protocol
+        job = read_job(args)
+        return job.get("benchmark") or job["benchmark_config"]["protocol"], job["benchmark_config"]
+    if not args.benchmark:
+        raise ConfigError("--benchmark: name the benchmark whose questions the score must cover "
+                          "(evals/benchmarks/<name>.yaml, e.g. alpaca_eval2, arena_hard, mt_bench)")
     cfg = load_config({"preset": args.preset} if args.preset else None)
-    if args.benchmark not in cfg["benchmarks"]:
-        raise ConfigError(f"--benchmark: unknown benchmark '{args.benchmark}'")
-    bench = cfg["benchmarks"][args.benchmark]
-    return bench, bench["protocol"]
+    if args.benchmark in cfg["benchmarks"]:
+        bench = cfg["benchmarks"][args.benchmark]
+    else:
+        from reproduce.config import ROOT, _load_named
+
+        bench = _load_named("benchmark", ROOT / "evals" / "benchmarks", args.benchmark, "benchmark", "--benchmark")
+    if args.protocol and args.protocol != bench["protocol"]:
+        raise ConfigError(f"--protocol: benchmark '{args.benchmark}' uses protocol '{bench['protocol']}', "
+                          f"not '{args.protocol}'")
+    return args.benchmark, bench
 
 
 def cmd_score(args) -> None:
     """Score judgments (native or an official tool's file): one line per model in the official tool's style,
-    or one JSON object (--json; always with --out)."""
-    bench, protocol = _bench_and_protocol(args)
+    or one JSON object (--json; always with --out). The benchmark's questions say what a complete score
+    covers: a question without a judgment marks the score INCOMPLETE; a question judged twice or not in
+    the benchmark, or an empty file, is an error."""
+    from reproduce.benchmarks.completeness import check_records
+    from reproduce.benchmarks.questions import load_questions
+
+    name, bench = _score_benchmark(args)
+    protocol = bench["protocol"]
+    questions = load_questions(bench)
     proto = get_protocol(protocol)
     records = proto.read_judgments(args.judgments, args.format)
+    if not records:
+        raise DataError(f"{args.judgments}: no judgments to score (empty input)")
+    if protocol == "alpaca_eval2" and args.format == "alpaca_eval":
+        records = proto.ids_from_instructions(records, questions, name)  # official files: keyed by instruction
     found = list(dict.fromkeys(r[proto.MODEL_FIELD] for r in records))
     if args.model:
         records = [r for r in records if r[proto.MODEL_FIELD] == args.model]
@@ -48,22 +66,29 @@ def cmd_score(args) -> None:
     options = {"baseline": args.baseline} if args.baseline else {}
     if len(found) > 1 and not args.baseline:
         options.update(getattr(proto, "MULTI_MODEL_OPTIONS", {}))  # e.g. every model of a FastChat file
+    results = []
     for model in found:  # one model, or (human-readable lines only) every model of the file
-        result = _score_one(proto, protocol, args, [r for r in records if r[proto.MODEL_FIELD] == model], bench, options)
+        mine = [r for r in records if r[proto.MODEL_FIELD] == model]
+        missing = check_records(mine, questions, name, str(args.judgments))
+        results.append(_score_one(proto, protocol, args, name, mine, bench,
+                                  {**options, "missing": missing, "questions": questions}))
+    for result in results:  # every model checked and scored before anything is printed or written
         line = proto.summary_line(result)
+        if result.get("n_questions_missing"):
+            line += f"  | {result['n_questions_missing']} of {len(questions)} questions of {name} have no judgment"
         if args.out:
-            atomic_write_json(args.out, {**result, "software": software()})  # versions + git state
+            atomic_write_json(args.out, {**result, "software": software()}, allow_nan=False)  # versions + git state
             if args.job:
                 write_resolved(read_job(args), args.out)
         if args.json:
-            print(json.dumps(result, default=str))
+            print(json.dumps(result, default=str, allow_nan=False))
         print(line, file=sys.stderr if (args.json or args.out) else sys.stdout, flush=True)
         if not result.get("complete", True):
             log(f"warning: {args.judgments}: the score of {result.get('model')} comes from {result['n_judged']} of "
-                f"{result['n_expected']} games ({result['n_failed']} failed); it is marked incomplete")
+                f"{result['n_expected']} games ({result['n_failed']} failed or missing); it is marked incomplete")
 
 
-def _score_one(proto, protocol: str, args, records: list[dict], bench: dict | None, options: dict) -> dict:
+def _score_one(proto, protocol: str, args, name: str, records: list[dict], bench: dict, options: dict) -> dict:
     """Score one model's records; the result names the benchmark, protocol and judgments file."""
     try:
         result = proto.score(records, bench, **options)
@@ -77,7 +102,7 @@ def _score_one(proto, protocol: str, args, records: list[dict], bench: dict | No
     drift = response_models.drift_warning(judge, result["judge_response_models"], str(args.judgments))
     if drift:
         log(drift)
-    return {"benchmark": args.benchmark or protocol, "protocol": protocol, "judgments": str(args.judgments), **result}
+    return {"benchmark": name, "protocol": protocol, "judgments": str(args.judgments), **result}
 
 
 def register(sub) -> None:
