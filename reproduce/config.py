@@ -11,12 +11,14 @@ Every error is one line naming the file and the key, raised as :class:`ConfigErr
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from reproduce import names, safe_yaml
 from reproduce.io import content_hash
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +36,10 @@ def load_yaml(path: str | Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{_rel(path)}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{_rel(path)}: not UTF-8 text (byte {e.start})") from None
     try:
-        return yaml.safe_load(text)
+        return safe_yaml.safe_load(text)  # anchors/aliases refused: an alias bomb cannot hang us
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -44,33 +48,77 @@ def load_yaml(path: str | Path) -> Any:
 
 
 def _rel(path: Path) -> str:
+    if str(path) == "--config":
+        return "--config"
     try:
         return str(Path(path).resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
 
 
-def validate(data: Any, schema_name: str, source: str | Path) -> dict:
+def _non_finite(data: Any, path: str = "") -> str | None:
+    """The dotted key of the first NaN or infinite number in ``data`` (YAML's ``.nan``, ``.inf``, ``1e400``)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return path or "<top level>"
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
+
+
+# judge keys checked before the schema, whose messages would echo the value (a pasted key must not be)
+def _check_judge(data: Any, source: str) -> None:
+    if not isinstance(data, dict):
+        return
+    try:
+        names.check_env_var_name(data.get("api_key_env"), f"{source}: key 'api_key_env'")
+    except names.BadName as e:
+        raise ConfigError(str(e)) from None
+    url = data.get("base_url")
+    if isinstance(url, str) and not url.lower().startswith(("http://", "https://")):
+        scheme = url.split(":", 1)[0][:20] if ":" in url else "no scheme"
+        raise ConfigError(f"{source}: key 'base_url': only http:// and https:// endpoints are supported (got {scheme})")
+
+
+def validate(data: Any, schema_name: str, source: str | Path, overridden: set | None = None) -> dict:
     """Validate ``data`` against ``reproduce/schemas/<schema_name>.schema.yaml``.
 
-    Raises ``ConfigError('<file>: key <a.b.c>: <problem>')`` for the first (deepest) error.
+    Raises ``ConfigError('<file>: key <a.b.c>: <problem>')`` for the first (deepest) error; an error under a
+    top-level key in ``overridden`` (values from the command line) names ``--config`` instead of the file.
+    Every number must be finite.
     """
+    bad = _non_finite(data)
+    if bad:
+        where = "--config" if overridden and bad.split(".")[0] in overridden else _rel(Path(source))
+        raise ConfigError(f"{where}: key '{bad}': not a finite number")
+    if schema_name == "judge":
+        _check_judge(data, _rel(Path(source)))
     schema = yaml.safe_load((SCHEMAS / f"{schema_name}.schema.yaml").read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
     if errors:
         err = errors[0]
         key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        if overridden and err.absolute_path and err.absolute_path[0] in overridden:
+            source = "--config"  # the value came from the command line, not the file
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
             allowed = set(err.schema.get("properties", {}))
             extra = sorted(k for k in err.instance if k not in allowed)
             prefix = f"{key}." if err.absolute_path else ""
+            if overridden and not err.absolute_path and extra[0] in overridden:
+                source = "--config"
             raise ConfigError(f"{_rel(Path(source))}: key '{prefix}{extra[0]}': unknown key (allowed: {', '.join(sorted(allowed))})")
         raise ConfigError(f"{_rel(Path(source))}: key '{key}': {err.message}")
     return data
 
 
 def _load_named(kind: str, folder: Path, name: str, schema: str, referrer: str) -> dict:
+    try:  # checked before the path is built: '../../x' must not read outside the folder
+        names.check_name(name, referrer, kind)
+    except names.BadName as e:
+        raise ConfigError(str(e)) from None
     path = folder / f"{name}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in folder.glob("*.yaml"))
@@ -115,6 +163,10 @@ def _read_preset(overrides: dict | None, root: Path) -> tuple[str, dict, Path]:
     preset_name = overrides.pop("preset", default["preset"])
     if not isinstance(preset_name, str):
         raise ConfigError(f"--config: key 'preset': expected a string, got {type(preset_name).__name__}")
+    try:
+        names.check_name(preset_name, "--config: key 'preset'", "preset")
+    except names.BadName as e:
+        raise ConfigError(str(e)) from None
     preset_file = root / "config" / "presets" / f"{preset_name}.yaml"
     if not preset_file.exists():
         known = sorted(p.stem for p in (root / "config" / "presets").glob("*.yaml"))
@@ -124,8 +176,9 @@ def _read_preset(overrides: dict | None, root: Path) -> tuple[str, dict, Path]:
         raise ConfigError(f"{_rel(preset_file)}: key '<top level>': expected a mapping")
     if isinstance(overrides.get("seeds"), list):  # snakemake --config 'seeds=[42,43]' gives the numbers as strings
         overrides["seeds"] = [int(s) if isinstance(s, str) and s.isdigit() else s for s in overrides["seeds"]]
+    overrides = _booleans(overrides)
     preset.update(overrides)  # command-line overrides are validated like the file itself
-    validate(preset, "preset", preset_file)
+    validate(preset, "preset", preset_file, overridden=set(overrides))
     return preset_name, preset, preset_file
 
 
@@ -207,6 +260,16 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
     return cfg
 
 
+def _booleans(overrides: dict) -> dict:
+    """Snakemake's ``--config accept_incomplete=true`` arrives as the string 'true': read it as YAML reads
+    a boolean for the preset keys whose schema says boolean."""
+    schema = yaml.safe_load((SCHEMAS / "preset.schema.yaml").read_text())
+    boolean = {k for k, v in schema.get("properties", {}).items() if isinstance(v, dict) and v.get("type") == "boolean"}
+    words = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+    return {k: words[v.lower()] if k in boolean and isinstance(v, str) and v.lower() in words else v
+            for k, v in overrides.items()}
+
+
 # The training seed of a method whose recipe names none (reproduce.train.run: DPOConfig(seed=...)).
 DEFAULT_TRAIN_SEED = 42
 
@@ -280,7 +343,12 @@ def config_from_cli(preset: str | None = None, config_json: str | None = None, m
     command-line overrides such as ``methods=[...]`` reach every stage), a preset name, or a methods override."""
     import json
 
-    overrides = json.loads(config_json) if config_json else {}
+    try:
+        overrides = json.loads(config_json) if config_json else {}
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--config-json: not valid JSON ({e.msg} at character {e.pos})") from None
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"--config-json: expected a JSON object, got a {type(overrides).__name__}")
     if preset:
         overrides["preset"] = preset
     if methods:

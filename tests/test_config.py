@@ -36,9 +36,9 @@ def test_both_presets_load():
 @pytest.mark.parametrize("overrides, match", [
     ({"preset": "nope"}, r"--config: key 'preset': unknown preset 'nope' \(known: "
      + ", ".join(sorted(p.stem for p in (ROOT / "config" / "presets").glob("*.yaml"))) + r"\)"),
-    ({"generation": {"batch_size": "two"}}, r"config/presets/tiny.yaml: key 'generation.batch_size': 'two' is not of type"),
-    ({"methods": "dpo"}, r"config/presets/tiny.yaml: key 'methods': 'dpo' is not of type 'array'"),
-    ({"bogus": 1}, r"config/presets/tiny.yaml: key 'bogus': unknown key"),
+    ({"generation": {"batch_size": "two"}}, r"--config: key 'generation.batch_size': 'two' is not of type"),
+    ({"methods": "dpo"}, r"--config: key 'methods': 'dpo' is not of type 'array'"),
+    ({"bogus": 1}, r"--config: key 'bogus': unknown key"),
     ({"benchmarks": ["tiny_alpaca_eval2", "nope"]}, r"config/presets/tiny.yaml: key 'benchmarks': unknown benchmark 'nope'"),
     ({"judges": ["gpt-5-typo"], "table_judge": "gpt-5-typo"}, r"key 'judges': unknown judge 'gpt-5-typo'"),
     ({"settings": ["missing-setting"]}, r"key 'settings': unknown setting 'missing-setting'"),
