@@ -199,11 +199,16 @@ class OpenAIJudge(Judge):
             # the client's documented raw-request form: we parse the body ourselves (a truncated body
             # must be asked again), and it skips the typed-params transform, whose CPU cost per call
             # would cap throughput at high concurrency
-            resp = await client.post("/chat/completions", cast_to=httpx.Response, body=params)
-            text = resp.text
-        except openai.APITimeoutError:
-            raise TransientJudgeError(f"judge '{self.name}': {self.base_url} timed out (read timeout "
-                                      f"{self.timeout_s:g}s) on every one of {self.max_retries + 1} attempts") from None
+            # timeout_s bounds each read; this bounds the whole call (a server that trickles bytes, or accepts
+            # and never answers, cannot hold a game longer than every attempt's timeout plus the SDK's waits)
+            async with asyncio.timeout(self.request_bound_s()):
+                resp = await client.post("/chat/completions", cast_to=httpx.Response, body=params)
+                text = resp.text
+        except (openai.APITimeoutError, TimeoutError):
+            # no reply at all: like a refused connection, a whole first pass of these is not asked again
+            raise TransientJudgeError(f"judge '{self.name}': {self.base_url} gave no reply within timeout_s "
+                                      f"({self.timeout_s:g}s) on every one of {self.max_retries + 1} attempts",
+                                      unreachable=True) from None
         except openai.APIConnectionError as e:
             cause = type(e.__cause__).__name__ if e.__cause__ else "connection error"
             raise TransientJudgeError(f"judge '{self.name}': cannot connect to {self.base_url} ({cause}) after "
@@ -223,6 +228,11 @@ class OpenAIJudge(Judge):
         except (ValueError, RuntimeError):
             sent = 1
         return text, sent
+
+    def request_bound_s(self) -> float:
+        """Longest one call may take: ``timeout_s`` per attempt for ``max_retries + 1`` attempts, plus the SDK's
+        back-off between them (at most 8 s each)."""
+        return self.timeout_s * (self.max_retries + 1) + 8.0 * self.max_retries
 
     def _not_found_message(self, error: openai.APIStatusError, detail: str) -> str:
         """One line for a 404: which judge file and model, and where the replacements are."""

@@ -118,10 +118,10 @@ async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budg
         if round_no == 1 and len(pending) == len(games) and all(results[k].unreachable for k in pending):
             # not one game of the first pass reached the endpoint (every connection refused / unresolved,
             # each after the SDK's retries): a wrong base_url or a server that is not running, not a blip
-            logger.warning("judge %s: no connection to the endpoint for any of %d games; not asking again (is the "
-                           "server running, is base_url right?)", judge.name, len(pending))
+            logger.warning("judge %s: no connection to (or no reply from) the endpoint for any of %d games; not "
+                           "asking again (is the server running, is base_url right?)", judge.name, len(pending))
             for k in pending:
-                results[k].reason += " - no game reached the endpoint, so none was asked again"
+                results[k].reason += " - no game got a reply from the endpoint, so none was asked again"
                 results[k].transient = False
             break
         wait = _round_wait(round_no + 1, [results[k] for k in pending])
