@@ -17,6 +17,8 @@ import sys
 
 from reproduce.config import ConfigError, load_config
 from reproduce.io import DataError
+from reproduce.judges.base import JudgeError
+from reproduce.names import BadName
 from reproduce.stage import WORKFLOW_STAGES, stage_message
 
 # The packages whose ``commands.register(sub)`` add subcommands, in the order of `reproduce --help`:
@@ -105,14 +107,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; bad input (flags, --job, config, data) exits 2 with a one-line error."""
+    quiet_library_warnings()
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
         args.fn(args)
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except EXPECTED_ERRORS as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+# Every class of error that bad input (flags, files, configs, the environment) can raise; anything else is a
+# bug and keeps its traceback. JudgeError: a judge that cannot run (e.g. its key variable is not set).
+EXPECTED_ERRORS = (ConfigError, DataError, BadName, JudgeError, OSError, UnicodeError)
+
+
+def one_line(e: BaseException) -> str:
+    """The error as one line: an OS error names its file; newlines (e.g. from a library) become spaces."""
+    if isinstance(e, OSError) and not isinstance(e, (ConfigError, DataError)) and e.filename:
+        text = f"{e.filename}: {e.strerror or e}"
+    elif isinstance(e, UnicodeDecodeError):
+        text = f"input is not UTF-8 text (byte {e.start})"
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+def quiet_library_warnings() -> None:
+    """Silence libraries' warnings that say nothing about the user's run: alpaca_eval's pkg_resources import
+    and scikit-learn's FutureWarnings about its own API (about 150 per Arena-Hard score, one per fit)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"sklearn\..*")
 
 
 if __name__ == "__main__":

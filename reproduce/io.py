@@ -19,10 +19,22 @@ class DataError(ValueError):
     """Bad input data; the message names the file and the record or key."""
 
 
+def make_parent(path: str | Path) -> Path:
+    """Create the folder ``path`` will be written in; one that cannot be is a ``DataError`` naming ``path``
+    (call it before long work, so a bad output path fails first)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = next((p for p in [path.parent, *path.parent.parents] if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else (e.strerror or str(e))
+        raise DataError(f"{path}: cannot be written ({why})") from None
+    return path
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` via a temp file + rename (readers never see a partial file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = make_parent(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

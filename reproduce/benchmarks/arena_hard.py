@@ -23,6 +23,7 @@ instead of battle rows, which keeps the two games and the repeated strong verdic
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,9 @@ def _mle_elo(battles, baseline: str):
         return {m: 1000.0 if m == baseline else (np.inf if (m == battles["model_a"].iloc[0]) == a_won else -np.inf)
                 for m in index}
     lr = LogisticRegression(fit_intercept=False, penalty=None, tol=1e-8)
-    lr.fit(X, Y)
+    with warnings.catch_warnings():  # scikit-learn >= 1.8 deprecates penalty=None (one warning per fit, ~100
+        warnings.simplefilter("ignore", FutureWarning)  # per score); kept: it is the official computation
+        lr.fit(X, Y)
     elo = 400 * lr.coef_[0] + 1000
     if baseline in index:
         elo += 1000 - elo[index[baseline]]

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from reproduce.names import check_name, inside
+
 from reproduce.config import ConfigError
 from reproduce.stage import add_stage, log, read_job, read_jobs, write_resolved
 
@@ -81,10 +83,14 @@ def cmd_export_answers(args) -> None:
 
     questions, fmt = _questions_and_format(args)
     records = list(load_answers(args.answers, {q["question_id"] for q in questions}).values())
-    model = args.model or (records[0].get("model") if records else None) or Path(args.answers).stem
+    if not records:
+        raise DataError(f"{args.answers}: no answers to export (empty input)")
+    model = args.model or records[0].get("model") or Path(args.answers).stem
     if bool(args.out) == bool(args.out_dir):
         raise DataError("export-answers: give exactly one of --out FILE or --out-dir DIR")
-    out = Path(args.out) if args.out else Path(args.out_dir) / official_relpath(fmt, model)
+    # the model name becomes a folder or file name: checked before any path is built from it
+    check_name(model, "--model" if args.model else f"{args.answers}: key 'model'", "model name")
+    out = Path(args.out) if args.out else inside(args.out_dir, official_relpath(fmt, model), "--out-dir")
     export_answers(records, questions, fmt, out, model)
     print(json.dumps({"format": fmt, "model": model, "answers": len(records), "out": str(out)}))
 
@@ -92,10 +98,15 @@ def cmd_export_answers(args) -> None:
 def cmd_import_answers(args) -> None:
     """Read an official tool's answer file into our answers JSONL (then `reproduce judge --answers`)."""
     from reproduce.generate.formats import import_answers
-    from reproduce.io import atomic_write_jsonl
+    from reproduce.io import DataError, atomic_write_jsonl, make_parent
 
     questions, fmt = _questions_and_format(args)
+    make_parent(args.out)
+    if args.model:
+        check_name(args.model, "--model", "model name")
     records = import_answers(args.file, fmt, questions, args.model)
+    if not records:
+        raise DataError(f"{args.file}: no answers to import (empty input)")
     missing = len(questions) - len(records)
     atomic_write_jsonl(args.out, records)
     if missing:

@@ -102,6 +102,8 @@ def import_answers(path: str | Path, fmt: str, questions: list[dict] | None = No
             raise DataError(f"{where}: duplicate answer for question {qid!r}")
         if not turns or not all(isinstance(t, str) for t in turns):
             raise DataError(f"{where}: answer for question {qid!r} has no text turns")
+        if name is not None and not isinstance(name, str):
+            raise DataError(f"{where}: the model name must be a string, got {type(name).__name__}")
         out[qid] = {"question_id": qid, "model": model or name or path.stem, "turns": turns,
                     "meta": {"imported_from": str(path), "format": fmt, **extra}}
     if questions is not None:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from reproduce.config import ConfigError, config_from_cli, refuse_retired
-from reproduce.io import DataError, atomic_write_json
+from reproduce.io import DataError, atomic_write_json, make_parent
 from reproduce.paths import ResultPaths, failures_beside
 from reproduce.stage import add_stage, log, read_job, write_resolved
 
@@ -85,6 +85,7 @@ def cmd_judge(args) -> None:
             f"{job['benchmark']}; a score of these judgments will be marked INCOMPLETE")
     templates = get_protocol(bench["protocol"]).load_templates(bench)
     out = Path(args.out) if args.out else Path(ResultPaths().judge_dir(job["benchmark"], judge_name)) / f"{Path(args.answers).stem}.jsonl"
+    make_parent(out)  # an unwritable --out fails here, before any judging
     cache = _cache(args, out)
     judge = make_judge(judge_name, job["judge_config"])
     failures_file = failures_beside(out)

@@ -8,7 +8,7 @@ import sys
 
 from reproduce.benchmarks.protocol import get_protocol
 from reproduce.config import ConfigError, load_config
-from reproduce.io import DataError, atomic_write_json
+from reproduce.io import DataError, atomic_write_json, make_parent
 from reproduce.judges import response_models
 from reproduce.software import software
 from reproduce.stage import log, read_job, write_resolved
@@ -45,6 +45,8 @@ def cmd_score(args) -> None:
     from reproduce.benchmarks.questions import load_questions
 
     name, bench = _score_benchmark(args)
+    if args.out:
+        make_parent(args.out)  # an unwritable --out fails before the (bootstrap) scoring, not after
     protocol = bench["protocol"]
     questions = load_questions(bench)
     proto = get_protocol(protocol)
