@@ -29,7 +29,8 @@ from reproduce.judges.base import Judge, JudgeError, JudgeFatalError, JudgeReply
 logger = logging.getLogger(__name__)
 
 DEFAULT_RETRY_BUDGET_S = 1800.0  # re-ask rounds after the first pass: 30 min, then the job gives up
-ROUND_WAIT_S = (1.0, 60.0)  # wait before re-ask round r: first, doubling up to the cap
+ROUND_WAIT_S = (1.0, 60.0)
+DEAD_AFTER = 8  # first-pass games without any reply (and none with one) after which the endpoint counts as dead  # wait before re-ask round r: first, doubling up to the cap
 
 
 @dataclass
@@ -84,20 +85,44 @@ async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budg
     pending = list(games)
     deadline = None
     round_no = 0
+    # a dead endpoint (refuses connections, or accepts them and never answers): once the first DEAD_AFTER
+    # games of the first pass got no reply at all and none got one, the rest are not asked, so the first
+    # pass does not take len(games) / concurrency times the per-call bound
+    dead_after = max(DEAD_AFTER, 2 * int(getattr(judge, "concurrency", 1) or 1))
+    no_reply = {"count": 0, "replied": False}
+    dead = asyncio.Event()
     while pending:
         round_no += 1
 
-        async def one(key: str) -> None:
+        async def ask(key: str) -> Outcome:
             label, game, request = games[key]
+            if deadline is None:
+                return await _ask(judge, proto, game, request, max_attempts, label)
+            async with asyncio.timeout_at(deadline):
+                return await _ask(judge, proto, game, request, max_attempts, label)
+
+        async def one(key: str) -> None:
             try:
-                if deadline is None:
-                    out = await _ask(judge, proto, game, request, max_attempts, label)
+                asking = asyncio.ensure_future(ask(key))
+                stop = asyncio.ensure_future(dead.wait())
+                await asyncio.wait([asking, stop], return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                if asking.done():
+                    out = asking.result()
                 else:
-                    async with asyncio.timeout_at(deadline):
-                        out = await _ask(judge, proto, game, request, max_attempts, label)
+                    asking.cancel()
+                    out = Outcome(reason=f"not asked: the first {dead_after} games got no reply from the endpoint",
+                                  transient=True, unreachable=True)
             except TimeoutError:
                 prev = results.get(key)
                 out = Outcome(reason=f"retry budget of {budget_s:g}s spent (last: {prev.reason if prev else 'none'})")
+            if round_no == 1 and not dead.is_set():
+                if out.unreachable:
+                    no_reply["count"] += 1
+                else:
+                    no_reply["replied"] = True
+                if not no_reply["replied"] and no_reply["count"] >= dead_after:
+                    dead.set()
             if out.verdict is not None:
                 cache.put(key, out.reply, out.verdict)
             results[key] = out
