@@ -136,3 +136,28 @@ def test_failed_games_fail_the_job_and_keep_nothing_that_looks_finished(tmp_path
     assert all(f"cannot connect to {url}" in f["reason"] for f in failures), failures[0]
     cached = [p for p in (tmp_path / "j").glob("_cache*") for p in ([p] if p.is_file() else p.rglob("*.jsonl"))]
     assert all(p.read_text() == "" for p in cached)
+
+
+def test_score_file_finds_its_judgments_in_a_copied_results_tree(tmp_path):
+    """A score file records where its judgments lie relative to itself, so a copy of the results tree under
+    another name reads the copy's judgments, never ./results or the original's."""
+    import shutil
+
+    from reproduce.benchmarks.questions import load_questions
+    from reproduce.config import load_config
+    from reproduce.report.provenance import load_score
+
+    cfg = load_config()
+    questions = load_questions(cfg["benchmarks"]["tiny_arena_hard"])
+    judgments = tmp_path / "results" / "judgments" / "tiny_arena_hard" / "verifier" / "tiny-add" / "dpo.jsonl"
+    judgments.parent.mkdir(parents=True)
+    judgments.write_text("".join(json.dumps({"question_id": q["question_id"], "model": "dpo", "baseline": "demonstrator",
+                                             "games": [{"score": "A>B"}, {"score": "B>A"}]}) + "\n" for q in questions))
+    score = tmp_path / "results" / "scores" / "tiny_arena_hard" / "verifier" / "tiny-add" / "dpo.json"
+    out = _run("score", "--benchmark", "tiny_arena_hard", "--judgments", str(judgments), "--out", str(score))
+    assert out.returncode == 0, out.stderr
+    copy = tmp_path / "elsewhere" / "my-results"
+    shutil.copytree(tmp_path / "results", copy)
+    shutil.rmtree(tmp_path / "results")
+    loaded = load_score(copy, cfg, "tiny_arena_hard", "verifier", "tiny-add", "dpo", check_records=False)
+    assert loaded.judgments.resolve() == (copy / "judgments" / "tiny_arena_hard" / "verifier" / "tiny-add" / "dpo.jsonl").resolve()

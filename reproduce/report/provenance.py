@@ -114,7 +114,10 @@ def load_score(results: Path, cfg: dict, bench: str, judge: str, setting: str, m
     if score.get("benchmark") not in (None, bench, bench_cfg["protocol"]):
         raise DataError(f"{path}: scored for benchmark '{score['benchmark']}', but it is filed under '{bench}'")
     judgments = Path(score["judgments"]) if score.get("judgments") else None
-    if judgments is not None and not judgments.is_absolute() and (results.parent / judgments).exists():
+    if score.get("judgments_from_score"):
+        # where the judgments lie relative to the score file itself: right in a copy or move of the tree
+        judgments = path.parent / score["judgments_from_score"]
+    elif judgments is not None and not judgments.is_absolute() and (results.parent / judgments).exists():
         # score files record the path relative to the workflow directory (the parent of results/), not to
         # the current directory: resolve it there first so another run's files are never picked up
         judgments = results.parent / judgments

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
-from reproduce.benchmarks.protocol import get_protocol
+from reproduce.benchmarks.protocol import PROTOCOLS, get_protocol
 from reproduce.config import ConfigError, load_config
 from reproduce.io import DataError, atomic_write_json, make_parent
 from reproduce.judges import response_models
@@ -79,6 +81,8 @@ def cmd_score(args) -> None:
         if result.get("n_questions_missing"):
             line += f"  | {result['n_questions_missing']} of {len(questions)} questions of {name} have no judgment"
         if args.out:
+            # the judgments' place relative to the score file, so a copied results tree reads its own
+            result["judgments_from_score"] = os.path.relpath(Path(args.judgments).resolve(), Path(args.out).resolve().parent)
             atomic_write_json(args.out, {**result, "software": software()}, allow_nan=False)  # versions + git state
             if args.job:
                 write_resolved(read_job(args), args.out)
@@ -111,7 +115,8 @@ def register(sub) -> None:
     """Add ``score`` to the ``reproduce`` command's subparsers."""
     s = sub.add_parser("score", help=cmd_score.__doc__)
     s.set_defaults(fn=cmd_score)
-    s.add_argument("--benchmark", help=f"benchmark key or protocol name ({', '.join(PROTOCOLS)})")
+    s.add_argument("--benchmark", help=f"the benchmark whose questions a complete score covers: a key of the preset or "
+                   f"evals/benchmarks/<name>.yaml (e.g. {', '.join(PROTOCOLS)})")
     s.add_argument("--protocol", help="the protocol, when --benchmark names a benchmark of another name")
     s.add_argument("--judgments", required=True, help="the judgments file (ours, or the official tool's)")
     s.add_argument("--format", default="native", choices=["native", "alpaca_eval", "arena_hard", "fastchat"],
