@@ -393,3 +393,59 @@ if __name__ == "__main__":  # print the case table
     for c in CASES + CONFIG_CASES + WORKFLOW_CASES:
         c = c.values if hasattr(c, "marks") else c
         print(f"| {c[0]} | {c[1]} | `{c[-1]}` |")
+
+
+# ----- nothing hangs: a judge endpoint that accepts connections and never answers -----
+
+@pytest.mark.skipif(not MIRROR, reason="the LLM judge needs the official Arena-Hard judge prompt ($REPRODUCE_BENCHMARK_MIRROR)")
+def test_silent_endpoint_fails_the_job_within_its_bounds(scratch, capsys):
+    """40 games against a server that accepts and reads every request but never writes a byte: the calls
+    time out (timeout_s 0.5, no SDK retries), after the first 8 games without a reply the rest are not asked,
+    nothing is re-asked for the 30-minute retry budget, and the job exits 2 in one line without judgments."""
+    import socket
+    import threading
+
+    from reproduce.benchmarks.questions import load_questions
+    from reproduce.config import load_config
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held = []
+
+    def accept_forever():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)  # read nothing back, answer nothing, keep it open
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    bench = load_config()["benchmarks"]["tiny_arena_hard"]
+    questions = load_questions(bench)[:20]
+    work = scratch / "work"
+    for name in ("a.jsonl", "r.jsonl"):
+        (work / name).write_text(_jsonl(*({"question_id": q["question_id"], "turns": ["42"]} for q in questions)))
+    judge = {"kind": "openai", "model": "m", "base_url": f"http://127.0.0.1:{listener.getsockname()[1]}/v1",
+             "api_key_env": None, "timeout_s": 0.5, "max_retries": 0, "concurrency": 2}
+    job = {"stage": "judge", "benchmark": "tiny_arena_hard", "judge": "silent", "benchmark_config": bench,
+           "judge_config": judge}
+    t0 = time.monotonic()
+    try:
+        status, out, err, _ = _run_main(["judge", "--job", json.dumps(job), "--answers", "a.jsonl", "--reference",
+                                         "r.jsonl", "--out", "j/a.jsonl"], capsys)
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+    took = time.monotonic() - t0
+    assert status == 2, err[-2000:]
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "40 of 40 judge games failed" in errors[0], err[-2000:]
+    assert not (work / "j" / "a.jsonl").exists()
+    reasons = [f["reason"] for f in json.loads((work / "j" / "a.failures.json").read_text())["failures"]]
+    assert sum("gave no reply within timeout_s (0.5s)" in r for r in reasons) >= 8
+    assert sum("not asked: the first 8 games got no reply" in r for r in reasons) >= 20
+    # 8 games of 0.5 s at concurrency 2 is about 2 s of waiting; far from the 30-minute retry budget
+    assert took < ALARM_S
