@@ -92,7 +92,7 @@ ALPACA = ["score", "--benchmark", "tiny_alpaca_eval2", "--judgments", "j.jsonl"]
 ALPACA_OFFICIAL = ["score", "--benchmark", "tiny_alpaca_eval2", "--format", "alpaca_eval", "--judgments", "ann.json"]
 MT = ["score", "--benchmark", "tiny_mt_bench", "--judgments", "j.jsonl"]
 FASTCHAT = ["score", "--benchmark", "tiny_mt_bench", "--format", "fastchat", "--judgments", "j.jsonl"]
-JUDGE = ["judge", "--benchmark", "tiny_arena_hard", "--judge", "verifier", "--answers", "a.jsonl"]
+JUDGE = ["judge", "--benchmark", "tiny_arena_hard", "--judge", "verifier", "--answers", "a.jsonl"]  # JUDGE[:4]: to --judge
 EXPORT = ["export-answers", "--benchmark", "tiny_arena_hard", "--answers", "a.jsonl"]
 IMPORT = ["import-answers", "--benchmark", "tiny_arena_hard", "--file", "in.jsonl", "--out", "a.jsonl"]
 
@@ -449,3 +449,17 @@ def test_silent_endpoint_fails_the_job_within_its_bounds(scratch, capsys):
     assert sum("not asked: the first 8 games got no reply" in r for r in reasons) >= 20
     # 8 games of 0.5 s at concurrency 2 is about 2 s of waiting; far from the 30-minute retry budget
     assert took < ALARM_S
+
+
+@pytest.mark.skipif(not MIRROR, reason="the LLM judge needs the official Arena-Hard judge prompt ($REPRODUCE_BENCHMARK_MIRROR)")
+def test_judge_without_its_key_variable_refuses_in_one_line(scratch, capsys, monkeypatch):
+    """An OpenAI judge whose api_key_env is not set: one line naming the variable, exit 2, nothing written."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    work = scratch / "work"
+    for name in ("a.jsonl", "r.jsonl"):
+        (work / name).write_text(_tiny_answers(400))
+    before = _tree(scratch)
+    status, out, err, took = _run_main(JUDGE[:4] + ["gpt-4o", "--answers", "a.jsonl", "--reference", "r.jsonl"], capsys)
+    _check("judge-key-variable-unset", status, out, err,
+           r"judge 'gpt-4o': environment variable OPENAI_API_KEY is not set", before, _tree(scratch))
+    assert took < LIMIT_S
