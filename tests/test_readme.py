@@ -12,6 +12,7 @@ by parsing its flags and resolving its benchmark, judge and preset.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -109,8 +110,15 @@ def _placeholders(tmp: Path) -> dict[str, str]:
     from test_mt_bench import MODELS, _fastchat_files
 
     single, _ = _fastchat_files(tmp)
+    # the synthetic Arena-Hard judgments on the first 80 real v0.1 questions (a score covers the benchmark's
+    # questions, so ids that are not Arena-Hard's would be refused; this one is INCOMPLETE, 80 of 500)
+    real_ids = [json.loads(line)["uid"] for line in
+                official_file("arena_hard_v0.1/question.jsonl").read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in SYNTHETIC.read_text().splitlines() if line.strip()]
+    arena = tmp / "arena_m.jsonl"
+    arena.write_text("".join(json.dumps({**r, "question_id": qid}) + "\n" for r, qid in zip(rows, real_ids)))
     return {"annotations.json": str(official_file("alpaca_eval_annotations/claude-2/annotations.json")),
-            "model_judgment/gpt-4-1106-preview/m.jsonl": str(SYNTHETIC), "gpt-4_single.jsonl": str(single),
+            "model_judgment/gpt-4-1106-preview/m.jsonl": str(arena), "gpt-4_single.jsonl": str(single),
             "NAME": MODELS[0]}
 
 
