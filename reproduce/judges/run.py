@@ -91,31 +91,26 @@ async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budg
     dead_after = max(DEAD_AFTER, 2 * int(getattr(judge, "concurrency", 1) or 1))
     no_reply = {"count": 0, "replied": False}
     dead = asyncio.Event()
+    running: list[asyncio.Task] = []
     while pending:
         round_no += 1
 
-        async def ask(key: str) -> Outcome:
-            label, game, request = games[key]
-            if deadline is None:
-                return await _ask(judge, proto, game, request, max_attempts, label)
-            async with asyncio.timeout_at(deadline):
-                return await _ask(judge, proto, game, request, max_attempts, label)
-
         async def one(key: str) -> None:
+            label, game, request = games[key]
             try:
-                asking = asyncio.ensure_future(ask(key))
-                stop = asyncio.ensure_future(dead.wait())
-                await asyncio.wait([asking, stop], return_when=asyncio.FIRST_COMPLETED)
-                stop.cancel()
-                if asking.done():
-                    out = asking.result()
+                if deadline is None:
+                    out = await _ask(judge, proto, game, request, max_attempts, label)
                 else:
-                    asking.cancel()
-                    out = Outcome(reason=f"not asked: the first {dead_after} games got no reply from the endpoint",
-                                  transient=True, unreachable=True)
+                    async with asyncio.timeout_at(deadline):
+                        out = await _ask(judge, proto, game, request, max_attempts, label)
             except TimeoutError:
                 prev = results.get(key)
                 out = Outcome(reason=f"retry budget of {budget_s:g}s spent (last: {prev.reason if prev else 'none'})")
+            except asyncio.CancelledError:
+                if not dead.is_set():
+                    raise  # the group is stopping (a JudgeFatalError elsewhere) or the run is cancelled
+                out = Outcome(reason=f"not asked: the first {dead_after} games got no reply from the endpoint",
+                              transient=True, unreachable=True)
             if round_no == 1 and not dead.is_set():
                 if out.unreachable:
                     no_reply["count"] += 1
@@ -123,6 +118,9 @@ async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budg
                     no_reply["replied"] = True
                 if not no_reply["replied"] and no_reply["count"] >= dead_after:
                     dead.set()
+                    for task in running:  # the rest of the first pass: waiting for the endpoint, or not yet asked
+                        if task is not asyncio.current_task() and not task.done():
+                            task.cancel()
             if out.verdict is not None:
                 cache.put(key, out.reply, out.verdict)
             results[key] = out
@@ -130,8 +128,7 @@ async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budg
 
         try:
             async with asyncio.TaskGroup() as group:
-                for key in pending:
-                    group.create_task(one(key))
+                running = [group.create_task(one(key)) for key in pending]
         except* JudgeFatalError as eg:
             raise eg.exceptions[0] from None
         loop_now = asyncio.get_running_loop().time()
