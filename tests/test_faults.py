@@ -437,17 +437,22 @@ def test_failed_games_mark_the_score_and_table1_which_refuses_them_by_default(tm
     assert cli.main(["score", "--benchmark", "tiny_alpaca_eval2", "--judgments", str(judgments),
                      "--out", str(score_file)]) == 0
     score = json.loads(score_file.read_text())
-    n = N_QUESTIONS
-    assert (score["n_expected"], score["n_judged"], score["complete"]) == (n, n - len(failures), False)
+    # the score covers the benchmark's questions: the ones these 16 judgments leave out count as failed too
+    from reproduce.benchmarks.questions import load_questions
+
+    n = len(load_questions(cfg["benchmarks"]["tiny_alpaca_eval2"]))
+    judged = N_QUESTIONS - len(failures)
+    assert (score["n_expected"], score["n_judged"], score["complete"]) == (n, judged, False)
+    assert score["n_questions_missing"] == n - N_QUESTIONS
     with pytest.raises(DataError) as err:
         build_table1(cfg, "verifier", results, tmp_path / "tables", log=lambda m: None)
-    cell = f"tiny-add/dpo/AE-WR {n - len(failures)}/{n}"
+    cell = f"tiny-add/dpo/AE-WR {judged}/{n}"
     assert cell in str(err.value) and "accept_incomplete" in str(err.value) and "--forcerun judge" in str(err.value)
     md = (tmp_path / "tables" / "table1_verifier.md").read_text()
-    assert f"{score['win_rate']:.1f}* ({n - len(failures)}/{n})" in md and "INCOMPLETE: 1 value(s)" in md
+    assert f"{score['win_rate']:.1f}* ({judged}/{n})" in md and "INCOMPLETE: 1 value(s)" in md
     tex = (tmp_path / "tables" / "table1_verifier.tex").read_text()
-    assert f"{score['win_rate']:.1f}* ({n - len(failures)}/{n})" in tex
+    assert f"{score['win_rate']:.1f}* ({judged}/{n})" in tex
     row = next(r for r in csv.DictReader((tmp_path / "tables" / "table1_verifier.csv").open()) if r["method_key"] == "dpo")
-    assert row["AE-WR_complete"] == "False" and row["AE-WR_reason"].startswith(f"incomplete: computed from {n - len(failures)}")
+    assert row["AE-WR_complete"] == "False" and row["AE-WR_reason"].startswith(f"incomplete: computed from {judged}")
     rows = build_table1({**cfg, "accept_incomplete": True}, "verifier", results, tmp_path / "tables", log=lambda m: None)
     assert next(r for r in rows if r["method_key"] == "dpo")["AE-WR_complete"] is False
