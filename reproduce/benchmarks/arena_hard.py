@@ -22,6 +22,7 @@ instead of battle rows, which keeps the two games and the repeated strong verdic
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from pathlib import Path
@@ -286,7 +287,7 @@ def score(records: list[dict], bench: dict | None = None, **options) -> dict:
             # as show_result: each bound is the win rate of the bound Elo against the baseline's same bound
             "ci_low": _win_rate(lo[model], lo[baseline]), "ci_high": _win_rate(hi[model], hi[baseline]),
             # one side won every battle: the Elo is infinite, which JSON cannot hold (the score is 0 or 100)
-            "elo": elo[model] if np.isfinite(elo[model]) else None, "baseline": baseline, "n": len(records), "n_failed_games": failed_games,
+            "elo": elo[model] if math.isfinite(elo[model]) else None, "baseline": baseline, "n": len(records), "n_failed_games": failed_games,
             "n_failed_prompts": failed_prompts, "n_battles": len(battles), "bootstrap_rounds": rounds, "seed": seed,
             "ci_method": "prompt bootstrap" if prompt_bootstrap else "battle bootstrap (v0.1)",
             "avg_tokens": sum(tokens) / len(tokens) if len(tokens) == len(records) else None,
