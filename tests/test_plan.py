@@ -123,3 +123,18 @@ def test_length_control_is_not_applicable_to_task_prompts():
             for i in range(4)]
     s = alpaca_eval2.score(recs, {"questions": {"task": "addition"}, "judging": {"length_controlled": True}})
     assert s["length_controlled_winrate"] is None and s["length_controlled_reason"].startswith("not applicable")
+
+
+def test_the_rehearsal_plans_before_and_compares_after(tmp_path):
+    """run_rehearsal's two plan steps: the plan is written before the run, the comparison reads it after
+    (here nothing ran: every job is listed as not finished, none counted as zero)."""
+    from reproduce.config import load_config
+    from reproduce.rehearsal.run import compare_after, plan_before
+
+    logs: list[str] = []
+    path = plan_before(load_config({"preset": "tiny"}), tmp_path / "results", "reproduce_table1", logs.append)
+    assert path == tmp_path / "results" / "plan.json" and (tmp_path / "results" / "plan.md").is_file()
+    assert any(line.startswith("plan: planned in") for line in logs)
+    totals = compare_after(path, tmp_path / "results", logs.append)
+    assert totals["finished"] == 0 and totals["jobs"] == 12
+    assert "Not finished (12" in (tmp_path / "results" / "plan_compare.md").read_text()

