@@ -6,7 +6,8 @@ built here from that run's results (with its figures and token-reward strips), e
 results tree in the workflow's formats (tests/support/report_fixture.py). The tests fail on any console
 error, check every Table-1 cell against ``table1.csv``, click from a cell to an item and check its verdict
 against the judgment file, check a filter's count against the judgment files, and save a screenshot to
-``.ci-work/artifacts/report_html.png`` (CI keeps it).
+``.ci-work/artifacts/report_html.png`` (CI keeps it). One slow test does the same on a synthetic page of the
+paper preset's size.
 """
 
 from __future__ import annotations
@@ -116,15 +117,19 @@ def _csv_rows(path: Path) -> list[dict]:
 
 
 def test_table1_cells_equal_table1_csv(page, site):
+    _check_table1(page, site["results"], tiny_cfg())
+
+
+def _check_table1(page, results: Path, cfg: dict) -> None:
+    """Every judge's Table 1 on the page equals its csv: setting, method, value, paper value, incomplete mark."""
     from selenium.webdriver.common.by import By
 
     from reproduce.report.table1 import COLUMN_KEYS
 
-    cfg = tiny_cfg()
     for judge in [cfg["table_judge"], *[j for j in cfg["judges"] if j != cfg["table_judge"]]]:
         _click(page, page.find_element(By.CSS_SELECTOR, f"#table1-judges button[data-judge='{judge}']"))
         stem = "table1" if judge == cfg["table_judge"] else f"table1_{judge}"
-        rows = _csv_rows(site["results"] / "tables" / f"{stem}.csv")
+        rows = _csv_rows(results / "tables" / f"{stem}.csv")
         shown = page.find_elements(By.CSS_SELECTOR, "#table1-table tbody tr")
         assert len(shown) == len(rows)
         for tr, row in zip(shown, rows):
@@ -142,6 +147,39 @@ def test_table1_cells_equal_table1_csv(page, site):
                     assert f"paper {float(row[f'{col}_paper']):.{nd}f}" in td.text
                 incomplete = row.get(f"{col}_complete") == "False"
                 assert ("incomplete" in td.get_attribute("class")) == incomplete
+
+
+@pytest.mark.slow
+def test_paper_preset_sized_page(browser, tmp_path):
+    """The paper preset's size (4 settings x 4 methods x (805 + 500 + 80) questions x its judges; short texts:
+    the counts, not the lengths, are what this checks): no console error, Table 1 equal to the csv, and a
+    cell of the 805-question benchmark opens all 805 items, whose clicked verdict is the judgment file's."""
+    from selenium.webdriver.common.by import By
+
+    from reproduce.report.html.page import build_html_report
+    from tests.support.browser import console_errors
+    from tests.support.report_fixture import write_report_fixture
+
+    cfg = load_config({"preset": "paper"})
+    results = write_report_fixture(tmp_path, cfg, long_text=False, rounds=5)
+    build_html_report(cfg, results, results / "tables", tmp_path / "figures", results / "report.html", figures=[],
+                      token_pairs=0, log=lambda m: None)
+    browser.get((results / "report.html").as_uri())
+    _check_table1(browser, results, cfg)
+    setting = next(iter(cfg["settings"]))
+    _click(browser, browser.find_element(By.CSS_SELECTOR, f"#table1-judges button[data-judge='{cfg['table_judge']}']"))
+    _click(browser, browser.find_element(
+        By.CSS_SELECTOR, f"#table1-table td.link[data-col='AE-WR'][data-method='tgdpo'][data-setting='{setting}']"))
+    browser.find_element(By.CSS_SELECTOR, "#items-table tbody tr")  # waits for the benchmark's index script
+    assert browser.find_element(By.ID, "items-status").text.startswith("805 of 805 items")
+    row = browser.find_elements(By.CSS_SELECTOR, "#items-table tbody tr")[7]
+    qid = row.get_attribute("data-id")
+    _click(browser, row)
+    path = results / "judgments" / "alpaca_eval2" / cfg["table_judge"] / setting / "tgdpo.jsonl"
+    rec = next(r for r in map(json.loads, path.read_text().splitlines()) if r["question_id"] == qid)
+    verdict = browser.find_element(By.CSS_SELECTOR, f"#item-detail .verdict[data-judge='{cfg['table_judge']}'][data-method='tgdpo']")
+    assert f"({rec['preference']:.3f})" in verdict.find_element(By.CSS_SELECTOR, ".vsum").text
+    assert console_errors(browser) == []
 
 
 def _judgments(results: Path, bench: str, judge: str, method: str) -> dict[str, dict]:
