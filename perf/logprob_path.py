@@ -85,7 +85,7 @@ def step(path: str, model, batch, beta: float = 0.1, alpha: float = 0.5) -> floa
             loss = get_loss("tgdpo")(**kw, alpha=alpha)[0].mean()
     loss.backward()
     model.zero_grad(set_to_none=True)
-    return float(loss)
+    return float(loss.detach())
 
 
 def peak_rss() -> int:
