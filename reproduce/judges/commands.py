@@ -57,7 +57,8 @@ def _spending(job: dict, judge_name: str, bench: dict, cache, out: Path, args):
         usd, what = planned_usd(judge_name, job["judge_config"], bench, requests, cache, batch_mode)
         guard.reserve(usd, what)
 
-    return before_send, batch, guard
+    # no budget, nothing to check: the job is not slowed by pricing its requests
+    return (before_send if guard.max_usd is not None else None), batch, guard
 
 
 def cmd_judge(args) -> None:
