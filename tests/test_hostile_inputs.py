@@ -384,6 +384,17 @@ def test_partial_judgments_score_incomplete(case, argv, text, n, n_all, scratch,
     assert took < LIMIT_S
 
 
+def test_one_judgment_scores_without_nan(scratch, capsys):
+    """One AlpacaEval judgment: alpaca_eval's standard error is NaN; the score file holds null, names the key
+    under 'undefined', is valid JSON, and the score is INCOMPLETE."""
+    (scratch / "work" / "j.jsonl").write_text(_jsonl(*alpaca_records(1)))
+    status, out, err, took = _run_main(ALPACA + ["--out", "s.json"], capsys)
+    assert status == 0 and "Traceback" not in err, err[-2000:]
+    score = json.loads((scratch / "work" / "s.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in a score"))
+    assert score["standard_error"] is None and "standard_error" in score["undefined"] and score["complete"] is False
+    assert took < LIMIT_S
+
+
 def test_case_table_is_large_and_unique():
     ids = [c.id if hasattr(c, "marks") else c[0] for c in CASES + CONFIG_CASES + WORKFLOW_CASES + PARTIAL]
     assert len(ids) == len(set(ids)) and len(ids) >= 60

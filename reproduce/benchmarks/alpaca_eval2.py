@@ -359,7 +359,7 @@ def summary_line(result: dict) -> str:
     """One line in alpaca_eval's leaderboard style: LC, WR, SE, n, average length, leaderboard rank."""
     lc = result.get("length_controlled_winrate")
     text = (f"{result.get('model', '?'):<40} LC {'n/a' if lc is None else f'{lc:.2f}':>6}  "
-            f"WR {result['win_rate']:6.2f}  SE {result['standard_error']:.2f}  n {result['n_total']}  "
+            f"WR {result['win_rate']:6.2f}  SE {'n/a' if result['standard_error'] is None else format(result['standard_error'], '.2f')}  n {result['n_total']}  "
             f"avg length {result['avg_length']}")
     if result.get("preference") not in (None, WEIGHTED):
         text += f"  | {result['preference']} verdicts (no log-probs)"

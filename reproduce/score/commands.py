@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -108,7 +109,20 @@ def _score_one(proto, protocol: str, args, name: str, records: list[dict], bench
     drift = response_models.drift_warning(judge, result["judge_response_models"], str(args.judgments))
     if drift:
         log(drift)
+    result, undefined = _finite(result)
+    if undefined:  # e.g. the standard error of one judgment: no number, said so, never NaN in a score file
+        result["undefined"] = undefined
     return {"benchmark": name, "protocol": protocol, "judgments": str(args.judgments), **result}
+
+
+def _finite(value, key: str = ""):
+    """``value`` with every NaN or infinite number replaced by None, and the dotted keys replaced."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, [key]
+    if isinstance(value, dict):
+        pairs = [(k, _finite(v, f"{key}.{k}" if key else str(k))) for k, v in value.items()]
+        return {k: v for k, (v, _) in pairs}, [b for _, (_, bad) in pairs for b in bad]
+    return value, []
 
 
 def register(sub) -> None:
