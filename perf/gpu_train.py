@@ -167,6 +167,18 @@ def ratios(runs: dict) -> dict:
     return out
 
 
+def mfu_runs(figures: dict) -> list[dict]:
+    """The runs as ``reproduce plan`` reads them (``{"method", "size", "mfu"}``, MFU by the formula of
+    ``line``); the live TGDPO variant is left out, since the workflow precomputes the guide."""
+    runs = []
+    for size, entry in figures["sizes"].items():
+        for r in entry.get("all_runs", []):
+            if r["method"] in ("dpo", "tgdpo"):
+                runs.append({"method": r["method"], "size": size,
+                             "mfu": 6 * entry["params"] * r["tokens_per_s"] / figures["peak_flops"]})
+    return runs
+
+
 def line(size: str, name: str, r: dict, n_params: int) -> str:
     """One printed row of figures."""
     mfu = 6 * n_params * r["tokens_per_s"] / PEAK_FLOPS
@@ -189,7 +201,8 @@ def main() -> int:
     ap.add_argument("--answer-tokens", type=int, default=800)
     ap.add_argument("--repeats", type=int, default=1, help="2: the methods again, in reverse order")
     ap.add_argument("--work", help="scratch directory (default: a temporary one)")
-    ap.add_argument("--json", help="figures file (default on a GPU: <work>/gpu_train.json)")
+    ap.add_argument("--json", help="figures file (default on a GPU: results/perf/gpu_train.json, which "
+                                   "`reproduce plan` reads)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
     import torch
@@ -203,8 +216,12 @@ def main() -> int:
     batches = {k: tuple(int(x) for x in v.split("x")) for k, v in (kv.split(":") for kv in args.batch.split(","))}
     work = Path(args.work or tempfile.mkdtemp(prefix="gpu_train-"))
     work.mkdir(parents=True, exist_ok=True)
-    json_path = Path(args.json) if args.json else (work / "gpu_train.json" if on_gpu else None)
-    figures = {"device": torch.cuda.get_device_name(0) if on_gpu else "cpu", "peak_flops": PEAK_FLOPS,
+    # Not inside a temporary --work (removed at the end): where `reproduce plan` looks for measured MFU.
+    json_path = Path(args.json) if args.json else (ROOT / "results" / "perf" / "gpu_train.json" if on_gpu else None)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+    device = torch.cuda.get_device_name(0) if on_gpu else "cpu"
+    figures = {"device": device, "gpu": device, "peak_flops": PEAK_FLOPS, "runs": [],
                "mfu": "6 * N * non-pad tokens/s / peak_flops, N = all parameters", "config": vars(args), "sizes": {}}
     try:
         for size in args.sizes.split(","):
@@ -224,6 +241,7 @@ def main() -> int:
                 entry["runs"].setdefault(name, r)  # the first run of each method is the one printed
                 print(line(size, name, r, n_params), flush=True)
                 entry["ratios"] = ratios(entry["runs"])
+                figures["runs"] = mfu_runs(figures)
                 if json_path:
                     json_path.write_text(json.dumps(figures, indent=2))
             for key, val in entry["ratios"].items():
