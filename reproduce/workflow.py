@@ -12,7 +12,8 @@ import re
 import shlex
 from pathlib import Path
 
-from reproduce.config import job_config, judge_for, seed_models, trained_methods
+from reproduce.config import job_config, judge_for, trained_methods
+from reproduce.seed_variants import seed_models
 from reproduce.paths import RESULTS, ResultPaths, repo_path  # noqa: F401 (repo_path: the Snakefile's)
 
 

@@ -66,7 +66,8 @@ def test_duplicate_seeds_stop_the_workflow_before_any_job(tmp_path):
 
 
 def test_seed_variants_replace_only_the_seed_and_follow_their_guide():
-    from reproduce.config import job_config, seed_models, trained_methods, training_seeds
+    from reproduce.config import job_config, trained_methods
+    from reproduce.seed_variants import seed_models, training_seeds
 
     cfg = load_config({"preset": "tiny", "seeds": [42, 7]})
     plain = load_config({"preset": "tiny"})
@@ -130,7 +131,7 @@ def write_seed_scores(res: Path, cfg: dict, skip: set = frozenset(), short: set 
     """Score files of every method and seed: AE win rate 40 + 5 * seed index (SE 1.5), Arena-Hard from AH,
     MT-Bench score 6 + 0.25 * index. ``skip``: (model, bench) pairs without a file; ``short``: models whose
     Arena-Hard score used 399 of 400 games."""
-    from reproduce.config import training_seeds
+    from reproduce.seed_variants import training_seeds
 
     for m in cfg["methods"]:
         for i, (model, _) in enumerate(training_seeds(cfg, "tiny-add", m)):
@@ -227,7 +228,7 @@ def _ah_judgments(res: Path, root: Path, model: str, p_win: float, rng: random.R
 
 
 def test_differences_over_seeds_read_every_seed(tmp_path):
-    from reproduce.config import training_seeds
+    from reproduce.seed_variants import training_seeds
     from reproduce.report.differences import build_differences
 
     cfg = load_config({"preset": "tiny", "seeds": SEEDS, "benchmarks": ["tiny_arena_hard"], "judges": ["verifier"],

@@ -51,7 +51,8 @@ from pathlib import Path
 import numpy as np
 
 from reproduce.benchmarks.protocol import PROTOCOLS, get_protocol
-from reproduce.config import ConfigError, seed_models
+from reproduce.config import ConfigError
+from reproduce.seed_variants import seed_models
 from reproduce.io import DataError, atomic_write_json, atomic_write_text
 from reproduce.paths import ResultPaths
 from reproduce.report import plotting

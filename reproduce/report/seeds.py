@@ -21,7 +21,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from reproduce.config import ConfigError, judge_for, training_seeds
+from reproduce.config import ConfigError, judge_for
+from reproduce.seed_variants import training_seeds
 from reproduce.io import DataError, atomic_write_text
 from reproduce.report.provenance import load_score
 from reproduce.report.table1 import (COLUMN_KEYS, COLUMNS, benchmark_for, cell_text, collect_rows, load_paper_table,
