@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.slurm_e2e import CLUSTER_SCRIPT, differing_tables, slurm_command, submitted_jobs
+from perf.slurm_e2e import CLUSTER_SCRIPT, differing_tables, slurm_command, submitted_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_TINY = Path(os.environ.get("REPRODUCE_LOCAL_TINY", ROOT / ".ci-work" / "tiny"))
