@@ -38,6 +38,9 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            # mkstemp makes the file private (0600); results are read by others (a cluster group, a browser
+            # opening report.html served by someone else), like any file a plain open() writes
+            os.fchmod(fh.fileno(), 0o644)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
