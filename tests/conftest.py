@@ -102,6 +102,20 @@ def official_benchmark(*names: str) -> None:
             official_file(spec["path"])
 
 
+def arena_synthetic_on_real_ids(out: Path) -> Path:
+    """tests/data's synthetic Arena-Hard judgments placed on the first real v0.1 question ids, written to
+    ``out``: a score covers the benchmark's own questions, so the synthetic q000.. ids would be refused
+    (this one is INCOMPLETE, 80 of 500)."""
+    import json
+
+    real_ids = [json.loads(line)["uid"] for line in
+                official_file("arena_hard_v0.1/question.jsonl").read_text().splitlines() if line.strip()]
+    synthetic = ROOT / "tests" / "data" / "arena_hard_synthetic_judgments.jsonl"
+    rows = [json.loads(line) for line in synthetic.read_text().splitlines() if line.strip()]
+    out.write_text("".join(json.dumps({**r, "question_id": qid}) + "\n" for r, qid in zip(rows, real_ids)))
+    return out
+
+
 @pytest.fixture()
 def official():
     """``official(path)``: see :func:`official_file`."""

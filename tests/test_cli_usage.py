@@ -17,7 +17,7 @@ from reproduce.config import job_config, load_config
 from reproduce.report.provenance import software_section
 from reproduce.software import TRACKED_PACKAGES, git_state
 
-from test_arena_hard import SYNTHETIC
+from conftest import arena_synthetic_on_real_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,7 +163,8 @@ def test_resolved_config_and_score_file_record_the_software(tmp_path):
     assert resolved["config_hash"] == job["config_hash"]
     _check_software(resolved["software"])
 
-    out = _cli("score", "--benchmark", "arena_hard", "--judgments", str(SYNTHETIC), "--format", "arena_hard",
+    judgments = arena_synthetic_on_real_ids(tmp_path / "arena_m.jsonl")
+    out = _cli("score", "--benchmark", "arena_hard", "--judgments", str(judgments), "--format", "arena_hard",
                "--out", str(tmp_path / "score.json"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     _check_software(json.loads((tmp_path / "score.json").read_text())["software"])

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import official_file
+from conftest import arena_synthetic_on_real_ids, official_file
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -106,17 +106,10 @@ def _export(argv: list[str], tmp: Path) -> str:
 
 def _placeholders(tmp: Path) -> dict[str, str]:
     """README example file names -> real files of that format."""
-    from test_arena_hard import SYNTHETIC
     from test_mt_bench import MODELS, _fastchat_files
 
     single, _ = _fastchat_files(tmp)
-    # the synthetic Arena-Hard judgments on the first 80 real v0.1 questions (a score covers the benchmark's
-    # questions, so ids that are not Arena-Hard's would be refused; this one is INCOMPLETE, 80 of 500)
-    real_ids = [json.loads(line)["uid"] for line in
-                official_file("arena_hard_v0.1/question.jsonl").read_text().splitlines() if line.strip()]
-    rows = [json.loads(line) for line in SYNTHETIC.read_text().splitlines() if line.strip()]
-    arena = tmp / "arena_m.jsonl"
-    arena.write_text("".join(json.dumps({**r, "question_id": qid}) + "\n" for r, qid in zip(rows, real_ids)))
+    arena = arena_synthetic_on_real_ids(tmp / "arena_m.jsonl")
     return {"annotations.json": str(official_file("alpaca_eval_annotations/claude-2/annotations.json")),
             "model_judgment/gpt-4-1106-preview/m.jsonl": str(arena), "gpt-4_single.jsonl": str(single),
             "NAME": MODELS[0]}

@@ -52,7 +52,7 @@ def test_alias_drift_mid_run_warns_and_is_counted(tmp_path, caplog):
     # the score of these judgments lists both names and says so again
     path = tmp_path / "j.jsonl"
     atomic_write_jsonl(path, records)
-    out = subprocess.run([sys.executable, "-m", "reproduce.cli", "score", "--protocol", "alpaca_eval2", "--judgments",
+    out = subprocess.run([sys.executable, "-m", "reproduce.cli", "score", "--benchmark", "tiny_alpaca_eval2", "--judgments",
                           str(path), "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     score = json.loads(out.stdout)

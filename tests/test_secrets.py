@@ -67,7 +67,7 @@ def test_planted_key_is_written_nowhere(tmp_path):
         judge_yaml.write_text(yaml.safe_dump({
             "kind": "openai", "description": "stand-in judge with a planted key", "model": "standin-judge",
             "base_url": srv.base_url, "api_key_env": KEY_ENV, "concurrency": 2, "timeout_s": 10,
-            "max_retries": 1, "price_per_million_input": 1.0, "price_per_million_output": 2.0}))
+            "max_retries": 1, "price_per_million_input": 1.0, "price_per_million_output": 2.0, "logprobs": True}))
         judge_cfg = validate(load_yaml(judge_yaml), "judge", judge_yaml)
         job = {"stage": "judge", "preset": "tiny", "setting": "tiny-add", "benchmark": bench_name, "method": "m",
                "judge": "planted", "benchmark_config": bench, "judge_config": judge_cfg}
