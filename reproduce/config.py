@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,16 @@ from reproduce import names, safe_yaml
 from reproduce.seed_variants import seed_models, seed_variants
 from reproduce.io import content_hash
 
-ROOT = Path(__file__).resolve().parent.parent
+
+
+def _project_root() -> Path:
+    """The folder holding ``config/`` and ``evals/``: ``$REPRODUCE_ROOT`` when set (an installed copy run on a
+    checkout's definitions), else the checkout this package sits in (an editable install or the source tree)."""
+    env = os.environ.get("REPRODUCE_ROOT")
+    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+
+
+ROOT = _project_root()
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from test_arena_hard import GOLDEN, SYNTHETIC
+from conftest import arena_synthetic_on_real_ids
+from test_arena_hard import GOLDEN
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "requirements" / "cpu.txt"
@@ -49,7 +50,8 @@ def _pins() -> dict[str, str]:
 
 
 def _pip(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # the benchmark definitions a score covers (evals/) are a checkout's, not the package's
+    env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}, "REPRODUCE_ROOT": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "pip", *args], cwd=cwd, env=env, capture_output=True, text=True)
     assert out.returncode == 0, f"pip {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
@@ -111,7 +113,8 @@ def test_pip_install_from_the_pins_gives_a_working_command(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     exe = str(python.parent / "reproduce")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # the benchmark definitions a score covers (evals/) are a checkout's, not the package's
+    env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}, "REPRODUCE_ROOT": str(ROOT)}
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([exe, *args], cwd=work, env=env, capture_output=True, text=True)
@@ -121,7 +124,8 @@ def test_pip_install_from_the_pins_gives_a_working_command(tmp_path):
     assert "score" in helped.stdout and "judge" in helped.stdout
     version = run("--version")
     assert version.returncode == 0 and __import__("reproduce").__version__ in version.stdout, version.stderr
-    scored = run("score", "--benchmark", "arena_hard", "--judgments", str(SYNTHETIC), "--format", "arena_hard", "--json")
+    judgments = arena_synthetic_on_real_ids(tmp_path / "arena_m.jsonl")
+    scored = run("score", "--benchmark", "arena_hard", "--judgments", str(judgments), "--format", "arena_hard", "--json")
     assert scored.returncode == 0, scored.stderr[-3000:]
     result = json.loads(scored.stdout.strip().splitlines()[-1])
     assert round(result["score"], 2) == GOLDEN[False]["rounded"][0]
