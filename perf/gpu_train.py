@@ -221,7 +221,7 @@ def main() -> int:
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
     device = torch.cuda.get_device_name(0) if on_gpu else "cpu"
-    figures = {"device": device, "gpu": device, "peak_flops": PEAK_FLOPS, "runs": [],
+    figures = {"gpu": device, "peak_flops": PEAK_FLOPS, "runs": [],
                "mfu": "6 * N * non-pad tokens/s / peak_flops, N = all parameters", "config": vars(args), "sizes": {}}
     try:
         for size in args.sizes.split(","):
