@@ -359,7 +359,9 @@ def job_config(cfg: dict, stage: str, **keys: str) -> dict:
             job["judging"] = cfg["judging"]
     if stage == "generate":  # only generation depends on the backend (a change must not retrain anything)
         job["generation"] = cfg.get("generation", {})
-        if setting and cfg["settings"][setting].get("chat_template_kwargs"):
-            job["chat_template_kwargs"] = cfg["settings"][setting]["chat_template_kwargs"]
+    # pinned template variables (Llama-3.2's date_string) change the rendered prompts, at generation and at
+    # training time alike (TRL renders the pairs through the same template)
+    if stage in ("generate", "train") and setting and cfg["settings"][setting].get("chat_template_kwargs"):
+        job["chat_template_kwargs"] = cfg["settings"][setting]["chat_template_kwargs"]
     job["config_hash"] = content_hash({k: v for k, v in job.items() if k != "config_hash"})
     return job

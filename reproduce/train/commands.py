@@ -12,7 +12,8 @@ def cmd_train(args) -> None:
 
     job = read_job(args)
     train_method(job["method_config"], args.base, args.prefs, args.out, guide_dir=args.guide, cache_dir=args.cache,
-                 checkpoint_dir=args.checkpoints, threads=args.threads, log=log)
+                 checkpoint_dir=args.checkpoints, threads=args.threads, log=log,
+                 template_kwargs=job.get("chat_template_kwargs"))
     from accelerate import PartialState
 
     if PartialState().is_main_process:  # one writer (and one git call) under accelerate launch

@@ -163,16 +163,22 @@ def dpo_config(method: dict, checkpoint_dir: Path, live: bool):
     )
 
 
-def pairs_dataset(prefs_path: str | Path, work_dir: Path):
+def pairs_dataset(prefs_path: str | Path, work_dir: Path, template_kwargs: dict | None = None):
     """The preference pairs as a ``datasets.Dataset`` every rank can open: validated, written once as a
     content-named JSONL under ``work_dir`` by the main process and loaded from that file with a shared
-    cache (an in-memory ``Dataset.from_list`` fails under several ranks: its temp Arrow files are per rank)."""
+    cache (an in-memory ``Dataset.from_list`` fails under several ranks: its temp Arrow files are per rank).
+
+    ``template_kwargs`` (the recipe's ``chat_template_kwargs``, e.g. Llama-3.2's pinned ``date_string``) go
+    into every row's ``chat_template_kwargs`` column, which TRL passes to the chat template as it renders
+    the pair: without it the template writes the day the job runs into every training prompt."""
     from accelerate import PartialState
     from datasets import load_dataset
 
 
     pairs = load_pairs(prefs_path)
-    rows = [{"pair_id": p["pair_id"], "prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
+    extra = {"chat_template_kwargs": dict(template_kwargs)} if template_kwargs else {}
+    rows = [{"pair_id": p["pair_id"], "prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"], **extra}
+            for p in pairs]
     rows_file = work_dir / "pairs" / f"pairs-{content_hash(rows)}.jsonl"
     with PartialState().main_process_first():
         if not rows_file.exists():
@@ -190,8 +196,10 @@ def default_pad_token(tokenizer, args, model_dir) -> None:
 
 
 def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, checkpoint_dir: str | Path,
-                  guide_dir: str | Path | None = None, cache_dir: str | Path | None = None):
-    """The configured :class:`PreferenceTrainer` for ``method`` (not yet trained) and its tokenizer."""
+                  guide_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                  template_kwargs: dict | None = None):
+    """The configured :class:`PreferenceTrainer` for ``method`` (not yet trained) and its tokenizer;
+    ``template_kwargs`` are the recipe's pinned chat-template variables (see :func:`pairs_dataset`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from reproduce.train.losses import get_loss
@@ -204,7 +212,7 @@ def build_trainer(method: dict, base_dir: str | Path, prefs_path: str | Path, ch
     live = method.get("token_rewards", "precomputed") == "live"
     checkpoint_dir = Path(checkpoint_dir)
     args = dpo_config(method, checkpoint_dir, live and loss_fn.needs_reference)
-    dataset = pairs_dataset(prefs_path, checkpoint_dir)
+    dataset = pairs_dataset(prefs_path, checkpoint_dir, template_kwargs)
 
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     tokenizer.padding_side = "left"
@@ -260,7 +268,8 @@ def _check_disk(trainer, method: dict, checkpoint_dir: Path, out_dir: Path, done
 
 def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out_dir: str | Path,
                  guide_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 checkpoint_dir: str | Path | None = None, threads: int | None = None, log=print) -> dict:
+                 checkpoint_dir: str | Path | None = None, threads: int | None = None, log=print,
+                 template_kwargs: dict | None = None) -> dict:
     """Train ``method`` and save the policy to ``out_dir``; returns the summary written beside it.
 
     Runs as one process or as every rank of ``accelerate launch`` (only the main process writes the log,
@@ -269,6 +278,7 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
     written at the final step, and they are deleted once the model is saved unless the recipe sets
     ``keep_checkpoints: true``; a run whose disk cannot hold them or the model stops before training. A
     ``guide: {model, revision}`` recipe entry is fetched here when no ``guide_dir`` is given.
+    ``template_kwargs``: the recipe's pinned chat-template variables, applied as TRL renders the pairs.
     """
     import os
 
@@ -285,7 +295,8 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
     if guide_dir is None and isinstance(method.get("guide"), dict):
         with PartialState().main_process_first():  # one download per node; the others find it cached
             guide_dir = external_guide_dir(method["guide"], "guide")
-    trainer, tokenizer = build_trainer(method, base_dir, prefs_path, checkpoint_dir, guide_dir, cache_dir)
+    trainer, tokenizer = build_trainer(method, base_dir, prefs_path, checkpoint_dir, guide_dir, cache_dir,
+                                       template_kwargs)
     is_main = trainer.is_world_process_zero()
     log_path = out_dir / "train_log.jsonl"
     trainer.add_callback(StepLogger(log_path, is_main))
