@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reproduce import names
 from reproduce.io import DataError
 from reproduce.paths import ResultPaths, config_beside, failures_beside
 from reproduce.software import TRACKED_PACKAGES, software
@@ -186,5 +187,7 @@ def missing_reason(results: Path, cfg: dict, bench: str, judge: str, setting: st
     judge_cfg = (cfg.get("judges") or {}).get(judge) or {}
     env = judge_cfg.get("api_key_env")
     if env and not os.environ.get(env):
-        return "judge unavailable", f"judge unavailable: ${env} is not set (judge '{judge}'); no score file {path}"
+        # only a value shaped like a variable's name is shown: a key pasted in its place must not reach a table
+        shown = f"${env}" if isinstance(env, str) and names.ENV_VAR.fullmatch(env) else "its api_key_env (not a variable name; not shown)"
+        return "judge unavailable", f"judge unavailable: {shown} is not set (judge '{judge}'); no score file {path}"
     return "not run", f"not run: no score file {path}"
