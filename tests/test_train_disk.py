@@ -31,7 +31,14 @@ def test_checkpoint_and_model_bytes_decide_the_check(tmp_path, monkeypatch):
     with pytest.raises(disk.InsufficientDiskError, match=r"ckpt: 90.0 GiB free on .*checkpoints need 96.0 GiB \(2 x 48.0 GiB"):
         disk.check_training_disk(weights, 3, 0, tmp_path / "ckpt", tmp_path / "out")
     needs = disk.check_training_disk(weights, 1, 0, tmp_path / "ckpt", tmp_path / "out")
-    assert needs == {"checkpoints": 48 * 2**30, "final_model": weights, "checkpoint_bytes_each": 48 * 2**30}
+    assert needs == {"checkpoints": 48 * 2**30, "final_model": weights, "checkpoint_bytes_each": 48 * 2**30,
+                     "step_saves": 0}
+    # weights-only eval-step saves are kept: each needs the weights' bytes beside the checkpoints
+    with pytest.raises(disk.InsufficientDiskError, match=r"ckpt: 90.0 GiB free on .*3 eval-step saves need 48.0 GiB "
+                                                         r"\(3 x 16.0 GiB, weights only\) besides 48.0 GiB"):
+        disk.check_training_disk(weights, 1, 0, tmp_path / "ckpt", tmp_path / "out", step_saves=3)
+    assert disk.check_training_disk(weights, 1, 0, tmp_path / "ckpt", tmp_path / "out", step_saves=2)["step_saves"] == \
+        32 * 2**30
     monkeypatch.setattr(disk.shutil, "disk_usage", lambda p: usage(0, 0, 10 * 2**30))
     with pytest.raises(disk.InsufficientDiskError, match=r"out: 10.0 GiB free on .*the final model needs 16.0 GiB"):
         disk.check_training_disk(weights, 0, 0, tmp_path / "ckpt", tmp_path / "out")

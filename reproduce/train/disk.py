@@ -74,7 +74,8 @@ def _device(path: Path) -> int:
     return os.stat(free_bytes(path)[0]).st_dev
 
 
-def check_training_disk(weights: int, saves: int, existing: int, checkpoint_dir: Path, out_dir: Path) -> dict:
+def check_training_disk(weights: int, saves: int, existing: int, checkpoint_dir: Path, out_dir: Path,
+                        step_saves: int = 0) -> dict:
     """Raise :class:`InsufficientDiskError` before training when the run's checkpoints or its final model
     cannot fit; returns the figures it checked (bytes).
 
@@ -82,12 +83,19 @@ def check_training_disk(weights: int, saves: int, existing: int, checkpoint_dir:
     checkpoint filesystem needs room for one more checkpoint (two from an empty directory with two or more
     saves: the new one is written before the old is deleted). The final model needs its bytes on the output
     filesystem, where the checkpoints already there count as free when they share it (they can be deleted
-    before the final save).
+    before the final save). ``step_saves`` weights-only saves (``eval_steps``) still to come are kept for
+    evaluation, so each needs the weights' bytes on the checkpoint filesystem besides the checkpoints.
     """
     ckpt = checkpoint_bytes(weights)
     extra = ckpt * min(saves, max(0, 2 - existing)) if saves else 0
-    needs = {"checkpoints": extra, "final_model": weights, "checkpoint_bytes_each": ckpt}
+    needs = {"checkpoints": extra, "final_model": weights, "checkpoint_bytes_each": ckpt,
+             "step_saves": weights * step_saves}
     where, free = free_bytes(checkpoint_dir)
+    if step_saves and extra + weights * step_saves > free:
+        raise InsufficientDiskError(
+            f"{checkpoint_dir}: {gib(free)} free on {where}, the run's {step_saves} eval-step saves need "
+            f"{gib(weights * step_saves)} ({step_saves} x {gib(weights)}, weights only) besides {gib(extra)} of "
+            f"resumable checkpoints; free space, list fewer eval_steps, or point --checkpoints elsewhere")
     if extra > free:
         raise InsufficientDiskError(
             f"{checkpoint_dir}: {gib(free)} free on {where}, the run's resumable checkpoints need {gib(extra)} "

@@ -20,6 +20,7 @@ from reproduce.data.prefs import load_pairs
 from reproduce.io import append_jsonl, atomic_write_json, atomic_write_jsonl, content_hash, read_jsonl, repair_jsonl
 from reproduce.train.disk import (NoFinalCheckpoint, check_training_disk, free_bytes, gib, model_bytes,
                                   planned_saves, remove_checkpoints, total_steps)
+from reproduce.train.milestones import ConvergenceStop, StepSaver, convergence_rule, eval_steps, step_dir, step_saved
 
 
 class StepLogger(TrainerCallback):
@@ -136,7 +137,8 @@ def dpo_config(method: dict, checkpoint_dir: Path, live: bool):
         per_device_train_batch_size=method.get("per_device_batch_size", 1),
         gradient_accumulation_steps=gradient_accumulation(method),
         learning_rate=method["learning_rate"],
-        num_train_epochs=method.get("epochs", 1),
+        # a convergence rule's schedule spans all its max_epochs (it may stop at an earlier epoch's end)
+        num_train_epochs=(convergence_rule(method) or {}).get("max_epochs", method.get("epochs", 1)),
         max_steps=method.get("max_steps", -1),
         lr_scheduler_type=method.get("lr_scheduler", "cosine"),
         warmup_steps=method.get("warmup_ratio", 0.1),  # a float < 1 is a ratio in transformers 5
@@ -256,14 +258,19 @@ def _peak_gpu_bytes() -> dict | None:
     return {"allocated": torch.cuda.max_memory_allocated(), "reserved": torch.cuda.max_memory_reserved()}
 
 
-def _check_disk(trainer, method: dict, checkpoint_dir: Path, out_dir: Path, done_steps: int, existing: int) -> dict:
-    """Stop before training when the checkpoints still to come or the final model cannot be written (every
-    rank checks its own node's disk); returns the byte figures for the summary."""
+def run_steps(trainer) -> int:
+    """The optimizer steps the trainer's schedule spans."""
     args = trainer.args
-    steps = total_steps(len(trainer.train_dataset), args.per_device_train_batch_size, trainer.accelerator.num_processes,
-                        args.gradient_accumulation_steps, args.num_train_epochs, args.max_steps)
-    saves = planned_saves(steps, args.save_steps, done_steps)
-    return check_training_disk(model_bytes(trainer.model), saves, existing, checkpoint_dir, out_dir)
+    return total_steps(len(trainer.train_dataset), args.per_device_train_batch_size, trainer.accelerator.num_processes,
+                       args.gradient_accumulation_steps, args.num_train_epochs, args.max_steps)
+
+
+def _check_disk(trainer, method: dict, checkpoint_dir: Path, out_dir: Path, done_steps: int, existing: int,
+                step_saves: int = 0) -> dict:
+    """Stop before training when the checkpoints or eval-step saves still to come or the final model cannot
+    be written (every rank checks its own node's disk); returns the byte figures for the summary."""
+    saves = planned_saves(run_steps(trainer), trainer.args.save_steps, done_steps)
+    return check_training_disk(model_bytes(trainer.model), saves, existing, checkpoint_dir, out_dir, step_saves)
 
 
 def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out_dir: str | Path,
@@ -306,8 +313,17 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
     resumed_step = int(checkpoints[-1].name.split("-")[-1]) if checkpoints else 0
     if is_main:
         _truncate_log(log_path, resumed_step)
-    disk = _check_disk(trainer, method, checkpoint_dir, out_dir, resumed_step, len(checkpoints))
+    wanted = eval_steps(method, run_steps(trainer))
+    saver = StepSaver(trainer, tokenizer, wanted, checkpoint_dir)
+    todo = [s for s in wanted if not step_saved(step_dir(checkpoint_dir, s))]
+    disk = _check_disk(trainer, method, checkpoint_dir, out_dir, resumed_step, len(checkpoints), len(todo))
     trainer.add_callback(NoFinalCheckpoint())
+    if wanted:
+        trainer.add_callback(saver)
+    rule = convergence_rule(method)
+    stop = ConvergenceStop(rule) if rule else None
+    if stop:
+        trainer.add_callback(stop)
     trainer.accelerator.wait_for_everyone()
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
@@ -326,7 +342,9 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
                "steps_this_run": trainer.state.global_step - resumed_step, "processes": trainer.accelerator.num_processes,
                "train_seconds": round(seconds, 2), "final_train_loss": result.training_loss,
                "resumed_from": checkpoints[-1].name if checkpoints else None, "disk_bytes": disk,
-               "precompute": trainer.precompute_stats, "peak_gpu_bytes": _peak_gpu_bytes(), "method": method}
+               "precompute": trainer.precompute_stats, "peak_gpu_bytes": _peak_gpu_bytes(),
+               "eval_steps": {str(s): str(step_dir(checkpoint_dir, s)) for s in wanted},
+               "convergence": stop.summary() if stop else None, "method": method}
     if is_main:
         tokenizer.save_pretrained(str(out_dir))
         atomic_write_json(out_dir / "train_summary.json", summary)

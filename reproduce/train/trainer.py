@@ -159,12 +159,15 @@ class PreferenceTrainer(DPOTrainer):
         key = [content_hash({"data": data_identity(dataset), "models": list(hashes.values()), "format": CACHE_FORMAT,
                              "sources": list(hashes), "max_length": self.args.max_length})]
         broadcast_object_list(key, from_process=0)
+        # the key names the models' weights, so runs sharing a guide (an alpha sweep) visibly share one precompute
+        self._note(f"per-token log-prob cache key {key[0]} (" + ", ".join(f"{src} weights {h[:16]}" for src, h in
+                                                                       hashes.items()) + ")")
         cache = self.cache_dir / f"token_logps-{key[0]}.pt" if self.cache_dir else None
         hit = [cache is not None and cache.exists()]
         broadcast_object_list(hit, from_process=0)
         if hit[0]:
             packed = torch.load(cache)
-            self.precompute_stats = {"cache": str(cache), "hit": True}
+            self.precompute_stats = {"cache": str(cache), "hit": True, "key": key[0], "weights": hashes}
             self._note(f"token log-probs read from {cache}")
         else:
             if cache is not None and self.accelerator.is_main_process:
@@ -177,7 +180,8 @@ class PreferenceTrainer(DPOTrainer):
                 sources.append(("guide", self.guide_model))
             self._check_placed(sources)
             packed, stats = compute_token_logps(self.accelerator, self.data_collator, dataset, sources, batch_size)
-            self.precompute_stats = {"cache": str(cache) if cache else None, "hit": False, **stats}
+            self.precompute_stats = {"cache": str(cache) if cache else None, "hit": False, "key": key[0],
+                                     **stats, "weights": hashes}
             self._note(f"token log-probs of {stats['rows']} pairs ({', '.join(stats['models'])}): {stats['tokens']} "
                        f"tokens in {stats['seconds']:.1f} s, {stats['forward_tokens_per_s']:.0f} forward tokens/s")
             if cache is not None:
