@@ -10,11 +10,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 import os
+import subprocess
 
 from reproduce.config import ROOT, ConfigError, load_config
 from reproduce.job_resources import StageResources
-from reproduce.workflow import (Paths, config_arg, generate_jobs_arg, generate_launcher, job_arg, train_launcher,
-                                wildcard_pattern)
+from reproduce.workflow import (Paths, config_arg, doctor_command, generate_jobs_arg, generate_launcher, job_arg,
+                                train_launcher, wildcard_pattern)
 
 try:
     CFG = load_config(config)  # validated against reproduce/schemas/*.schema.yaml before any job runs
@@ -34,6 +35,26 @@ wildcard_constraints:
     model=wildcard_pattern(P.answering_models(all_seeds=True)),
     benchmark=wildcard_pattern(CFG["benchmarks"]),
     judge=wildcard_pattern(CFG["judges"]),
+
+
+def _slurm_partition():
+    """The partition given with --default-resources slurm_partition=NAME, or None."""
+    try:
+        value = workflow.resource_settings.default_resources["slurm_partition"]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    value = getattr(value, "value", value)
+    return str(value).strip("'\"") if value else None
+
+
+onstart:
+    # The preflight (reproduce/doctor/) before any job; presets without `doctor: true` skip it, and
+    # Snakemake runs no onstart on dry runs (-n). A blocker stops the workflow before it submits anything.
+    _executor = getattr(workflow.executor_plugin, "name", None)
+    _doctor = doctor_command(CFG, config, _executor, _slurm_partition() if _executor == "slurm" else None)
+    if _doctor and subprocess.run(_doctor).returncode != 0:
+        raise WorkflowError("reproduce doctor found a blocker (lines above); fix it, or skip the check with "
+                            "--config doctor=false")
 
 
 include: "reproduce/rules/base.smk"

@@ -24,7 +24,8 @@ from reproduce.stage import WORKFLOW_STAGES, stage_message
 # The packages whose ``commands.register(sub)`` add subcommands, in the order of `reproduce --help`:
 # one per stage, upstream first.
 COMMAND_PACKAGES = ("reproduce.base", "reproduce.data", "reproduce.train", "reproduce.generate", "reproduce.judges",
-                    "reproduce.score", "reproduce.report", "reproduce.plan", "reproduce.bridge", "reproduce.rehearsal")
+                    "reproduce.score", "reproduce.report", "reproduce.plan", "reproduce.bridge", "reproduce.rehearsal",
+                    "reproduce.doctor")
 
 
 def cmd_check_config(args) -> None:

@@ -46,6 +46,19 @@ def generate_jobs_arg(cfg: dict, setting: str, model: str) -> str:
     return shlex.quote(json.dumps(jobs, sort_keys=True))
 
 
+def doctor_command(cfg: dict, config: dict, executor: str | None = None, partition: str | None = None) -> list[str] | None:
+    """The ``reproduce doctor`` command (argv) the workflow's ``onstart:`` runs before any job, or None: only
+    for a preset that asks for it (``doctor: true``, the paper preset; ``--config doctor=false`` turns it
+    off), never for presets that run offline on CPUs (tiny, rehearsal). Under the SLURM executor it checks
+    the partition's GPUs (``sinfo``) instead of the submit host's. Snakemake skips ``onstart:`` on dry runs."""
+    if not cfg.get("doctor"):
+        return None
+    argv = ["reproduce", "doctor", "--config-json", json.dumps(dict(config), sort_keys=True), "--results", RESULTS]
+    if executor == "slurm":
+        argv += ["--slurm"] + (["--partition", partition] if partition else [])
+    return argv
+
+
 def config_arg(config: dict) -> str:
     """The Snakemake config (preset name + command-line overrides) as a shell-quoted JSON argument."""
     return shlex.quote(json.dumps(dict(config), sort_keys=True))

@@ -15,7 +15,7 @@ from reproduce.plan.sizes import model_shape
 from reproduce.paths import ResultPaths, repo_path
 
 
-def _gpus(cfg: dict) -> int:
+def training_gpus(cfg: dict) -> int:
     """GPUs of one training job: the accelerate config's num_processes (1 without accelerate)."""
     training = cfg.get("training") or {}
     if training.get("launcher") != "accelerate" or not training.get("accelerate_config"):
@@ -75,13 +75,10 @@ def retired(judge_cfg: dict) -> str | None:
     return value if isinstance(value, str) else json.dumps(value, default=str) if not isinstance(value, bool) else "retired"
 
 
-def build_plan(cfg: dict, results: str | Path = "results", target: str = "reproduce_table1",
-               throughput: str | Path | None = None) -> dict:
-    """The plan (a JSON-able dict) of ``target`` under ``cfg``, read from configs and files only."""
-    t0 = time.time()
-    results = Path(results)
-    rates = Rates(throughput)
-    gpus = _gpus(cfg)
+def model_stages(cfg: dict, results: Path, rates: Rates, gpus: int) -> tuple[list[dict], dict]:
+    """(stages, shapes): the base, prefs and train jobs of every setting (parameters, GPU time, peak memory,
+    disk, done or not) and each setting's base-model shape; no judge request is rendered (quick enough for
+    ``reproduce doctor``)."""
     stages: list[dict] = []
     shapes = {}
     rp = ResultPaths(results)
@@ -100,6 +97,18 @@ def build_plan(cfg: dict, results: str | Path = "results", target: str = "reprod
                            "tokens_per_pair": round(per_pair), **est,
                            "done": _done(Path(rp.model_dir(s, m)), "train_summary.json"),
                            "basis": f"{basis}; {rates.source}; size {shape['basis']}"})
+    return stages, shapes
+
+
+def build_plan(cfg: dict, results: str | Path = "results", target: str = "reproduce_table1",
+               throughput: str | Path | None = None) -> dict:
+    """The plan (a JSON-able dict) of ``target`` under ``cfg``, read from configs and files only."""
+    t0 = time.time()
+    results = Path(results)
+    rates = Rates(throughput)
+    gpus = training_gpus(cfg)
+    stages, shapes = model_stages(cfg, results, rates, gpus)
+    rp = ResultPaths(results)
     judge_rows = plan_judging(cfg, results, target)
     answered = sorted({(r["setting"], r["model"]) for r in judge_rows})
     for b, bench in cfg["benchmarks"].items():  # reference models answer too (MT-Bench's baseline: sft)
