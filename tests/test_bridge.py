@@ -91,19 +91,29 @@ def test_replay_gives_exactly_the_files_agreement_and_win_rates(replay_report):
     assert g["published"]["win_rate"] == pytest.approx(g["retired_win_rate"], abs=1e-6)
 
 
-def test_replay_prints_a_calibrated_estimate_with_interval_and_loo_error(replay_report):
+def test_replay_prints_every_method_with_validated_intervals_only_where_three_models_allow(replay_report):
     rep, _, out, printed = replay_report
+    methods = {m["name"]: m for m in rep["methods"]}
+    item = methods["per item"]
+    # per item: two models with both judges' per-item verdicts; each predicted from the other alone, no interval
+    assert {r["model"] for r in item["loo"]} == {"gpt-3.5-turbo-0301", "alpaca-7b"} and not item["has_interval"]
+    for r in item["loo"]:
+        assert r["n_train_models"] == 1 and r["error"] == pytest.approx(r["predicted"] - r["actual"])
+        assert r["low"] is None and r["inside"] is None
+    assert item["loo_rmse"] == pytest.approx(math.sqrt(sum(r["error"] ** 2 for r in item["loo"]) / 2))
+    # model level: the cot annotator's published leaderboard against the retired judge's (11 shared models)
+    slope = methods["model level (slope)"]
+    assert slope["n_models"] == 11 and slope["has_interval"] and slope["map"]["free_parameters"] == 1
+    for r in slope["loo"]:
+        assert r["inside"] == (r["low"] <= r["actual"] <= r["high"]) and r["n_train_models"] == 10
+    assert rep["default_method"] == min((m for m in rep["methods"] if m["has_interval"]),
+                                        key=lambda m: m["loo_rmse"])["name"]
     for row in rep["models"]:
         b = row["bridged"]
-        assert b["low"] <= b["estimate"] <= b["high"] and b["n_items"] == 805
-        assert b["model_rmse"] == pytest.approx(rep["loo_rmse"])
+        assert b["low"] <= b["estimate"] <= b["high"]
         assert f"{b['estimate']:.1f} [{b['low']:.1f}, {b['high']:.1f}]" in printed
-    # leave-one-model-out: each model predicted from the other one alone, the error is prediction - archive
-    assert {r["model"] for r in rep["loo"]} == {"gpt-3.5-turbo-0301", "alpaca-7b"}
-    for r in rep["loo"]:
-        assert r["n_train_models"] == 1 and r["error"] == pytest.approx(r["predicted"] - r["actual"])
-    assert rep["loo_rmse"] == pytest.approx(math.sqrt(sum(r["error"] ** 2 for r in rep["loo"]) / 2))
-    assert "Leave-one-model-out" in printed and "need no bridge" in printed
+        assert row["bridged_by"]["per item"]["low"] is None and row["bridged_by"]["per item"]["n_items"] == 805
+    assert "Leave-one-model-out" in printed and "need no bridge" in printed and "no interval" in printed
     saved = json.loads((out / "bridge.json").read_text())
     assert saved["models"][0]["bridged"]["estimate"] == pytest.approx(rep["models"][0]["bridged"]["estimate"])
     assert (out / "bridge.md").read_text().strip() == printed.strip()
@@ -173,45 +183,55 @@ def test_dry_run_prints_requests_tokens_and_dollars_before_sending(tmp_path, mon
 
 
 def test_table1_alpaca_cells_bridged_from_their_own_judgments(tmp_path):
-    """Each AE-WR cell of a Table 1 csv goes through the calibration item by item; cells the bridge cannot use
-    (another judge, no judgments file) say why instead of a number."""
+    """Each AE-WR cell of a Table 1 csv goes through every method item by item; cells the bridge cannot use
+    (another judge, no judgments file, incomplete) say why instead of a number."""
     import csv
 
     import numpy as np
 
     from reproduce.bridge import calibration as calib
     from reproduce.bridge.equivalents import alpaca_cells
+    from reproduce.bridge.methods import per_item
 
     rng = np.random.default_rng(0)
-    cur = 1 + rng.random(400)
-    ld = rng.integers(-1500, 1500, 400)
-    y = np.clip(cur - 1 + 0.1 * rng.standard_normal(400), 0, 1)
-    cal = calib.fit(calib.features(cur, ld), y, ("m",))
+    data = {}
+    for m in "abcd":  # four synthetic calibration models: three LOO errors for each, so an interval exists
+        cur = 1 + rng.random(400)
+        ld = rng.integers(-1500, 1500, 400)
+        data[m] = (calib.features(cur, ld), np.clip(cur - 1 + 0.1 * rng.standard_normal(400), 0, 1))
+    meth = per_item(data, {m: 1000.0 for m in data})
     judgments = tmp_path / "judgments" / "alpaca_eval2" / "gpt-4.1"
-    prefs = [1.0, 2.0, 1.7, 1.2, 1.5]
-    recs = [{"question_id": str(i), "instruction": f"q{i}", "output_1": "r" * 100, "output_2": "a" * (50 * i + 10),
+    prefs = [1.0, 2.0, 1.7, 1.2, 1.5] * 161
+    recs = [{"question_id": str(i), "instruction": f"q{i}", "output_1": "r" * 100, "output_2": "a" * (50 * (i % 5) + 10),
              "generator_1": "ref", "generator_2": "dpo", "preference": p, "annotator": "gpt-4.1"}
             for i, p in enumerate(prefs)]
     (judgments / "s").mkdir(parents=True)
     (judgments / "s" / "dpo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (judgments / "s" / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[:800]))
     table = tmp_path / "table1_gpt-4.1.csv"
     rows = [{"setting": "S", "setting_key": "s", "method": "DPO", "method_key": "dpo", "judge": "gpt-4.1",
              "AE-WR": "38.0", "AE-WR_paper": "41.7"},
             {"setting": "S", "setting_key": "s", "method": "SimPO", "method_key": "simpo", "judge": "gpt-4.1",
              "AE-WR": "35.0", "AE-WR_paper": "39.8"},
             {"setting": "S", "setting_key": "s", "method": "TGDPO", "method_key": "tgdpo", "judge": "gpt-4o",
-             "AE-WR": "", "AE-WR_paper": "43.9"}]
+             "AE-WR": "", "AE-WR_paper": "43.9"},
+            {"setting": "S", "setting_key": "s", "method": "SFT", "method_key": "sft", "judge": "gpt-4.1",
+             "AE-WR": "30.0", "AE-WR_paper": "30.1"}]
     with open(table, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    out = alpaca_cells(table, judgments, "gpt-4.1", cal, model_rmse=2.0)
-    dpo, simpo, tgdpo = out["cells"]
+    out = alpaca_cells(table, judgments, "gpt-4.1", [meth], meth)
+    dpo, simpo, tgdpo, sft = out["cells"]
+    cal = meth.fitted
     want = 100 * cal.predict(calib.features(np.array(prefs), np.array([len(r["output_2"]) - 100 for r in recs]))).mean()
     assert dpo["bridged"]["estimate"] == pytest.approx(want) and dpo["paper"] == 41.7 and dpo["current"] == 38.0
-    assert dpo["bridged"]["low"] < want < dpo["bridged"]["high"] and dpo["bridged"]["model_rmse"] == 2.0
+    errs = [r["error"] for r in meth.loo]
+    assert dpo["bridged"]["model_rmse"] == pytest.approx(math.sqrt(sum(e * e for e in errs) / 4))
+    assert dpo["bridged"]["low"] < want < dpo["bridged"]["high"]
     assert "bridged" not in simpo and "no judgments file" in simpo["note"]
     assert "bridged" not in tgdpo and "gpt-4o" in tgdpo["note"]
+    assert "bridged" not in sft and "incomplete: 800 of 805" in sft["note"]
 
 
 def test_arena_hard_model_level_bridge_over_http(tmp_path):
@@ -257,13 +277,16 @@ def test_arena_hard_model_level_bridge_over_http(tmp_path):
         assert r["published"]["score"] == board[r["model"]] and not r["complete"]  # 8 of 500 prompts
         assert r["current_low"] <= r["current"] <= r["current_high"] and r["n_flip_items"] == 8
         est = 100 / (1 + math.exp(-slope * logit(r["current"])))
-        assert r["bridged"]["estimate"] == pytest.approx(est) and r["bridged"]["low"] <= est <= r["bridged"]["high"]
+        # two panel models: a figure, no interval, and the statement why
+        assert r["bridged"]["estimate"] == pytest.approx(est) and r["bridged"]["low"] is None
+        assert "no interval: 2 calibration models" in r["bridged"]["interval"]
     assert [x["n_train_models"] for x in rep["loo"]] == [1, 1]
     dpo, sft = rep["table1"]["cells"]
     assert dpo["bridged"]["estimate"] == pytest.approx(100 / (1 + math.exp(-slope * logit(30.0)))) and dpo["paper"] == 30.4
     assert "bridged" not in sft and "other" in sft["note"]
     md = (tmp_path / "out" / "bridge.md").read_text()
     assert "model level" in md and "need no bridge" in md and "Subset" in md
+    assert "95% PI" not in md and "**No interval:**" in md and "bridged (no interval)" in md
 
 
 def test_mt_bench_has_no_bridge_and_says_why(tmp_path):

@@ -60,8 +60,9 @@ def test_bridge_over_http_with_a_vllm_judge(vllm_server, tmp_path):  # noqa: F81
         assert row["current_win_rate"] == pytest.approx(100 * sum(w - 1 for w in want) / PER_MODEL, abs=0.5)
         retired = [float(by_instruction[r["instruction"]]["preference"]) for r in chosen]
         assert row["retired_win_rate"] == pytest.approx(100 * sum(x - 1 for x in retired) / PER_MODEL, abs=1e-9)
-        b = row["bridged"]
-        assert b["low"] <= b["estimate"] <= b["high"] and b["n_items"] == PER_MODEL
+        b = row["bridged_by"]["per item"]
+        # two calibration models: a figure without an interval, and the statement why
+        assert b["n_items"] == PER_MODEL and b["low"] is None and "no interval" in b["interval"]
     # one request per pair with different outputs; a pair both panel models answered alike is asked once
     assert re.search(rf": {sent} requests, (\d+) not cached", log[0])
     assert sent - 2 <= int(re.search(r"(\d+) not cached", log[0]).group(1)) <= sent

@@ -18,6 +18,9 @@ import numpy as np
 from reproduce.bridge import calibration as calib
 from reproduce.bridge.agreement import compare_model, pooled_agreement, rank_correlation
 from reproduce.bridge.archives import Item, Manifest, alpaca_items, reference_outputs
+from reproduce.bridge.leaderboards import board_points, read_board, reference_length
+from reproduce.bridge.methods import Cell, choose_default, model_level, per_item
+from reproduce.bridge.model_map import Point
 from reproduce.bridge.rejudge import alpaca_job, judge_jobs, plan, plan_line, replay
 from reproduce.config import ConfigError
 from reproduce.io import DataError
@@ -118,25 +121,60 @@ def bridge_alpaca(manifest: Manifest, bench: dict, *, panel: list[str] | None = 
             X, y = _xy(items, current[m], True)
             if len(y):
                 data[m] = (X, y)
-    if not data:
-        raise DataError(f"{manifest.path.name}: no panel model has per-item retired verdicts and current verdicts; "
+    cells = {m: panel_cell(items_by_model[m], current[m]) for m in items_by_model}
+    methods = ([per_item(data, {m: cells[m].length for m in data})] if data else [])
+    methods += model_level(*model_points(manifest, rows, cells, annotator))
+    if not methods:
+        raise DataError(f"{manifest.path.name}: no panel model has both judges' verdicts (per item or published); "
                         "nothing to calibrate on")
-    cal = calib.fit(np.vstack([d[0] for d in data.values()]), np.concatenate([d[1] for d in data.values()]),
-                    tuple(data))
-    loo = calib.leave_one_model_out(data)
-    model_rmse = calib.rmse([r["error"] for r in loo])
+    default = choose_default(methods)
     for row in rows:
         m = row["model"]
-        X, _ = _xy(items_by_model[m], current[m], False)
-        row["bridged"] = calib.estimate(cal, X, model_rmse) if len(X) else None
+        row["bridged_by"] = {meth.name: meth.predict(cells[m]) for meth in methods}
+        row["bridged"] = row["bridged_by"][default.name]
         row["published"] = published_alpaca(m)
-        row["loo"] = next((r for r in loo if r["model"] == m), None)
+        row["loo_by"] = {meth.name: next((r for r in meth.loo if r["model"] == m), None) for meth in methods}
+        row["loo"] = row["loo_by"][default.name]
         row["complete"] = row["current_failed"] == 0 and not (limit and row["n_items"] < 805)
         if row.get("retired_win_rate") is None and row["published"] and row["bridged"]:
-            # an answers-only model never entered the fit: its published number is an out-of-sample check
+            # an answers-only model never entered the per-item fit: its published number is an out-of-sample check
             row["published_error"] = row["bridged"]["estimate"] - row["published"]["win_rate"]
+    item_method = next((meth for meth in methods if meth.name == "per item"), None)
     return {**head, "models": rows, "pooled": pooled_agreement(all_items, all_current),
-            "rank_correlation": rank_correlation(rows), "calibration": cal.to_dict(), "loo": loo,
-            "loo_rmse": model_rmse, "flip_note": "AlpacaEval judges each pair once, in the order of alpaca_eval's "
+            "rank_correlation": rank_correlation(rows), "methods": [meth.to_dict() for meth in methods],
+            "default_method": default.name,
+            "calibration": item_method.extra["calibration"] if item_method else None,
+            "loo": default.loo, "loo_rmse": default.loo_rmse,
+            "flip_note": "AlpacaEval judges each pair once, in the order of alpaca_eval's "
             "coin; the archives hold one order per pair, so no position-flip rate exists for either judge",
-            "_calibration": cal}
+            "_methods": methods, "_default": default}
+
+
+def panel_cell(items: list[Item], current: list[float | None]) -> Cell:
+    """A panel model as a cell: its current win rate, average output length and items' features."""
+    done = [i for i, c in enumerate(current) if c is not None]
+    X, _ = _xy(items, current, False)
+    return Cell(100.0 * float(np.mean([current[i] - 1 for i in done])) if done else float("nan"),
+                float(np.mean([len(items[i].output_2) for i in done])) if done else None, len(done), X)
+
+
+def model_points(manifest: Manifest, rows: list[dict], cells: dict[str, Cell], annotator: str | None):
+    """(points, reference length, where they come from) of the model-level maps: the published leaderboards of
+    the current annotator and the retired judge when the manifest lists both, else the panel's own win rates
+    (current from its verdicts, retired from its archived verdicts or the retired judge's leaderboard)."""
+    retired_name = manifest.retired_judge["annotator"]
+    retired_board = read_board(manifest.leaderboard(retired_name)) if retired_name in manifest.leaderboards else {}
+    if annotator and annotator in manifest.leaderboards and retired_board:
+        board = read_board(manifest.leaderboard(annotator))
+        return (board_points(board, retired_board, manifest.reference_model),
+                reference_length([board, retired_board], manifest.reference_model),
+                f"published leaderboards {annotator} and {retired_name}")
+    pts = []
+    for r in rows:
+        retired = r.get("retired_win_rate")
+        if retired is None and r["model"] in retired_board:
+            retired = retired_board[r["model"]]["win_rate"]
+        c = cells[r["model"]]
+        if retired is not None and c.n_items:
+            pts.append(Point(r["model"], c.current, retired, c.length, c.n_items))
+    return pts, reference_length([retired_board], manifest.reference_model), "the panel judged by the current judge"

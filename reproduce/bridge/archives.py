@@ -39,13 +39,16 @@ def fetch_official(spec: dict, where: str) -> Path:
 
 
 def archive_specs() -> dict[str, dict]:
-    """Every hashed file of every archive manifest, keyed by its mirror path (for the repository-wide pin check)."""
+    """Every hashed, required file of every archive manifest, keyed by its mirror path (for the repository-wide
+    pin check and the preflight). A file marked ``optional: true`` is left out: the bridge uses it when a mirror
+    or the network gives it and says what it skipped otherwise."""
     out = {}
     for path in sorted(ARCHIVES.glob("*.yaml")):
         man = load_manifest(str(path))
         specs = [s for files in man.models.values() for s in files.values()]
         specs += [s for s in man.extra.values() if isinstance(s, dict) and "url" in s]
-        out.update({s["path"]: s for s in specs if s.get("sha256")})
+        specs += list(man.leaderboards.values())
+        out.update({s["path"]: {k: s[k] for k in SPEC_KEYS} for s in specs if s.get("sha256") and not s.get("optional")})
     return out
 
 
@@ -71,6 +74,16 @@ class Manifest:
         """Whether the manifest lists ``role`` for ``model`` with a hash (so it can be used)."""
         spec = self.models.get(model, {}).get(role)
         return bool(spec and spec.get("sha256"))
+
+    @property
+    def leaderboards(self) -> dict[str, dict]:
+        """Published leaderboard csvs by annotator config (``leaderboards`` key; may be empty)."""
+        return self.extra.get("leaderboards") or {}
+
+    def leaderboard(self, annotator: str) -> Path | None:
+        """Local path of an annotator's published leaderboard csv, or None when the manifest lists none."""
+        spec = self.leaderboards.get(annotator)
+        return None if spec is None else fetch_official(spec, f"{self.path.name}: leaderboards.{annotator}")
 
     def fetch(self, model: str, role: str) -> Path:
         """Local path of one listed file (see :func:`fetch_official`)."""

@@ -2,21 +2,21 @@
 
 The current judge judges each panel model's archived answers against the gpt-4-0314 baseline (both games,
 official prompts, through the judge cache) and its score is computed by the official v0.1 scoring. The map
-from current to retired scores is fitted on the logit scale through the baseline's own point (any judge
-gives the baseline 50% against itself): logit(published / 100) = b * logit(current / 100), least squares over
-the panel. Its leave-one-model-out error (fit on the other models, predict this one's published score) and
-the current score's own interval make each bridged number's 95% prediction interval. The retired judge's
-per-game verdicts are not archived here, so there is no per-item agreement; the current judge's own
-position-flip rate (its two games of a prompt disagreeing) is reported.
+from current to retired scores is the ``slope`` form of :mod:`reproduce.bridge.model_map`: logit(published)
+= b · logit(current), one free parameter, through the baseline's own point (any judge gives the baseline 50%
+against itself), least squares over the panel. Its leave-one-model-out error is reported per model. A 95%
+prediction interval needs at least three panel models (t quantile, residual df n - 1); the panel has two
+today, so the bridged figures carry no interval and the report says so. The retired judge's per-game
+verdicts are not archived here, so there is no per-item agreement; the current judge's own position-flip
+rate (its two games of a prompt disagreeing) is reported.
 """
 
 from __future__ import annotations
 
 import csv
-import math
-
 from reproduce.bridge.archives import Manifest, arena_answers, fetch_official
-from reproduce.bridge.calibration import Z95, rmse
+from reproduce.bridge import model_map
+from reproduce.bridge.calibration import rmse
 from reproduce.bridge.rejudge import Job, judge_jobs, plan, plan_line
 from reproduce.config import ConfigError
 from reproduce.io import DataError
@@ -38,33 +38,32 @@ def published_scores(manifest: Manifest) -> dict[str, dict]:
 
 
 def _logit(pct: float) -> float:
-    p = min(max(pct / 100.0, 1e-4), 1 - 1e-4)
-    return math.log(p / (1 - p))
+    return model_map.logit(pct)
 
 
 def _pct(z: float) -> float:
-    return 100.0 / (1.0 + math.exp(-z))
+    return model_map.pct(z)
+
+
+def fit_map(points: dict[str, tuple[float, float]]) -> model_map.MapFit | None:
+    """The ``slope`` map over model -> (current, published) points."""
+    return model_map.fit("slope", [model_map.Point(m, c, p) for m, (c, p) in points.items()])
 
 
 def fit_slope(points: list[tuple[float, float]]) -> float | None:
     """Least-squares b of logit(published) = b * logit(current) over (current, published) points."""
-    xs = [_logit(c) for c, _ in points]
-    ys = [_logit(p) for _, p in points]
-    den = sum(x * x for x in xs)
-    return sum(x * y for x, y in zip(xs, ys)) / den if den > 0 else None
+    f = fit_map({str(i): p for i, p in enumerate(points)})
+    return None if f is None else float(f.beta[0])
 
 
-def bridge_score(b: float, current: float, cur_low: float | None, cur_high: float | None,
-                 model_rmse: float | None) -> dict:
-    """A current score mapped to the retired judge's scale, with its 95% prediction interval."""
-    est = _pct(b * _logit(current))
-    spread = 0.0
-    if cur_low is not None and cur_high is not None:  # the current score's own interval, carried through the map
-        spread = (_pct(b * _logit(cur_high)) - _pct(b * _logit(cur_low))) / (2 * Z95)
-    half = Z95 * math.sqrt(spread ** 2 + (model_rmse or 0.0) ** 2)
-    return {"estimate": est, "low": max(0.0, est - half), "high": min(100.0, est + half), "model_rmse": model_rmse,
-            "interval": "current score's interval and leave-one-model-out error" if model_rmse is not None else
-                        "current score's interval only (no leave-one-model-out error: fewer than 2 panel models)"}
+def bridge_score(fitted: model_map.MapFit, current: float, cur_low: float | None = None,
+                 cur_high: float | None = None) -> dict:
+    """A current score mapped to the retired judge's scale, with the map's prediction interval when the panel
+    allows one (its residuals already hold the panel's own score noise, so the current score's interval is
+    reported beside it, not added to it)."""
+    out = fitted.predict(current)
+    out["current_interval"] = [cur_low, cur_high]
+    return out
 
 
 def _shortest_questions(questions, answers_by_model, reference, limit):
@@ -122,23 +121,18 @@ def bridge_arena(manifest: Manifest, bench: dict, *, judge, cache_dir, panel=Non
                      "flip_rate": (sum(flips) / len(flips)) if flips else None, "n_flip_items": len(flips),
                      "published": published[m]})
     points = {r["model"]: (r["current"], r["published"]["score"]) for r in rows}
-    loo = []
-    for m in points:
-        b = fit_slope([v for k, v in points.items() if k != m])
-        if b is not None:
-            pred = _pct(b * _logit(points[m][0]))
-            loo.append({"model": m, "actual": points[m][1], "predicted": pred, "error": pred - points[m][1],
-                        "n_train_models": len(points) - 1})
-    model_rmse = rmse([r["error"] for r in loo])
-    slope = fit_slope(list(points.values()))
+    loo = model_map.leave_one_out("slope", [model_map.Point(m, c, p) for m, (c, p) in points.items()])
+    fitted = fit_map(points)
     for r in rows:
-        r["bridged"] = bridge_score(slope, r["current"], r["current_low"], r["current_high"], model_rmse) if slope else None
-    return {**head, "models": rows, "slope": slope, "loo": loo, "loo_rmse": model_rmse,
-            "stats": {m: results[m]["stats"] for m in models}}
+        r["bridged"] = bridge_score(fitted, r["current"], r["current_low"], r["current_high"]) if fitted else None
+    return {**head, "models": rows, "slope": float(fitted.beta[0]) if fitted else None,
+            "map": fitted.describe() if fitted else None, "loo": loo, "loo_rmse": rmse([x["error"] for x in loo]),
+            "stats": {m: results[m]["stats"] for m in models}, "_map": fitted}
 
 
-def table_cells(table, judge: str, slope: float, model_rmse: float | None) -> dict:
-    """The Arena-Hard cells of a Table 1 csv (``AH`` with ``AH_ci_low``/``AH_ci_high``) mapped to the retired scale."""
+def table_cells(table, judge: str, fitted: model_map.MapFit) -> dict:
+    """The Arena-Hard cells of a Table 1 csv (``AH`` with ``AH_ci_low``/``AH_ci_high``) mapped to the retired
+    scale; an incomplete cell (``AH_complete`` false) gets its reason, never a number."""
     from reproduce.bridge.equivalents import _num, read_table
 
     cells = []
@@ -149,36 +143,49 @@ def table_cells(table, judge: str, slope: float, model_rmse: float | None) -> di
             cell["note"] = f"the table's judge is {row['judge']}, not {judge}"
         elif cur is None:
             cell["note"] = "no Arena-Hard score in the table"
+        elif str(row.get("AH_complete", "")).lower() in ("false", "0"):
+            cell["note"] = "incomplete: scored from fewer games than the benchmark asks for; no bridged number"
         else:
-            cell["bridged"] = bridge_score(slope, cur, _num(row.get("AH_ci_low")), _num(row.get("AH_ci_high")), model_rmse)
+            cell["bridged"] = bridge_score(fitted, cur, _num(row.get("AH_ci_low")), _num(row.get("AH_ci_high")))
+            if cell["bridged"].get("extrapolated"):
+                cell["note"] = "outside the panel: " + "; ".join(cell["bridged"]["extrapolated"])
         cells.append(cell)
     return {"table": str(table), "judge": judge, "column": "AH", "cells": cells}
 
 
 def render_arena(rep: dict) -> str:
     """Markdown of an Arena-Hard bridge report."""
-    from reproduce.bridge.report import HOW_TO_READ, _f, _interval, render_table1
+    from reproduce.bridge.intervals import MIN_MODELS, no_interval
+    from reproduce.bridge.report import _f, _interval, bridged_header, how_to_read, loo_cells, render_table1
 
+    bridged = [r["bridged"] for r in rep["models"]]
     lines = [f"# Bridge: {rep['current_judge']} → retired {rep['retired_judge'].get('model')}, {rep['benchmark']} "
-             "(model level)", "", HOW_TO_READ, ""]
+             "(model level)", "", how_to_read(bridged), ""]
     if rep.get("limit"):
         lines += [f"**Subset:** only the {rep['limit']} shortest prompts were judged; not full-benchmark numbers.", ""]
     p = rep["plan"]
     lines += [f"Plan (printed before sending): {p['requests']} requests, {p['not_cached']} not cached, at most "
               f"${p['cost_usd_max']:.2f} at list prices.", "",
-              "| model | current score [95% CI] | position flips | published (retired) [95% CI] | bridged [95% PI] | "
-              "LOO error |", "|---|---|---|---|---|---|"]
+              f"| model | current score [95% CI] | position flips | published (retired) [95% CI] | {bridged_header(bridged)} | "
+              "LOO prediction | LOO error | inside its interval |", "|---|---|---|---|---|---|---|---|"]
     for r in rep["models"]:
         loo = next((x for x in rep["loo"] if x["model"] == r["model"]), None)
         pub = r["published"]
-        loo_s = "—" if not loo else f"{loo['error']:+.1f}"
         flips = "—" if r["flip_rate"] is None else f"{100 * r['flip_rate']:.1f}% of {r['n_flip_items']}"
         lines.append(f"| {r['model']}{'' if r['complete'] else '*'} | {r['current']:.1f} [{r['current_low']:.1f}, "
                      f"{r['current_high']:.1f}] | {flips} | {pub['score']:.1f} [{pub['low']:.1f}, {pub['high']:.1f}] | "
-                     f"{_interval(r['bridged'])} | {loo_s} |")
-    lines += ["", f"Map: logit(retired) = {_f(rep['slope'], 3)} × logit(current), through the baseline's 50%. "
-              f"Leave-one-model-out RMSE {_f(rep['loo_rmse'], 2)} points over {len(rep['loo'])} models."
+                     f"{_interval(r['bridged'])} | {loo_cells(loo)} |")
+    m = rep.get("map") or {}
+    lines += ["", f"Map: logit(retired) = {_f(rep['slope'], 3)} × logit(current), through the baseline's 50% (one free "
+              f"parameter). Leave-one-model-out RMSE {_f(rep['loo_rmse'], 2)} points over {len(rep['loo'])} models."
               " The retired judge's per-game verdicts are not archived here: no per-item agreement."]
+    if m and m.get("n_models", 0) < MIN_MODELS:
+        lines += ["", f"**No interval:** {no_interval(m['n_models'])}. The figures above are point predictions; "
+                  "the LOO errors show how far such predictions have been off. Add published models to "
+                  "evals/archives/arena_hard_v0.1.yaml to get intervals."]
+    if m.get("panel_range"):
+        lo, hi = m["panel_range"]["retired"]
+        lines += ["", f"Panel range of the retired score: {lo:.1f}-{hi:.1f}; a cell outside it is marked."]
     if rep.get("table1"):
         lines += ["", render_table1(rep["table1"])]
     return "\n".join(lines) + "\n"

@@ -9,12 +9,11 @@ judge's preference minus 1, which is fractional for a log-prob judge: it is fitt
 two outcomes (1 with weight y, 0 with weight 1 - y), which maximises the same Bernoulli likelihood.
 
 A model's retired-judge equivalent win rate is 100 times the mean predicted probability over its items.
-Its prediction interval (95%) combines two errors in quadrature:
-- item noise: the retired verdict of each item scatters around its prediction; the residual variance pooled
-  over the fit's items, over n items, gives a standard error in win-rate points;
-- model-level error: how far the leave-one-model-out (LOO) predictions of the panel's models were from their
-  archived retired win rates (root mean square, in points). Without a LOO error (fewer than two panel
-  models with per-item retired verdicts) the interval holds item noise only and says so.
+Its 95% prediction interval comes from the leave-one-model-out (LOO) errors of the panel's models (fit on
+the other models, predict this one's archived retired win rate): ± t(0.975, k) × their root mean square over
+k models (``reproduce.bridge.intervals``). Those errors already hold each model's item noise, so item noise
+is not added again; only a cell whose own item variance (mean q(1-q) / n at its own predicted q) exceeds the
+panel models' mean adds the excess. Fewer than three calibration models give no interval, and say so.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import numpy as np
 CLIP_P = 0.01
 CLIP_KCHARS = 4.0
 FEATURES = ("current preference (logit)", "current tie", "length difference (k chars)")
-Z95 = 1.959963984540054
 
 
 def features(current: np.ndarray, length_diff: np.ndarray) -> np.ndarray:
@@ -80,17 +78,29 @@ def fit(X: np.ndarray, y: np.ndarray, models: tuple = ()) -> Calibration:
     return cal
 
 
-def estimate(cal: Calibration, X: np.ndarray, model_rmse: float | None) -> dict:
-    """Retired-judge equivalent win rate of one item set, with its 95% prediction interval (see module)."""
+def item_var(cal: Calibration, X: np.ndarray) -> float:
+    """Item variance of a win rate over items ``X`` at its own predicted q: 100² · mean(q(1-q)) / n (points²)."""
     q = cal.predict(X)
-    n = len(q)
-    wr = 100.0 * float(q.mean())
-    se_items = 100.0 * math.sqrt(cal.residual_var / n)
-    half = Z95 * math.sqrt(se_items ** 2 + (model_rmse or 0.0) ** 2)
-    return {"estimate": wr, "low": max(0.0, wr - half), "high": min(100.0, wr + half), "n_items": n,
-            "se_items": se_items, "model_rmse": model_rmse,
-            "interval": "item noise and leave-one-model-out error" if model_rmse is not None else
-                        "item noise only (no leave-one-model-out error: fewer than 2 calibration models)"}
+    return 1e4 * float(np.mean(q * (1 - q))) / len(q)
+
+
+def estimate(cal: Calibration, X: np.ndarray, loo_errors: list[float], panel_item_var: float = 0.0) -> dict:
+    """Retired-judge equivalent win rate of one item set, with its 95% prediction interval when at least three
+    LOO errors exist (see the module docstring), else the statement why there is none."""
+    from reproduce.bridge.intervals import loo_half_width, no_interval
+
+    wr = 100.0 * float(cal.predict(X).mean())
+    var = item_var(cal, X)
+    half = loo_half_width(loo_errors, var - panel_item_var)
+    out = {"estimate": wr, "low": None, "high": None, "n_items": len(X), "se_items": var ** 0.5,
+           "model_rmse": rmse(loo_errors), "method": "per item", "widened_for_item_noise": var > panel_item_var}
+    if half is None:
+        out["interval"] = no_interval(len(loo_errors))
+    else:
+        out.update(low=max(0.0, wr - half), high=min(100.0, wr + half), half_width=half,
+                   interval=f"95% prediction interval: t({len(loo_errors)}) x RMSE of {len(loo_errors)} "
+                            "leave-one-model-out errors")
+    return out
 
 
 def leave_one_model_out(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
@@ -107,6 +117,14 @@ def leave_one_model_out(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[
         actual = 100.0 * float(np.mean(y))
         rows.append({"model": m, "actual": actual, "predicted": pred, "error": pred - actual,
                      "n_train_models": len(others)})
+    # each left-out model's own interval: from the other models' LOO errors (those fits saw this model; with
+    # per-item fits over thousands of items that leak is small and it saves k(k-1) refits)
+    from reproduce.bridge.intervals import inside, loo_half_width
+
+    for r in rows:
+        half = loo_half_width([x["error"] for x in rows if x is not r])
+        r["low"], r["high"] = (None, None) if half is None else (r["predicted"] - half, r["predicted"] + half)
+        r["inside"] = inside(r["low"], r["high"], r["actual"])
     return rows
 
 

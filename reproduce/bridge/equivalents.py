@@ -1,10 +1,13 @@
 """Retired-judge equivalents of the user's own Table 1 (``results/tables/table1*.csv``).
 
 AlpacaEval 2 cells: the cell's own per-item judgments (``results/judgments/<benchmark>/<judge>/<setting>/
-<method>.jsonl``, made by the bridge's current judge) go through the per-item calibration; each cell gets
-the retired-judge equivalent win rate with its 95% prediction interval, beside the paper's number. Arena-Hard
-cells go through the model-level map (:mod:`reproduce.bridge.arena`). A cell whose judgments are missing,
-were made by another judge, or hold failed games says so instead of a number.
+<method>.jsonl``, made by the bridge's current judge) go through every validated method of the bridge (the
+per-item calibration and the model-level maps, :mod:`reproduce.bridge.methods`); each cell shows the default
+method's retired-judge equivalent (with its 95% prediction interval where the panel allows one) and the
+others', beside the paper's number. Arena-Hard cells go through the model-level map
+(:mod:`reproduce.bridge.arena`). A cell whose judgments are missing, were made by another judge, or are
+incomplete (failed or missing games) gets the reason instead of a number; a cell outside the panel's range
+of retired win rate or output length is marked.
 """
 
 from __future__ import annotations
@@ -39,10 +42,10 @@ def _num(x) -> float | None:
         return None
 
 
-def alpaca_cells(table: Path, judgments_dir: Path, judge: str, cal: calib.Calibration,
-                 model_rmse: float | None) -> dict:
-    """Every row's AlpacaEval 2 win-rate cell bridged (see module docstring)."""
+def alpaca_cells(table: Path, judgments_dir: Path, judge: str, methods: list, default, n_expected: int = 805) -> dict:
+    """Every row's AlpacaEval 2 win-rate cell bridged by every method (see module docstring)."""
     from reproduce.benchmarks.alpaca_eval2 import read_judgments
+    from reproduce.bridge.methods import Cell
 
     cells = []
     for row in read_table(table):
@@ -59,14 +62,19 @@ def alpaca_cells(table: Path, judgments_dir: Path, judge: str, cal: calib.Calibr
             judges = {r.get("annotator") for r in recs} - {None}
             if judges and judges != {judge}:
                 cell["note"] = f"{path} was judged by {', '.join(sorted(judges))}, not {judge}"
-            elif not done:
-                cell["note"] = f"{path}: no judged item"
+            elif len(done) < max(len(recs), n_expected):
+                cell["note"] = (f"incomplete: {len(done)} of {max(len(recs), n_expected)} items judged; no bridged "
+                                "number for an incomplete cell")
             else:
-                X = calib.features(np.array([r["preference"] for r in done]),
-                                   np.array([len(r["output_2"]) - len(r["output_1"]) for r in done]))
-                cell["bridged"] = calib.estimate(cal, X, model_rmse)
-                if len(done) < len(recs):
-                    cell["note"] = f"incomplete: {len(done)} of {len(recs)} items judged"
+                prefs = np.array([r["preference"] for r in done])
+                c = Cell(100.0 * float(np.mean(prefs - 1)), float(np.mean([len(r["output_2"]) for r in done])),
+                         len(done), calib.features(prefs, np.array([len(r["output_2"]) - len(r["output_1"])
+                                                                    for r in done])))
+                cell["length"] = c.length
+                cell["bridged_by"] = {m.name: m.predict(c) for m in methods}
+                cell["bridged"] = cell["bridged_by"][default.name]
+                if cell["bridged"] and cell["bridged"].get("extrapolated"):
+                    cell["note"] = "outside the panel: " + "; ".join(cell["bridged"]["extrapolated"])
         cells.append(cell)
-    return {"table": str(table), "judge": judge, "column": "AE-WR", "cells": cells,
+    return {"table": str(table), "judge": judge, "column": "AE-WR", "cells": cells, "default_method": default.name,
             "paper_column_note": "the paper's AE column does not say whether it is LC or raw WR (evals/paper_table1.yaml)"}

@@ -96,7 +96,7 @@ def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str 
         if table is not None and rep["slope"] is not None:
             from reproduce.bridge.arena import table_cells
 
-            rep["table1"] = table_cells(table, name, rep["slope"], rep["loo_rmse"])
+            rep["table1"] = table_cells(table, name, rep["_map"])
         write_report(rep, out_dir, render_arena(rep), log=log)
         return rep
     from reproduce.bridge.alpaca import bridge_alpaca
@@ -113,7 +113,7 @@ def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str 
             from reproduce.report.table1 import benchmark_for
 
             key = benchmark_for(cfg, "alpaca_eval2") or benchmark
-            rep["table1"] = alpaca_cells(table, Path(rp.judge_dir(key, name)), name, rep["_calibration"],
-                                         rep["loo_rmse"])
+            rep["table1"] = alpaca_cells(table, Path(rp.judge_dir(key, name)), name, rep["_methods"],
+                                         rep["_default"])
     write_report(rep, out_dir, render_alpaca(rep), log=log)
     return rep
