@@ -15,11 +15,13 @@ models give no interval at all: a plain statement says so instead.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 MIN_MODELS = 3
 LEVEL = 0.95
 
 
+@lru_cache(maxsize=256)
 def t_quantile(df: int, level: float = LEVEL) -> float:
     """Two-sided Student t quantile t((1 + level) / 2, df)."""
     from scipy.stats import t
