@@ -88,6 +88,40 @@ def test_no_core_module_imports_a_task_implementation():
     assert not found, f"core modules importing reproduce/tiny/: {found}"
 
 
+def _transport_uses(source: str) -> list[str]:
+    """What in ``source`` reaches past the openai client into its transport library: an import of httpx (or
+    httpx2, the client's own), a raw ``cast_to=`` request, or the client's private retry-count header."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        found += [f"line {node.lineno}: import {n}" for n in names if n.split(".")[0] in ("httpx", "httpx2")]
+        if isinstance(node, ast.keyword) and node.arg == "cast_to":
+            found.append(f"line {node.value.lineno}: cast_to=")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "x-stainless" in node.value.lower():
+            found.append(f"line {node.lineno}: {node.value!r}")
+    return found
+
+
+def test_the_openai_client_is_used_through_its_public_api_alone():
+    """The client's transport is its own business: a transport release (httpx2 2.17.0, 2026-12) broke every
+    judge call that handed the client an httpx object."""
+    found = [f"{path.relative_to(ROOT)} {use}" for path in sorted((ROOT / "reproduce").rglob("*.py"))
+             for use in _transport_uses(path.read_text())]
+    assert not found, "reproduce/ reaches into the HTTP client's transport:\n" + "\n".join(found)
+
+
+def test_the_transport_check_catches_each_use():
+    source = ("import httpx\nfrom httpx2 import Timeout\nasync def f(c):\n"
+              "    r = await c.post('/x', cast_to=object, body={})\n    return r.request.headers['X-Stainless-Retry-Count']\n")
+    assert sorted(u.split(":")[0] for u in _transport_uses(source)) == ["line 1", "line 2", "line 4", "line 5"]
+
+
 def test_every_task_file_builds_its_task():
     from reproduce.tasks import TASK_KINDS, load_task
 

@@ -161,3 +161,42 @@ def test_score_file_finds_its_judgments_in_a_copied_results_tree(tmp_path):
     shutil.rmtree(tmp_path / "results")
     loaded = load_score(copy, cfg, "tiny_arena_hard", "verifier", "tiny-add", "dpo", check_records=False)
     assert loaded.judgments.resolve() == (copy / "judgments" / "tiny_arena_hard" / "verifier" / "tiny-add" / "dpo.jsonl").resolve()
+
+
+# a judge whose code is broken (as the client's constructor was by a transport release): every call raises
+BROKEN_JUDGE = """
+import sys
+from reproduce import cli
+from reproduce.judges.verifier import VerifierJudge
+calls = []
+async def broken(self, request):
+    calls.append(1)
+    raise KeyError("top_logprobs")
+VerifierJudge.complete = broken
+rc = cli.main(sys.argv[1:])
+print(f"complete() called {len(calls)} time(s)", file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def test_a_fault_in_the_judges_code_exits_2_with_one_line_and_the_traceback_in_the_log(tmp_path):
+    from reproduce.benchmarks.questions import load_questions
+    from reproduce.config import load_config
+
+    questions = load_questions(load_config()["benchmarks"]["tiny_arena_hard"])[:30]
+    answers, reference = tmp_path / "a.jsonl", tmp_path / "r.jsonl"
+    for path, text in ((answers, "41"), (reference, "42")):
+        path.write_text("".join(json.dumps({"question_id": q["question_id"], "turns": [text]}) + "\n" for q in questions))
+    out_file = tmp_path / "j" / "a.jsonl"
+    out = subprocess.run([sys.executable, "-c", BROKEN_JUDGE, "judge", "--benchmark", "tiny_arena_hard", "--judge",
+                          "verifier", "--answers", str(answers), "--reference", str(reference), "--out", str(out_file)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1] == "complete() called 1 time(s)", out.stderr  # 60 games, stopped at the first
+    error = lines[-2]
+    assert error.startswith("error: judge 'verifier' raised KeyError: 'top_logprobs' (game "), error
+    assert error.split("(game ")[1].split("/")[0] in {q["question_id"] for q in questions}
+    # the log (the job's stderr) holds the traceback down to the faulty line, once
+    assert out.stderr.count("Traceback (most recent call last)") == 1 and ", in broken" in out.stderr
+    assert not out_file.exists()

@@ -361,6 +361,64 @@ def test_unknown_model_stops_the_job_at_the_first_reply(tmp_path):
     assert cache_path.read_bytes() == kept
 
 
+def test_a_fault_in_code_stops_the_job_at_its_first_occurrence(tmp_path, monkeypatch):
+    """The 2026-12-06 failure: building the client raised TypeError (a transport type the client no longer
+    took) in every game. The job stops at the first one with JudgeCodeError naming the type, the message
+    and the game; nothing reaches the endpoint and nothing is cached."""
+    from reproduce.judges.base import JudgeCodeError
+
+    setup = _setup("mt_bench")
+    cache_path = tmp_path / "_cache.jsonl"
+    calls = []
+
+    def broken_session(self):
+        calls.append(1)
+        raise TypeError("Invalid timeout: expected a number, got <class 'Timeout'>")
+
+    monkeypatch.setattr(OpenAIJudge, "_session", broken_session)
+    with StandinServer(verdict=verdict_for, lifetime_s=60) as srv:
+        with pytest.raises(JudgeCodeError) as err:
+            _run("mt_bench", srv, cache_path, setup)
+        assert srv.count == 0
+    assert len(calls) == 1  # the first game, not every game once
+    msg = str(err.value)
+    assert "TypeError: Invalid timeout" in msg and "(game " in msg and "\n" not in msg
+    assert err.value.game.split("/")[0] in {str(q["question_id"]) for q in setup[1]}
+    assert isinstance(err.value.error, TypeError)
+    assert not cache_path.exists() or cache_path.read_text() == ""
+
+
+def test_the_clients_own_error_fails_the_game_not_the_job(tmp_path, monkeypatch):
+    """An ``openai.APIError`` the judge lets through is the endpoint's answer (listed as a failed game with
+    its reason), not a fault in code: the job goes on and judges the other games."""
+    import openai
+
+    setup = _setup("mt_bench")
+    real = OpenAIJudge.complete
+    seen = []
+
+    async def sometimes_unparseable(self, request):
+        seen.append(1)
+        if len(seen) % 3 == 0:
+            raise openai.APIResponseValidationError(response=_FakeResponse(), body=None,
+                                                    message="reply does not match the schema")
+        return await real(self, request)
+
+    monkeypatch.setattr(OpenAIJudge, "complete", sometimes_unparseable)
+    with StandinServer(verdict=verdict_for, lifetime_s=60) as srv:
+        records, failures, stats = _run("mt_bench", srv, tmp_path / "_cache.jsonl", setup)
+    assert failures and stats["n_judged"] > 0
+    assert all("APIResponseValidationError" in f["reason"] for f in failures)
+
+
+class _FakeResponse:
+    """What ``openai.APIResponseValidationError`` reads from a response: its request and status."""
+
+    request = None
+    status_code = 200
+    headers: dict = {}
+
+
 @pytest.mark.parametrize("protocol", ["arena_hard", "mt_bench", "alpaca_eval2"])
 def test_a_different_verdict_each_call_is_judged_once(protocol, tmp_path):
     setup = _setup(protocol)

@@ -35,6 +35,17 @@ class JudgeFatalError(JudgeError):
     the URL is wrong): the judging job stops at the first one instead of failing every game."""
 
 
+class JudgeCodeError(JudgeFatalError):
+    """``Judge.complete`` raised something that is neither a :class:`JudgeError` nor the HTTP client's own
+    error: a fault in code (ours or a library's), which every game would repeat, so the job stops at the
+    first one. ``error`` is the original exception, whose traceback the job logs."""
+
+    def __init__(self, judge: str, game: str, error: BaseException):
+        super().__init__(f"judge '{judge}' raised {type(error).__name__}: {error} (game {game}); a fault in "
+                         "code, not in the endpoint's replies - stopped at its first occurrence")
+        self.game, self.error = game, error
+
+
 class Judge(ABC):
     """Base class of judges. ``complete`` is async so LLM judges can run many calls concurrently."""
 

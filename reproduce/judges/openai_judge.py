@@ -6,7 +6,9 @@ Built from an ``evals/judges/<name>.yaml`` config. Transport retries are the ope
 SDK cannot see is ours: a 200 whose body is not a chat completion (a proxy cutting it short) or has empty
 content is asked again here, up to ``max_retries`` times, each logged. When either runs out the call
 raises :class:`TransientJudgeError`, and the judging job (``reproduce.judges.run``) may ask again later
-while its time budget lasts. An HTTP 404 (``model_not_found``: a retired judge model) raises
+while its time budget lasts. The client is used through its public API alone (a float timeout, the
+raw-response form of ``chat.completions.create``, its ``retries_taken``): its transport library is its own
+business, and a release of that library must not break this module (tests/test_architecture.py). An HTTP 404 (``model_not_found``: a retired judge model) raises
 :class:`JudgeFatalError`: the job stops at once.
 
 The API key is read from the environment variable *named* by ``api_key_env``; the key itself never
@@ -23,7 +25,6 @@ import os
 import random
 import time
 
-import httpx
 import openai
 
 from reproduce.judges.base import Judge, JudgeError, JudgeFatalError, JudgeReply, JudgeRequest, TransientJudgeError
@@ -166,7 +167,7 @@ class OpenAIJudge(Judge):
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._client = openai.AsyncOpenAI(api_key=self._api_key(), base_url=self.base_url,
-                                              max_retries=self.max_retries, timeout=httpx.Timeout(self.timeout_s))
+                                              max_retries=self.max_retries, timeout=self.timeout_s)
             self._sem = asyncio.Semaphore(self.concurrency)
             self._loop = loop
         return self._client, self._sem
@@ -196,14 +197,14 @@ class OpenAIJudge(Judge):
     async def _attempt(self, client: openai.AsyncOpenAI, params: dict) -> tuple[str, int]:
         """One SDK call (with the SDK's retries): (200 body text, HTTP attempts it took), or an error."""
         try:
-            # the client's documented raw-request form: we parse the body ourselves (a truncated body
-            # must be asked again), and it skips the typed-params transform, whose CPU cost per call
-            # would cap throughput at high concurrency
+            # the raw-response form of the typed call: we parse the body ourselves (a truncated body must
+            # be asked again, where the SDK's parser would raise), and the response says how many retries
+            # the SDK took (``retries_taken``), the count each reply reports as ``attempts``.
             # timeout_s bounds each read; this bounds the whole call (a server that trickles bytes, or accepts
             # and never answers, cannot hold a game longer than every attempt's timeout plus the SDK's waits)
             async with asyncio.timeout(self.request_bound_s()):
-                resp = await client.post("/chat/completions", cast_to=httpx.Response, body=params)
-                text = resp.text
+                raw = await client.chat.completions.with_raw_response.create(**params)
+                text = raw.text
         except (openai.APITimeoutError, TimeoutError):
             # no reply at all: like a refused connection, a whole first pass of these is not asked again
             raise TransientJudgeError(f"judge '{self.name}': {self.base_url} gave no reply within timeout_s "
@@ -223,11 +224,10 @@ class OpenAIJudge(Judge):
                                           f"{self.max_retries + 1} attempts: {detail}",
                                           _retry_after_s(e.response.headers)) from None
             raise JudgeError(f"judge '{self.name}': {self.base_url} answered HTTP {status}: {detail}") from None
-        try:
-            sent = int(resp.request.headers.get("x-stainless-retry-count", 0)) + 1
-        except (ValueError, RuntimeError):
-            sent = 1
-        return text, sent
+        except openai.APIError as e:  # any other error the client reports about the endpoint's answer
+            raise JudgeError(f"judge '{self.name}': {self.base_url}: {type(e).__name__}: "
+                             f"{_short(self._redact(str(e)))}") from None
+        return text, raw.retries_taken + 1
 
     def request_bound_s(self) -> float:
         """Longest one call may take: ``timeout_s`` per attempt for ``max_retries + 1`` attempts, plus the SDK's

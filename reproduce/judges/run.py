@@ -11,7 +11,10 @@ least what the server asked for), for at most ``judging.retry_budget_s`` seconds
 A game that still has no verdict is listed in ``failures`` and carries no verdict in its record (the
 scorers count it as failed and mark the score incomplete) — a failure is never a verdict. A
 :class:`JudgeFatalError` (the endpoint does not serve the judge model) stops the job at once; what was
-judged before it stays in the cache. Every re-ask is logged (logger ``reproduce.judges.run``).
+judged before it stays in the cache. So does any other exception of ``judge.complete`` than a
+:class:`JudgeError` or the openai client's ``APIError``: a fault in code, which every game would repeat
+(:class:`JudgeCodeError`, one line naming its type, message and game; the traceback is logged). Every
+re-ask is logged (logger ``reproduce.judges.run``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from dataclasses import dataclass
 
 from reproduce.benchmarks.protocol import get_protocol
 from reproduce.judges import response_models
-from reproduce.judges.base import Judge, JudgeError, JudgeFatalError, JudgeReply, TransientJudgeError
+from reproduce.judges.base import (Judge, JudgeCodeError, JudgeError, JudgeFatalError, JudgeReply,
+                                   TransientJudgeError)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,10 @@ async def _ask(judge: Judge, proto, game: str, request, max_attempts: int, label
             raise
         except JudgeError as e:
             return Outcome(reason=f"judge error: {e}")
+        except Exception as e:
+            if _is_client_error(e):  # the endpoint's answer, reported by the client: this game failed
+                return Outcome(reason=f"judge error: {type(e).__name__}: {e}")
+            raise JudgeCodeError(judge.name, label, e) from e
         reply.extra["asks"] = attempt
         verdict = proto.parse(game, reply)
         if verdict is not None:
@@ -66,6 +74,14 @@ async def _ask(judge: Judge, proto, game: str, request, max_attempts: int, label
             logger.info("judge %s: %s: no verdict in %r; asking again (%d of %d)", judge.name, label,
                         str(reply.text)[:60], attempt + 1, max_attempts)
     return Outcome(reply=reply, reason=reason)
+
+
+def _is_client_error(error: Exception) -> bool:
+    """Whether ``error`` is the openai client's ``APIError`` (an HTTP-level failure it reports). Looked up in
+    ``sys.modules``: if the client was never imported, no judge can have raised its error, and judges
+    that speak no HTTP (the verifier) do not pay for importing it."""
+    openai = sys.modules.get("openai")
+    return openai is not None and isinstance(error, openai.APIError)
 
 
 def _round_wait(round_no: int, outcomes: list[Outcome]) -> float:
@@ -91,18 +107,27 @@ async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budg
     dead_after = max(DEAD_AFTER, 2 * int(getattr(judge, "concurrency", 1) or 1))
     no_reply = {"count": 0, "replied": False}
     dead = asyncio.Event()
+    # set by the first JudgeFatalError: the group cancels the other games only after every task already
+    # scheduled has taken its first step, so each checks this before asking (a fault raised before the
+    # first await would otherwise hit every game once)
+    stopping = asyncio.Event()
     running: list[asyncio.Task] = []
     while pending:
         round_no += 1
 
         async def one(key: str) -> None:
             label, game, request = games[key]
+            if stopping.is_set():
+                return
             try:
                 if deadline is None:
                     out = await _ask(judge, proto, game, request, max_attempts, label)
                 else:
                     async with asyncio.timeout_at(deadline):
                         out = await _ask(judge, proto, game, request, max_attempts, label)
+            except JudgeFatalError:
+                stopping.set()
+                raise
             except TimeoutError:
                 prev = results.get(key)
                 out = Outcome(reason=f"retry budget of {budget_s:g}s spent (last: {prev.reason if prev else 'none'})")
@@ -130,7 +155,10 @@ async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budg
             async with asyncio.TaskGroup() as group:
                 running = [group.create_task(one(key)) for key in pending]
         except* JudgeFatalError as eg:
-            raise eg.exceptions[0] from None
+            first = eg.exceptions[0]
+            if isinstance(first, JudgeCodeError):  # the job's log gets where the fault is; the user one line
+                logger.error("judge %s: %s raised:", judge.name, first.game, exc_info=first.error)
+            raise first from None
         loop_now = asyncio.get_running_loop().time()
         if deadline is None:
             deadline = loop_now + budget_s  # the budget starts when the first pass is over
