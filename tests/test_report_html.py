@@ -316,3 +316,55 @@ def test_everything_loads_from_disk(page, site):
     assert [u for u in urls if not u.startswith(folder)] == []
     css = (site["html"].parent / f"{site['html'].stem}_files" / "report.css").read_text()
     assert "url(" not in css and "@import" not in css
+
+
+def test_inline_json_escapes_every_less_than():
+    """Inline page data never holds '<' (a '</script' or '<!--' in any text would change how the HTML parser
+    reads the script); it parses back to the same object."""
+    from reproduce.report.html.page import _inline_json
+
+    obj = {"q": "a </script><script>alert(1)</script> <!-- b <", "n": [1, 2]}
+    text = _inline_json(obj)
+    assert "<" not in text and json.loads(text) == obj
+
+
+def test_a_real_tie_is_not_labelled_identical_outputs():
+    """alpaca_eval's identical-output draw is told by comparing the outputs: an imported tie (1.5, no raw
+    completion) between different outputs is a judged tie."""
+    from reproduce.report.html.items import _ae_games
+
+    tie = {"output_1": "ref answer", "output_2": "model answer", "preference": 1.5, "raw_completion": None}
+    games, summary, _ = _ae_games(tie)
+    assert summary == "tie (1.500)" and len(games) == 1 and "tie preferred" in games[0]["verdict"]
+    same = {**tie, "output_2": "ref answer"}
+    assert _ae_games(same)[1] == "identical outputs: not judged (tie, 1.5)"
+
+
+def test_files_folder_is_owned_by_marker_and_swapped_after_a_build(tmp_path):
+    """report-html replaces only a `_files` folder it marked, and only after a build that succeeded."""
+    from reproduce.io import DataError
+    from reproduce.report.html.page import MARKER, build_html_report
+    from tests.support.report_fixture import write_report_fixture
+
+    cfg = tiny_cfg()
+    results = write_report_fixture(tmp_path, cfg, long_text=False, rounds=2)
+    out = tmp_path / "site" / "report.html"
+    files = tmp_path / "site" / "report_files"
+    files.mkdir(parents=True)
+    (files / "mine.txt").write_text("a user's file")
+    build = lambda **kw: build_html_report(cfg, results, results / "tables", tmp_path / "figures", out,
+                                           token_pairs=0, log=lambda m: None, **{"figures": [], **kw})
+    with pytest.raises(DataError, match="not a folder report-html wrote"):
+        build()
+    assert (files / "mine.txt").read_text() == "a user's file" and not out.exists()
+    (files / "mine.txt").unlink()
+    files.rmdir()
+    build()
+    assert (files / MARKER).is_file() and (files / "report.js").is_file()
+    (files / "data" / "stale.js").write_text("old")
+    with pytest.raises(DataError, match="missing figure"):  # a failed build leaves the previous report whole
+        build(figures=["no_such_figure"])
+    assert (files / "data" / "stale.js").is_file() and (files / MARKER).is_file()
+    build()
+    assert not (files / "data" / "stale.js").exists() and (files / "report.js").is_file()
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []  # no build folder left

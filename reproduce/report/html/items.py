@@ -42,7 +42,9 @@ def _n_tokens(answer: dict | None) -> list | None:
 def _ae_games(rec: dict) -> tuple[list[dict], str, str]:
     raw = rec.get("raw_completion") or {}
     pref = rec.get("preference")
-    if raw == {} and pref == 1.5:
+    # alpaca_eval's rule: identical outputs are a draw (1.5) never sent to the judge. Told by comparing the
+    # outputs, not by a missing raw completion: imported annotations carry real ties without one.
+    if pref == 1.5 and rec.get("output_1") is not None and rec.get("output_1") == rec.get("output_2"):
         return [], "identical outputs: not judged (tie, 1.5)", "n/a"
     who = "failed" if pref is None else ("model" if pref > 1.5 else "reference" if pref < 1.5 else "tie")
     game = {"name": "switched" if rec.get("is_switched_outputs") else "unswitched",

@@ -8,12 +8,18 @@ The drill-down's data is an index script per benchmark and setting, ``report_fil
 token-reward strips one script per setting, ``report_files/data/tokens__<setting>.js``. The page adds a
 script tag only when a reader opens that benchmark or item (browsers refuse ``fetch()`` of ``file://``
 URLs; a script tag they load). Each data script assigns its JSON to ``window.REPORT_DATA[key]``.
+
+The folder belongs to the report: a marker file (:data:`MARKER`) says so, and a folder of that name without
+it is never touched. Each build writes a new folder beside it and swaps it in only once everything is
+written, so a failed build leaves the previous report whole.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -25,6 +31,8 @@ from reproduce.report.html.summary import summary
 ASSETS = ("report.js", "report.css")
 # bytes of long texts per chunk script: one opened item costs loading about this much (~0.1-0.3 s in Chromium)
 CHUNK_BYTES = 1_000_000
+# The file that marks a ``<out stem>_files/`` folder as this report's own (only such a folder is replaced).
+MARKER = ".reproduce-report-html"
 
 
 def items_key(bench: str, setting: str) -> str:
@@ -70,8 +78,10 @@ def split_items(data: dict, key: str, chunk_bytes: int = CHUNK_BYTES) -> tuple[d
 
 
 def _inline_json(obj) -> str:
-    # inside <script>: a "</" in any text would close the tag
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
+    """``obj`` as JSON safe inside an inline ``<script>``: every ``<`` becomes ``\\u003c`` (JSON only has it
+    inside strings), so no text can close the tag (``</script``) or open a comment (``<!--``) that changes
+    how the HTML parser reads the rest of the script."""
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")
 
 
 def _questions(cfg: dict, bench: str) -> tuple[list[dict] | None, str | None]:
@@ -104,22 +114,60 @@ def build_html_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: P
     ``figures``: names to show (default: all the config supports). ``token_pairs``: compute the token-reward
     strips for the first N preference pairs of each setting (default: the preset's ``token_reward_pairs``,
     else all; 0: none, the page says so).
-    Raises ``DataError`` naming the file when a table or figure is missing.
+    Raises ``DataError`` naming the file when a table or figure is missing, or when ``<out stem>_files/``
+    exists without this report's marker (see the module docstring); the previous report then stays as it was.
     """
-    from reproduce.report.figures import default_figures
-
     results, tables_dir, figures_dir, out = Path(results), Path(tables_dir), Path(figures_dir), Path(out)
     files = out.parent / f"{out.stem}_files"
-    data_dir = files / "data"
+    check_owned(files)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{files.name}.new-"))
+    try:
+        html = _build(cfg, results, tables_dir, figures_dir, files.name, build, figures, token_pairs)
+        (build / MARKER).write_text(f"this folder belongs to {out.name}; reproduce report-html replaces it\n")
+        os.chmod(build, 0o755)  # mkdtemp makes it private; the report is read like the other results
+        swap_in(build, files)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    atomic_write_text(out, html)
+    log(f"wrote {out} and {files}/ ({sum(p.stat().st_size for p in files.rglob('*') if p.is_file()) / 1e6:.1f} MB)")
+    return out
+
+
+def check_owned(files: Path) -> None:
+    """Refuse a ``_files`` folder this report did not write (no :data:`MARKER`): it is never deleted."""
+    if files.exists() and not (files / MARKER).is_file():
+        raise DataError(f"report html: {files} exists and is not a folder report-html wrote (no {MARKER} in it); "
+                        "move it away or write the report elsewhere (--out)")
+
+
+def swap_in(build: Path, files: Path) -> None:
+    """Put the finished folder ``build`` at ``files``: the old one (ours, checked) is renamed aside first and
+    deleted only after the new one is in place."""
+    old = None
     if files.exists():
-        shutil.rmtree(files)  # a stale data script of a benchmark no longer in the preset must not linger
+        check_owned(files)
+        old = files.with_name(f".{files.name}.old-{os.getpid()}")
+        os.replace(files, old)
+    os.replace(build, files)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _build(cfg: dict, results: Path, tables_dir: Path, figures_dir: Path, files_name: str, build: Path,
+           figures: list[str] | None, token_pairs: int | None) -> str:
+    """Write the report's folder into ``build`` (linked from the page as ``files_name``); return the page."""
+    from reproduce.report.figures import default_figures
+
+    data_dir = build / "data"
     data_dir.mkdir(parents=True)
     names = figures if figures is not None else default_figures(cfg)
-    fig = _copy_figures(figures_dir, names, files / "figures")
+    fig = _copy_figures(figures_dir, names, build / "figures")
     for f in fig:
-        f["src"] = f"{files.name}/figures/{Path(f['src']).name}"
+        f["src"] = f"{files_name}/figures/{Path(f['src']).name}"
     page = summary(cfg, results, tables_dir, fig)
-    page["files_dir"] = files.name
+    page["files_dir"] = files_name
     page["items"] = {}
     for bench in cfg["benchmarks"]:
         questions, err = _questions(cfg, bench)
@@ -137,13 +185,10 @@ def build_html_report(cfg: dict, results: Path, tables_dir: Path, figures_dir: P
         page["tokens"][setting] = _token_rewards(cfg, results, setting, token_pairs, data_dir)
     pkg = resources.files("reproduce.report.html") / "assets"
     for name in ASSETS:
-        (files / name).write_text((pkg / name).read_text())
+        (build / name).write_text((pkg / name).read_text())
     template = (pkg / "report.html").read_text()
-    html = (template.replace("{{TITLE}}", escape(f"TGDPO reproduction report — preset {cfg['preset']}"))
-            .replace("{{FILES}}", files.name).replace("{{DATA}}", _inline_json(page)))
-    atomic_write_text(out, html)
-    log(f"wrote {out} and {files}/ ({sum(p.stat().st_size for p in files.rglob('*') if p.is_file()) / 1e6:.1f} MB)")
-    return out
+    return (template.replace("{{TITLE}}", escape(f"TGDPO reproduction report — preset {cfg['preset']}"))
+            .replace("{{FILES}}", files_name).replace("{{DATA}}", _inline_json(page)))
 
 
 def _token_rewards(cfg: dict, results: Path, setting: str, limit: int | None, data_dir: Path) -> dict:

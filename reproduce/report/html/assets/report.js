@@ -76,7 +76,7 @@
     const judges = [...new Set(R.differences.map((d) => d.judge))];
     const W = 860, rowH = 22, left = 330, right = 140, H = rows.length * rowH + 40;
     const vals = rows.flatMap((d) => [d.ci_low, d.ci_high, d.diff, d.paper_diff]).filter((x) => x !== null && x !== undefined && isFinite(x));
-    let lo = Math.min(0, ...vals), hi = Math.max(0, ...vals);
+    let lo = vals.reduce((a, v) => Math.min(a, v), 0), hi = vals.reduce((a, v) => Math.max(a, v), 0);
     if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
     const pad = (hi - lo) * 0.05; lo -= pad; hi += pad;
     const x = (v) => left + ((v - lo) / (hi - lo)) * (W - left - right);
@@ -305,8 +305,9 @@
     const pairs = data.pairs, n = pairs.length;
     T.i = Math.max(0, Math.min(T.i, n - 1));
     const p = pairs[T.i];
-    const all = pairs.flatMap((x) => x.chosen.r.concat(x.rejected.r)).map(Math.abs);
-    const scale = Math.max(1e-9, ...all);
+    // a loop, not Math.max(...values): spreading ~10^5 arguments overflows the call stack (RangeError)
+    let scale = 1e-9;
+    for (const x of pairs) for (const side of [x.chosen.r, x.rejected.r]) for (const v of side) scale = Math.max(scale, Math.abs(v));
     const color = (r) => { const a = Math.min(1, Math.abs(r) / scale); return r >= 0 ? `rgba(33,102,172,${a})` : `rgba(178,24,43,${a})`; };
     const strip = (side, w) => el("div", { class: "strip" }, el("div", { class: "who", text: `${side} (score ${fmt(p[side].score, 2)}) — token weight 1 ${w} α·r_t` }),
       p[side].tokens.map((t, k) => el("span", { class: "tok", style: `background:${color(p[side].r[k])}`, title: `r_t = ${p[side].r[k].toFixed(4)}` }, t.replace(/\n/g, "⏎"))));
