@@ -8,11 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=(--extra-index-url https://download.pytorch.org/whl/cpu)
 [ -n "${REPRODUCE_TORCH_FIND_LINKS:-}" ] && src=(--find-links "$REPRODUCE_TORCH_FIND_LINKS")
+# the current lock is the starting point: a package whose pin did not change keeps its locked version (as
+# pip-compile does); REPRODUCE_LOCK_UPGRADE=1 re-resolves everything to the newest before the cutoff date
+[ -f requirements/cpu.lock ] && cp requirements/cpu.lock requirements/cpu.lock.body
+upgrade=()
+[ -n "${REPRODUCE_LOCK_UPGRADE:-}" ] && upgrade=(--upgrade)
 uv pip compile requirements/cpu.txt requirements/test.txt pyproject.toml \
   --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
   --index-strategy unsafe-best-match "${src[@]}" \
   --exclude-newer "${REPRODUCE_LOCK_EXCLUDE_NEWER:-2026-11-29T00:00:00Z}" \
-  --no-header --no-emit-find-links --no-emit-index-url -o requirements/cpu.lock.body
+  --no-header --no-emit-find-links --no-emit-index-url "${upgrade[@]}" -o requirements/cpu.lock.body
 { echo "# Every package of the CPU and test environment, exact and hashed: compiled by scripts/lock.sh from"
   echo "# requirements/cpu.txt, requirements/test.txt and pyproject.toml. Install with scripts/setup.sh."
   cat requirements/cpu.lock.body; } > requirements/cpu.lock
