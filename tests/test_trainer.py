@@ -318,14 +318,24 @@ def test_live_run_of_a_loss_without_reference_loads_none(loss, tiny_model_dir, p
 
 
 def test_effective_batch_sets_the_accumulation_for_the_processes_launched():
-    """The 8B recipes keep the paper's 128 pairs per step on 8 GPUs (2 x 8 x 8) and on one (2 x 64 x 1)."""
+    """Every paper recipe (8B, 3B, Gemma) keeps the paper's 128 pairs per step on 8 GPUs (2 x 8 x 8) and on one
+    (2 x 64 x 1); the rehearsal recipes, which rehearse them, follow their processes the same way."""
     from reproduce.config import ConfigError, load_config
     from reproduce.train.run import gradient_accumulation
 
-    for setting in ("llama3-8b-pairrm", "llama3-8b-armorm"):
-        for m in load_config({"preset": "paper"})["settings"][setting]["methods"].values():
-            assert m["effective_batch"] == 128 and m["per_device_batch_size"] == 2
-            assert gradient_accumulation(m, 8) == 8 and gradient_accumulation(m, 1) == 64
+    settings = load_config({"preset": "paper"})["settings"]
+    assert set(settings) == {"llama3-8b-pairrm", "llama3-8b-armorm", "llama3.2-3b-armorm", "gemma2-2b-armorm"}
+    for setting, recipe in settings.items():
+        for name, m in recipe["methods"].items():
+            assert "gradient_accumulation_steps" not in m, f"{setting}.{name} fixes the accumulation"
+            for processes in (1, 2, 4, 8):
+                pairs = m["per_device_batch_size"] * gradient_accumulation(m, processes) * processes
+                assert pairs == 128, f"{setting}.{name}: {pairs} pairs per step on {processes} GPUs"
+            assert gradient_accumulation(m, 1) == 64
+    for recipe in load_config({"preset": "rehearsal"})["settings"].values():
+        for name, m in recipe["methods"].items():
+            assert "gradient_accumulation_steps" not in m, f"rehearsal {name} fixes the accumulation"
+            assert gradient_accumulation(m, 2) * 2 * m["per_device_batch_size"] == m["effective_batch"]
     with pytest.raises(ConfigError, match=r"'effective_batch': 128 pairs is not a multiple of .* = 48"):
         gradient_accumulation({"effective_batch": 128, "per_device_batch_size": 6}, 8)
     with pytest.raises(ConfigError, match="give one"):
