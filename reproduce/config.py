@@ -271,14 +271,41 @@ def load_config(overrides: dict | None = None, root: Path = ROOT) -> dict:
     return cfg
 
 
+_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def _typed(value, schema: dict):
+    """``value`` with the strings Snakemake's ``--config`` leaves read as the schema's number, integer or
+    boolean (YAML's reading), in nested mappings and lists too; anything else unchanged, for validation."""
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: _typed(v, props.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v, schema.get("items", {})) for v in value]
+    if not isinstance(value, str):
+        return value
+    kinds = schema.get("type")
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    if "boolean" in kinds and value.lower() in _WORDS:
+        return _WORDS[value.lower()]
+    if kinds & {"integer", "number"}:
+        try:
+            number = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            return number
+    return value
+
+
 def _booleans(overrides: dict) -> dict:
-    """Snakemake's ``--config accept_incomplete=true`` arrives as the string 'true': read it as YAML reads
-    a boolean for the preset keys whose schema says boolean."""
+    """Snakemake's ``--config accept_incomplete=true`` arrives as the string 'true', and a nested value such
+    as ``'judging={"max_usd": 250}'`` as the string '250': read them as YAML reads a boolean or a number
+    where the preset's schema says so."""
     schema = yaml.safe_load((SCHEMAS / "preset.schema.yaml").read_text())
-    boolean = {k for k, v in schema.get("properties", {}).items() if isinstance(v, dict) and v.get("type") == "boolean"}
-    words = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
-    return {k: words[v.lower()] if k in boolean and isinstance(v, str) and v.lower() in words else v
-            for k, v in overrides.items()}
+    return _typed(overrides, {"properties": schema.get("properties", {})})
 
 
 def deep_merge(base: dict, override: dict) -> dict:

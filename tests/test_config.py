@@ -153,3 +153,13 @@ def test_paper_recipes_pin_revisions_or_say_why_not():
                 assert "not pinned" in block.lower(), (name, part)
             else:
                 assert re.fullmatch(r"[0-9a-f]{40}", rev) and "Pinned:" in block, (name, part)
+
+
+def test_nested_command_line_numbers_are_read_as_the_schema_says():
+    """Snakemake's --config 'judging={"max_usd": 250}' hands the 250 over as a string: it is read as the
+    number the schema asks for (a budget the guard can compare), and a word there still names the key."""
+    assert load_config({"preset": "paper", "judging": {"max_usd": "250"}})["judging"]["max_usd"] == 250
+    assert load_config({"preset": "paper", "judging": {"max_usd": "12.5", "mode": "batch"}})["judging"] == {
+        "max_usd": 12.5, "mode": "batch"}
+    with pytest.raises(ConfigError, match=r"judging.max_usd.*'lots' is not of type 'number'"):
+        load_config({"preset": "paper", "judging": {"max_usd": "lots"}})
