@@ -20,7 +20,7 @@ GPU_MEMORY_GB = 80.0
 # public FSDP runs of 2-8B models report (30-45%); not measured here.
 DEFAULT_MFU = 0.35
 # vLLM decode throughput of an 8B model on one H100 at large batch, output tokens/s; scaled by 8B/params
-# for other sizes. A stated default, not measured here (no GPU was lent to the session that wrote it).
+# for other sizes. A stated default, not a measurement (perf/gpu_train.py measures training, not vLLM).
 DEFAULT_DECODE_TOKENS_PER_S_8B = 4000.0
 # One vLLM start + weights load per generation job (seconds): stated default.
 DEFAULT_MODEL_LOAD_S = 120.0
@@ -58,9 +58,10 @@ BATCH_WINDOW_H = 24.0
 
 # ----- disk -----
 BYTES_BF16 = 2
-# A resumable training checkpoint: fp32 master weights + Adam's two moments (12 bytes/param) and the bf16
-# model (2 bytes/param); the trainer keeps one (save_total_limit=1).
-CHECKPOINT_BYTES_PER_PARAM = 14
+# A resumable training checkpoint: the weights and AdamW's two moments, all in the dtype the model trains in
+# (bf16: the recipes load the model in bf16, so there are no fp32 master weights), 3 x 2 bytes/param; the
+# same count reproduce/train/disk.py checks before training. The trainer keeps one (save_total_limit=1).
+CHECKPOINT_BYTES_PER_PARAM = 3 * BYTES_BF16
 # Training memory per parameter under FSDP full shard with bf16 mixed precision: fp32 params, fp32 grads,
 # Adam's two fp32 moments (16 bytes), divided over the GPUs.
 TRAIN_BYTES_PER_PARAM = 16
