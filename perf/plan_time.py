@@ -1,7 +1,7 @@
 """Time `reproduce plan` on the paper preset (target <= 10 s: it reads configs and official question files,
 renders every judge request and counts tokens; no model is loaded) and print its totals.
 
-Prints wall and CPU seconds (on a shared machine the wall time includes waiting for a core). A figure to
+Prints wall and CPU seconds (on a loaded machine the wall time includes waiting for a core). A figure to
 watch, not a pass/fail check."""
 
 from __future__ import annotations

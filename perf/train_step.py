@@ -50,7 +50,7 @@ def build_fixture(work: Path, hidden: int, layers: int, n_pairs: int) -> tuple[P
 
 def time_interleaved(trainers: dict, batch_size: int, steps: int) -> dict[str, float]:
     """Median seconds of one forward+backward step per trainer. Steps of the trainers alternate, so load
-    from other processes on a shared machine affects them alike; 3 warm-up rounds are not counted."""
+    from other processes on a loaded machine affects them alike; 3 warm-up rounds are not counted."""
     batches = {}
     for name, tr in trainers.items():
         tr.model.train()

@@ -4,7 +4,7 @@ Each stage's subcommands live with the stage, in ``reproduce/<stage>/commands.py
 that adds them); this module only builds the parser from :data:`COMMAND_PACKAGES`, adds the shared flags
 and runs :func:`main`. Stage subcommands take ``--job`` (the resolved job config as JSON, written by the
 Snakefile) and write ``resolved_config.json`` beside their output; ``judge`` and ``score`` also work on
-answers and judgments made anywhere (see README).
+answers and judgments made anywhere (see docs/judges.md).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def _batch(b: int, t: int, seed: int = 0, padded: bool = True):
 
 
 def released_tgdpo(t, cm, rm, beta, alpha, rejected_sign=-1.0):
-    """PAPER.md's formula, written as explicit loops over pairs and tokens (independent of our vectorised code).
+    """docs/paper.md's formula, written as explicit loops over pairs and tokens (independent of our vectorised code).
     ``rejected_sign=+1`` is a planted bug (the rejected weight 1 + alpha r_t) the tests must tell apart."""
     losses = []
     for i in range(cm.shape[0]):

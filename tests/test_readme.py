@@ -1,8 +1,9 @@
-"""Every command in the README's ```bash blocks is exercised: run for real where that is quick, in its
-dry-run form where the real run is long (Snakemake plans the same command with ``-n`` in an empty scratch
-directory), and, for the commands whose full run is CI's own (the test command, the rehearsal), CI must run
-the block verbatim (``.ci/run``). A command this file does not know fails the test, so a new README block
-cannot go untested silently.
+"""Every command in the ```bash blocks of README.md and docs/*.md is exercised: run for real where that is
+quick, in its dry-run form where the real run is long (Snakemake plans the same command with ``-n`` in an empty
+scratch directory), flags parsed where it needs a paid judge, and, for the commands whose full run is CI's own
+(the test command, the rehearsal), CI must run the README block verbatim (``.ci/run``). A command this file
+does not know fails the test, so a new block cannot go untested silently. A block that cannot run in a test at
+all (GPUs, a cluster, a paid API) is fenced ```text instead, and is not read here.
 
 Placeholders in the README's examples (``my_model.jsonl``, ``annotations.json``, ...) are replaced with real
 files of the same format: a real AlpacaEval annotations file, Arena-Hard v0.1 judgments scored against the
@@ -26,13 +27,19 @@ from conftest import arena_synthetic_on_real_ids, official_file
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
 # What a checker returns when it only checked what CI runs in full: the block must then be a line of .ci/run.
 CI_RUNS_IT = "(CI runs it)"
 
 
-def bash_blocks() -> list[str]:
-    """The README's ```bash blocks, in order."""
-    return re.findall(r"^```bash\n(.*?)^```", README.read_text(), re.S | re.M)
+def bash_blocks(path: Path = README) -> list[str]:
+    """The ```bash blocks of one Markdown file (the README by default), in order."""
+    return re.findall(r"^```bash\n(.*?)^```", path.read_text(), re.S | re.M)
+
+
+def all_blocks() -> list[tuple[str, int]]:
+    """(file relative to the root, block index) of every ```bash block in README.md and docs/*.md."""
+    return [(str(path.relative_to(ROOT)), i) for path in [README, *DOCS] for i in range(len(bash_blocks(path)))]
 
 
 def commands(block: str) -> list[list[str]]:
@@ -97,11 +104,45 @@ def _conda(argv: list[str], tmp: Path) -> str:
     return "checked against environment.yml (no conda here)"
 
 
+def _hub_reads(name: str) -> bool:
+    """Whether the installed Hugging Face hub client reads the environment variable ``name``."""
+    import huggingface_hub
+
+    return any(f'"{name}"' in p.read_text() for p in Path(huggingface_hub.__file__).parent.rglob("*.py"))
+
+
 def _export(argv: list[str], tmp: Path) -> str:
-    name = argv[1].split("=")[0]
     named = {yaml.safe_load(p.read_text()).get("api_key_env") for p in (ROOT / "evals" / "judges").glob("*.yaml")}
-    assert name in named, f"no judge in evals/judges reads ${name}"
-    return "a judge reads it"
+    ours = "\n".join(p.read_text() for p in (ROOT / "reproduce").rglob("*.py"))
+    readers = []
+    for assignment in argv[1:]:
+        name = assignment.split("=")[0]
+        if name in named:
+            readers.append(f"{name}: a judge")
+        elif name.startswith("REPRODUCE_") and f'"{name}"' in ours:
+            readers.append(f"{name}: reproduce/")
+        else:
+            assert name.startswith("HF_") and _hub_reads(name), f"neither a judge, reproduce/ nor the hub client reads ${name}"
+            readers.append(f"{name}: the hub client")
+    return "read by " + ", ".join(readers)
+
+
+def _python(argv: list[str], tmp: Path) -> str:
+    """`python -m pytest FILES`: the files exist (CI runs pytest); `python -m reproduce.X`: the module exists;
+    `python perf/X.py FLAGS`: the script exists and defines every flag used."""
+    if argv[1:3] == ["-m", "pytest"]:
+        files = [a.split("::")[0] for a in argv[3:] if not a.startswith("-")]
+        assert files and all((ROOT / f).is_file() for f in files), f"{shlex.join(argv)}: no such test file"
+        return f"test files exist {CI_RUNS_IT}"
+    if argv[1] == "-m":
+        assert argv[2].startswith("reproduce.") and (ROOT / (argv[2].replace(".", "/") + ".py")).is_file(), argv[2]
+        return "module exists"
+    script = ROOT / argv[1]
+    assert argv[1].startswith("perf/") and script.is_file(), f"{argv[1]} does not exist"
+    text = script.read_text()
+    for flag in (a.split("=")[0] for a in argv[2:] if a.startswith("--")):
+        assert f'"{flag}"' in text, f"{argv[1]} has no flag {flag}"
+    return "script exists with these flags (a perf script: not run in tests)"
 
 
 def _placeholders(tmp: Path) -> dict[str, str]:
@@ -143,6 +184,13 @@ def _reproduce(argv: list[str], tmp: Path) -> str:
         _benchmark(args.benchmark, cfg)
         _judge(args.judge, cfg, dry_run=True)
         return "flags parsed; benchmark and judge resolved, the judge not retired (the judge is a paid API)"
+    if args.command == "check-config":
+        _run([sys.executable, "-m", "reproduce.cli", *argv[1:]], cwd=tmp)
+        return "run"
+    if args.command == "plan":
+        cfg = load_config({"preset": args.preset} if args.preset else None)
+        assert cfg["settings"], "the preset has no settings"
+        return "flags parsed and preset resolved (tests/test_plan.py runs the plan)"
     if args.command == "rehearsal":
         plan = _snakemake(["snakemake", "--cores", str(args.cores), args.target, "--config", "preset=rehearsal"], tmp)
         return f"{plan} of its workflow {CI_RUNS_IT}"
@@ -150,7 +198,7 @@ def _reproduce(argv: list[str], tmp: Path) -> str:
 
 
 CHECKERS = {"snakemake": _snakemake, "bash": _bash_script, ".": _activate, "conda": _conda, "export": _export,
-            "reproduce": _reproduce}
+            "reproduce": _reproduce, "python": _python}
 
 
 def test_readme_has_the_documented_blocks():
@@ -160,16 +208,30 @@ def test_readme_has_the_documented_blocks():
     assert "bash scripts/test.sh" in blocks[1]
 
 
-@pytest.mark.parametrize("index", range(len(bash_blocks())), ids=lambda i: f"block{i + 1}")
-def test_readme_block(index, tmp_path):
-    block = bash_blocks()[index]
+def test_docs_pages_have_blocks_to_check():
+    """The docs/ pages are read: the index's pages exist and some of them hold ```bash blocks."""
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)", README.read_text()))
+    assert linked == {str(p.relative_to(ROOT)) for p in DOCS}, "README's index and docs/*.md differ"
+    assert any(name != "README.md" for name, _ in all_blocks())
+
+
+@pytest.mark.parametrize("where", all_blocks(), ids=lambda w: f"{w[0]}:block{w[1] + 1}")
+def test_readme_block(where, tmp_path):
+    name, index = where
+    block = bash_blocks(ROOT / name)[index]
     done = []
     for argv in commands(block):
         checker = CHECKERS.get(argv[0])
-        assert checker, f"README block {index + 1}: `{shlex.join(argv)}` is not exercised by tests/test_readme.py"
+        assert checker, f"{name} block {index + 1}: `{shlex.join(argv)}` is not exercised by tests/test_readme.py"
         done.append(f"{shlex.join(argv)[:60]}: {checker(argv, tmp_path)}")
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
-    if any(d.endswith(CI_RUNS_IT) for d in done):
+    if name == "README.md" and any(d.endswith(CI_RUNS_IT) for d in done):
         assert block.strip() in ci, f".ci/run must run README block {index + 1} verbatim: {block.strip()!r}"
         done.append("CI runs the block verbatim")
-    print(f"README block {index + 1}:", *done, sep="\n  ")
+    print(f"{name} block {index + 1}:", *done, sep="\n  ")
+
+
+def test_readme_stays_short():
+    """The README carries a new user from clone to the paper's table; everything else lives in docs/."""
+    lines = len(README.read_text().splitlines())
+    assert lines <= 220, f"README.md has {lines} lines (at most 220): move detail into docs/"

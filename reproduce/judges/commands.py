@@ -1,5 +1,5 @@
 """``reproduce judge``: judge a model's answers on a benchmark with one judge, through the judgment cache
-(the workflow's ``judge`` rule, or by hand on answers made anywhere: see README)."""
+(the workflow's ``judge`` rule, or by hand on answers made anywhere: see docs/judges.md)."""
 
 from __future__ import annotations
 

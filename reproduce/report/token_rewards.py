@@ -3,7 +3,7 @@
 r_t = beta * (log pi_guide(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t)) for every response token, with the
 TGDPO method's beta and alpha, its guidance model (``results/models/<setting>/<guide>``, a trained DPO
 model) and the reference (``results/models/<setting>/sft``). Tokens of the chosen answer get weight
-1 + alpha * r_t, tokens of the rejected answer 1 - alpha * r_t (PAPER.md).
+1 + alpha * r_t, tokens of the rejected answer 1 - alpha * r_t (docs/paper.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``reproduce score``: score judgments (ours, or an official tool's file) the way the official tool does
-(the workflow's ``score`` rule, or by hand: see README)."""
+(the workflow's ``score`` rule, or by hand: see docs/judges.md)."""
 
 from __future__ import annotations
 

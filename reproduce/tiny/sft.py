@@ -2,7 +2,7 @@
 
 The SFT sequences are rendered with the tokenizer's chat template exactly as TRL's preference trainer
 renders conversational pairs (prompt with generation prompt, then the assistant turn), so the tokens
-trained here are the tokens DPO trains on and generation sees (TINY.md's lesson).
+trained here are the tokens DPO trains on and generation sees (a lesson of the tiny preset, docs/tiny.md).
 """
 
 from __future__ import annotations

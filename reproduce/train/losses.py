@@ -74,7 +74,7 @@ def token_rewards(guide_logps: torch.Tensor, ref_logps: torch.Tensor, mask: torc
 @register("tgdpo", reference=True, guide=True)
 def tgdpo_loss(*, policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
                guide_chosen_logps, guide_rejected_logps, chosen_mask, rejected_mask, beta: float, alpha: float):
-    """TGDPO (Zhu et al., ICML 2025) exactly as released (PAPER.md):
+    """TGDPO (Zhu et al., ICML 2025) exactly as released (docs/paper.md):
 
     u = sum_{t in y_w} beta (1 + alpha r_t) d_t - sum_{t in y_l} beta (1 - alpha r_t) d_t,  loss = -log sigmoid(u)
 
@@ -104,7 +104,7 @@ def simpo_loss(*, policy_chosen_logps, policy_rejected_logps, chosen_mask, rejec
 def chosen_nll_loss(*, policy_chosen_logps, policy_rejected_logps, chosen_mask, rejected_mask, beta: float):
     """Control, not a preference loss: SFT on the chosen answers (mean token negative log-likelihood).
 
-    TINY.md's lesson: on a verifier-filtered task much of DPO's gain can come from the chosen samples
+    A lesson of the tiny preset (docs/tiny.md): on a verifier-filtered task much of DPO's gain can come from the chosen samples
     alone; training on them with the same data, lr and steps says how much. The rejected answers only
     feed the logged rewards (beta * mean token log-prob), never the loss.
     """

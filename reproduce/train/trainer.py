@@ -257,7 +257,7 @@ class PreferenceTrainer(DPOTrainer):
         m["rewards/accuracies"].append((chosen > rejected).float().mean().item())
         m["num_tokens_batch"].append(acc.gather(inputs["attention_mask"].sum().float().reshape(1)).sum().item())
         if self.needs_guide:
-            # TGDPO's token rewards r_t and how often a weight 1 +/- alpha r_t turns negative (PAPER.md: unguarded).
+            # TGDPO's token rewards r_t and how often a weight 1 +/- alpha r_t turns negative (docs/paper.md: unguarded).
             alpha = self.loss_kwargs["alpha"]
             mc, mr = kw["chosen_mask"].bool(), kw["rejected_mask"].bool()
             r_w = (self.beta * (kw["guide_chosen_logps"] - kw["ref_chosen_logps"]))[mc].detach().float()
@@ -291,7 +291,7 @@ def disable_attention_dropout(model: torch.nn.Module) -> None:
 
 
 def check_same_tokenizer(policy_tok, guide_tok, guide_path: str) -> None:
-    """TGDPO needs the guidance model to share the policy's tokenizer and chat template (PAPER.md)."""
+    """TGDPO needs the guidance model to share the policy's tokenizer and chat template (docs/paper.md)."""
     if policy_tok.get_vocab() != guide_tok.get_vocab():
         raise ConfigError(f"guidance model {guide_path}: tokenizer vocabulary differs from the policy's")
     if (policy_tok.chat_template or "") != (guide_tok.chat_template or ""):
