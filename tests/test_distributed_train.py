@@ -58,10 +58,12 @@ def _perturbed_copy(src: Path, out: Path) -> Path:
     return out
 
 
-def _argv(work: Path, run: str) -> list[str]:
+def _argv(work: Path, run: str, halt: list[str] | None = None) -> list[str]:
+    """The launch of a 2-process training run; ``halt``: tests/support/halt_at.py's options, to stop it there."""
     job = json.dumps({"method_config": {**METHOD, "per_device_batch_size": 2}})
+    entry = ["-m", "reproduce.cli"] if halt is None else [str(ROOT / "tests/support/halt_at.py"), *halt, "--"]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_CONFIG),
-            "-m", "reproduce.cli", "train", "--job", job, "--threads", "2", "--base", str(work / "sft"),
+            *entry, "train", "--job", job, "--threads", "2", "--base", str(work / "sft"),
             "--prefs", str(work / "prefs.jsonl"), "--guide", str(work / "guide"), "--cache", str(work / f"{run}-cache"),
             "--checkpoints", str(work / f"{run}-checkpoints"), "--out", str(work / f"{run}-model")]
 
@@ -108,17 +110,24 @@ def runs(tmp_path_factory):
     _perturbed_copy(work / "sft", work / "guide")
     write_pairs(near_miss_pairs(32), {"pairs": 32}, work / "prefs.jsonl")
 
-    # 2 processes, SIGKILLed (the launcher and both ranks) once a mid-run checkpoint is complete
+    # 2 processes, SIGKILLed (the launcher and both ranks) once the first mid-run checkpoint is complete: rank 0
+    # halts inside its log write of step SAVE_STEPS + 1 (the Trainer logs a step, then saves, so that
+    # checkpoint is complete; rank 1 waits for rank 0 at the next collective), and the kill follows that event
+    marker = work / "halted"
+    halt = ["--file", str(work / "two-model/train_log.jsonl"), "--lines", str(SAVE_STEPS + 1), "--marker", str(marker)]
     first_log = (work / "first.stderr").open("wb")
-    proc = subprocess.Popen(_argv(work, "two"), cwd=ROOT, env=_env(), stdout=first_log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 240
-    while _latest_complete_checkpoint(work / "two-checkpoints") == 0:
-        assert proc.poll() is None, f"ended before a checkpoint:\n{(work / 'first.stderr').read_text()[-3000:]}"
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.02)
-    _kill_tree(proc)
-    first_log.close()
+    proc = subprocess.Popen(_argv(work, "two", halt), cwd=ROOT, env=_env(), stdout=first_log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 600  # bounds a hang only: the halt is an event, the run cannot pass it
+    try:
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            _kill_tree(proc)
+        first_log.close()
+    assert marker.exists(), f"no halt (rc {proc.returncode}):\n{(work / 'first.stderr').read_text()[-3000:]}"
     killed_at = _latest_complete_checkpoint(work / "two-checkpoints")
+    assert killed_at == SAVE_STEPS, killed_at
     assert not (work / "two-model/train_summary.json").exists(), "the run finished before the kill"
 
     rerun = subprocess.run(_argv(work, "two"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)

@@ -5,8 +5,9 @@ reused from the caches), counted exactly.
 Choice (documented in the final report): the pipeline runs through the real CLI stages (``reproduce train /
 reference / generate / judge / score / table``), not Snakemake, so the whole file stays well under five
 minutes on 2 cores: an uninterrupted run in this process, then a second run in another directory where the
-train, generate and judge stages are started as ``reproduce`` subprocesses and SIGKILLed at seeded random
-points (after k logged steps / k cached answers / k cached judgments, plus a random delay), then rerun.
+train, generate and judge stages are started as ``reproduce`` subprocesses and SIGKILLed at seeded points
+(inside the write of the k-th logged step / cached answer / cached judgment, half the time leaving a torn
+line; tests/support/halt_at.py makes the kill an event of the stage, never a race with it), then rerun.
 Snakemake adds nothing to these stages' own resume logic; it only decides what to rerun (a killed job's
 outputs are marked incomplete in .snakemake/ and rerun). The judge is the fault-free stand-in server with
 deterministic verdicts, the model a tiny random Llama, the preference pairs 32 built here.
@@ -14,8 +15,8 @@ deterministic verdicts, the model a tiny random Llama, the preference pairs 32 b
 A byte-identical table alone cannot tell resuming from starting over (a rerun from scratch is just as
 deterministic), so each stage's work is counted as well: training steps actually run (calls of the
 trainer's ``training_step`` in this process), answers generated vs reused (the generation summary in
-``<answers>.config.json``) and judge requests sent (the stand-in server's own request count, and the judge
-stats in ``<judgments>.config.json``). The rerun of a killed stage must do exactly the fresh run's work
+``<answers>.config.json``) and judge requests sent (the stand-in server's own record of requests, those
+under this process's key, and the judge stats in ``<judgments>.config.json``). The rerun of a killed stage must do exactly the fresh run's work
 minus what the killed process had durably saved (its complete checkpoint, its cache lines).
 
 Set KILL_SEED to replay a particular schedule.
@@ -30,7 +31,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -46,14 +46,16 @@ from support.verdicts import logprobs_for, verdict_for
 ROOT = Path(__file__).resolve().parent.parent
 SEED = int(os.environ.get("KILL_SEED", "0"))
 KEY_ENV = "KILL_RESUME_JUDGE_KEY"
+RUN_KEY, KILLED_KEY = "sk-kill-resume-test", "sk-kill-resume-killed"  # this process's judge key, a killed one's
 BENCHES = ("tiny_alpaca_eval2", "tiny_arena_hard")  # sampled (T=0.9) and greedy decoding
 MODELS = ("sft", "dpo")
 METHOD = {"loss": "dpo", "beta": 0.1, "learning_rate": 1e-3, "per_device_batch_size": 4, "max_length": 64,
           "epochs": 1, "save_steps": 2, "seed": 42}
 TRAIN_STEPS = 8  # 32 pairs / batch 4, one epoch
+GEN_BATCH = 8  # answers per generation batch: one cache append
 # Fewest progress lines before a kill. Training: the Trainer logs a step and then saves its checkpoint in
-# the same step end, so step save_steps + 1 is logged only once checkpoint-<save_steps> is complete: the
-# kill always leaves a checkpoint to resume from.
+# the same step end, so step save_steps + 1 is logged only once checkpoint-<save_steps> is complete; the
+# kill comes inside that log write (tests/support/halt_at.py), so it always leaves a checkpoint to resume from.
 MIN_KILL_LINES = {"train": METHOD["save_steps"] + 1}
 
 
@@ -105,7 +107,7 @@ class Pipeline:
 
     def job(self, stage: str, **keys) -> str:
         job = {"stage": stage, "preset": "tiny", "setting": "tiny-add", "threads": 2,
-               "generation": {"backend": "hf", "batch_size": 8}, **keys}
+               "generation": {"backend": "hf", "batch_size": GEN_BATCH}, **keys}
         if "benchmark" in keys:
             job["benchmark_config"] = self.benches[keys["benchmark"]]
         if stage == "train":
@@ -130,7 +132,7 @@ class Pipeline:
             for m in MODELS:
                 out = f"results/answers/{b}/tiny-add/{m}.jsonl"
                 yield (f"generate:{b}:{m}", ["generate", "--job", self.job("generate", benchmark=b, method=m),
-                                             "--model", self.model_dir(m), "--out", out], out + ".*", 40)
+                                             "--model", self.model_dir(m), "--out", out], out + ".gen-cache.jsonl", 40)
         for b in BENCHES:
             for m in MODELS:
                 cache = f"results/judgments/{b}/standin/_cache.jsonl"
@@ -159,13 +161,18 @@ class Pipeline:
             for name, argv, progress, total in self.stages():
                 if name in kill:
                     self._kill_once(name, argv, progress, total)
-                steps_run[0], requests_before = 0, self.server.count
+                steps_run[0], requests_before = 0, len(self.server.requests)
                 with contextlib.chdir(self.root):
                     if argv is None:
                         self.table()
                     else:
                         assert cli.main(argv) == 0, f"stage {name} failed"
-                self.work[name] = self._work(name, argv, steps_run[0], self.server.count - requests_before)
+                self.work[name] = self._work(name, argv, steps_run[0], self._sent_since(requests_before))
+
+    def _sent_since(self, first: int) -> int:
+        """Requests this process sent since the server's ``first``-th: a killed stage's requests that reach
+        the server late carry the killed process's key and are not counted."""
+        return sum(r["authorization"] == f"Bearer {RUN_KEY}" for r in list(self.server.requests)[first:])
 
     def _work(self, name: str, argv: list[str] | None, steps_run: int, requests_sent: int) -> dict:
         """What the stage just did, from its own outputs plus the two independent counts."""
@@ -198,40 +205,33 @@ class Pipeline:
         cfg["judges"]["standin"] = self.judge_cfg
         build_table1(cfg, "standin", Path("results"), Path("results/tables"), log=lambda m: None)
 
-    def _lines(self, pattern: str) -> int:
-        n = 0
-        for p in self.root.glob(pattern):
-            if p.is_file() and p.suffix == ".jsonl":
-                n += p.read_bytes().count(b"\n")
-        return n
+    def _lines(self, progress: str) -> int:
+        """Complete lines of a progress file (a torn last line has no newline)."""
+        path = self.root / progress
+        return path.read_bytes().count(b"\n") if path.exists() else 0
 
     def _kill_once(self, name: str, argv: list[str], progress: str, total: int) -> None:
-        """Start the stage as a subprocess; SIGKILL it after a seeded number of progress lines plus a
-        seeded delay; it must die unfinished."""
-        k = self.rng.randint(MIN_KILL_LINES.get(name, 1), int(total * 0.6))
-        delay = self.rng.uniform(0.0, 0.05 if name.startswith("generate") else 0.2)
+        """Run the stage as a subprocess that SIGKILLs itself once it has appended at least a seeded number
+        of progress lines (tests/support/halt_at.py; a generation batch is one append), half the time tearing
+        the next line as a kill in the middle of a write does. The kill is an event of the stage, never a
+        race with it: the stage cannot finish first."""
+        k = self.rng.randint(MIN_KILL_LINES.get(name, 1), total - 1)
+        tear = self.rng.random() < 0.5
         env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
-        proc = subprocess.Popen([sys.executable, "-m", "reproduce.cli", *argv], cwd=self.root, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        before = self._lines(progress)
-        k += before  # progress made by this stage, not by earlier ones sharing the file
-        try:
-            while self._lines(progress) < k:
-                assert proc.poll() is None, f"{name} ended before the kill point: {proc.stderr.read().decode()[-2000:]}"
-                assert time.monotonic() < deadline, f"{name}: no progress to kill at"
-                time.sleep(0.005)
-            time.sleep(delay)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            proc.stderr.close()
-        assert proc.returncode == -signal.SIGKILL, f"{name}: finished (rc {proc.returncode}) before the SIGKILL " \
-                                                   f"(seed {SEED}, k={k}, delay={delay:.3f})"
+        # the killed process judges under its own key: the server tells its requests from the rerun's
+        env[KEY_ENV] = KILLED_KEY
+        before = self._lines(progress)  # a judge cache is shared with the benchmark's earlier model
+        proc = subprocess.run([sys.executable, str(ROOT / "tests/support/halt_at.py"), "--file", progress,
+                               "--lines", str(k), "--kill", *(["--tear"] if tear else []), "--", *argv],
+                              cwd=self.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+        assert proc.returncode == -signal.SIGKILL, f"{name}: rc {proc.returncode}, not killed at line {k} " \
+                                                   f"(seed {SEED}): {proc.stderr.decode()[-2000:]}"
         # complete lines only (a torn last line has no newline): what a rerun can reuse
-        self.saved_by_kill[name] = {"lines": self._lines(progress) - before,
+        saved = self._lines(progress) - before
+        assert k <= saved < k + GEN_BATCH, f"{name}: {saved} complete lines after the kill, the halt was at {k}"
+        self.saved_by_kill[name] = {"lines": saved, "torn": tear,
                                     "checkpoints": self._complete_checkpoints() if name == "train" else []}
-        self.kills.append(f"{name}: killed after {self._lines(progress)} progress lines (k={k}, +{delay:.3f}s)")
+        self.kills.append(f"{name}: killed after {saved} progress lines (k={k}){' and a torn one' if tear else ''}")
 
 
 def check_jsonl(root: Path) -> int:
@@ -253,7 +253,7 @@ def check_jsonl(root: Path) -> int:
 
 
 def test_killed_pipeline_reruns_to_the_identical_table(tmp_path, assets, server, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, "sk-kill-resume-test")
+    monkeypatch.setenv(KEY_ENV, RUN_KEY)
     clean = Pipeline(tmp_path / "clean", assets, server, None)
     clean.run()
     rng = random.Random(SEED)
