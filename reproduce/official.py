@@ -1,10 +1,11 @@
 """Official files (benchmark questions, judge prompts, baseline answers, published annotations): one way in.
 
 An official file is a spec ``{path, url, sha256}``: ``url`` is pinned to a commit, ``path`` is where the file
-sits inside a mirror directory. :func:`fetch_file` looks for it, in order, as ``<dir>/<path>`` in each
-directory of ``$REPRODUCE_BENCHMARK_MIRROR`` (several allowed, separated by ``os.pathsep``), then in the
-download cache (``$REPRODUCE_CACHE``, default ``.cache/benchmarks`` in the repository), then downloads the
-pinned URL into the cache. Every file is checked against its sha256 before it is used.
+sits inside a mirror directory (relative, never leaving it). :func:`fetch_file` looks for it, in order, as
+``<dir>/<path>`` in each directory of ``$REPRODUCE_BENCHMARK_MIRROR`` (several allowed, separated by
+``os.pathsep``), then in the download cache (``$REPRODUCE_CACHE``, default ``.cache/benchmarks`` in the
+repository), then downloads the pinned URL into the cache. Every file is checked against its sha256 before it
+is used; a copy whose sha256 differs is skipped with a warning naming it, and the next source is tried.
 
 Specs live in the benchmark configs (``evals/benchmarks/<name>.yaml``, ``questions.files``) and, for files
 only tests or tools read, in manifests ``evals/official/<name>.yaml`` (``files: {name: spec}``).
@@ -13,14 +14,17 @@ only tests or tools read, in manifests ``evals/official/<name>.yaml`` (``files: 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from reproduce.config import ROOT, load_yaml, validate
 from reproduce.io import DataError, sha256_file
+
+log = logging.getLogger(__name__)
 
 MIRROR_VAR = "REPRODUCE_BENCHMARK_MIRROR"
 CACHE_VAR = "REPRODUCE_CACHE"
@@ -54,23 +58,47 @@ def cached_path(spec: dict) -> Path:
     return cache_dir() / spec["sha256"][:16] / Path(spec["path"]).name
 
 
-def _checked(path: Path, spec: dict) -> Path:
-    digest = sha256_file(path)
-    if digest != spec["sha256"]:
-        # A file with the right name but other bytes is never used: a silently different benchmark file
-        # would give scores that look official and are not.
-        raise DataError(f"{path}: sha256 {digest[:12]}... does not match the pinned {spec['sha256'][:12]}... "
-                        f"of {spec['path']} (replace or delete the file)")
+def relative_path(spec: dict) -> PurePosixPath:
+    """``spec['path']`` as a path inside a mirror directory; ``DataError`` when it would leave it (absolute,
+    ``..``, empty), so a manifest can never make a lookup read a file elsewhere on the machine."""
+    path = PurePosixPath(str(spec["path"]))
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise DataError(f"official file {spec['path']!r}: its path must stay inside the mirror directory "
+                        "(relative, without '..')")
     return path
 
 
+def _mismatch(path: Path, spec: dict) -> str | None:
+    """Why ``path`` is not the pinned file (its sha256 differs), or None when it is."""
+    digest = sha256_file(path)
+    if digest == spec["sha256"]:
+        return None
+    return (f"{path}: sha256 {digest[:12]}... does not match the pinned {spec['sha256'][:12]}... of "
+            f"{spec['path']} (replace or delete the file)")
+
+
+def local_copy(spec: dict, mirror: str | Path | list | None = None) -> tuple[Path | None, list[str]]:
+    """(the first local copy of ``spec`` with the pinned sha256, or None; one line per copy skipped because
+    its bytes differ). Mirror directories come first, in order, then the cache. A file with the right name
+    but other bytes is never used (a silently different benchmark file would give scores that look official
+    and are not): it is skipped with a warning naming it, and the next source is tried."""
+    rel = relative_path(spec)
+    skipped = []
+    for path in [d / rel for d in mirror_dirs(mirror)] + [cached_path(spec)]:
+        if not path.is_file():
+            continue
+        why = _mismatch(path, spec)
+        if why is None:
+            return path, skipped
+        log.warning("%s; skipped, trying the next source", why)
+        skipped.append(why)
+    return None, skipped
+
+
 def find_local(spec: dict, mirror: str | Path | list | None = None) -> Path | None:
-    """The checked local copy of ``spec`` (a mirror directory first, then the cache), or None; a copy whose
-    sha256 differs raises ``DataError`` naming it."""
-    for path in [d / spec["path"] for d in mirror_dirs(mirror)] + [cached_path(spec)]:
-        if path.is_file():
-            return _checked(path, spec)
-    return None
+    """The checked local copy of ``spec`` (a mirror directory first, then the cache), or None; copies whose
+    sha256 differs are skipped with a warning (:func:`local_copy`)."""
+    return local_copy(spec, mirror)[0]
 
 
 def download(spec: dict, timeout: float = 60) -> Path:
@@ -96,8 +124,8 @@ def download(spec: dict, timeout: float = 60) -> Path:
 def fetch_file(spec: dict, mirror: str | Path | list | None = None, timeout: float = 60) -> Path:
     """A local, sha256-checked path to the official file ``spec`` (``{path, url, sha256}``): from a mirror
     directory, the cache, or a download of the pinned URL. Failure is one ``DataError`` line naming the file
-    and ``$REPRODUCE_BENCHMARK_MIRROR``."""
-    local = find_local(spec, mirror)
+    and ``$REPRODUCE_BENCHMARK_MIRROR`` (and every local copy skipped for its sha256)."""
+    local, skipped = local_copy(spec, mirror)
     if local is not None:
         return local
     try:
@@ -105,7 +133,14 @@ def fetch_file(spec: dict, mirror: str | Path | list | None = None, timeout: flo
     except OSError as e:
         where = os.pathsep.join(map(str, mirror_dirs(mirror))) or "none"
         raise DataError(f"official file {spec['path']}: not in the mirror ({where}) nor the cache ({cache_dir()}), "
-                        f"and the download from {spec['url']} failed ({_reason(e)}); {HINT}") from None
+                        f"and the download from {spec['url']} failed ({_reason(e)}){_skipped(skipped)}; {HINT}") from None
+    except DataError as e:
+        raise DataError(f"{e}{_skipped(skipped)}") from None
+
+
+def _skipped(skipped: list[str]) -> str:
+    """The local copies passed over for their sha256, for an error message ('' when none)."""
+    return f"; skipped for their sha256: {'; '.join(skipped)}" if skipped else ""
 
 
 def _reason(e: OSError) -> str:
@@ -120,9 +155,10 @@ def fetch_all(specs: dict[str, dict], mirror: str | Path | list | None = None, t
     """Fetch every spec (``{name: spec}``) and return ``{name: path}``. Downloads run in parallel; if any file
     can be neither found nor downloaded, one ``DataError`` lists every missing file (not just the first)."""
     missing, reasons, found = [], [], {}
-    todo = {}
+    todo, skipped = {}, []
     for name, spec in specs.items():
-        local = find_local(spec, mirror)
+        local, passed_over = local_copy(spec, mirror)
+        skipped += passed_over
         if local is None:
             todo[name] = spec
         else:
@@ -146,7 +182,7 @@ def fetch_all(specs: dict[str, dict], mirror: str | Path | list | None = None, t
         where = os.pathsep.join(map(str, mirror_dirs(mirror))) or "not set"
         why = "; ".join(sorted(set(reasons)))
         raise DataError(f"{len(missing)} official file(s) neither in the mirror ({MIRROR_VAR}: {where}) nor the "
-                        f"cache, and not downloadable ({why}): {', '.join(sorted(missing))}; {HINT}")
+                        f"cache, and not downloadable ({why}): {', '.join(sorted(missing))}{_skipped(skipped)}; {HINT}")
     return found
 
 

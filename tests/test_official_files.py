@@ -1,7 +1,8 @@
 """Official files through ``reproduce.official``: a real HTTP server on 127.0.0.1 stands in for the pinned
 host, so downloads go through the real download code (urllib, sha256 check, cache); mirror directories in
 ``$REPRODUCE_BENCHMARK_MIRROR`` (several, in order) win over the cache and the network; a file whose bytes
-differ from the pin is refused wherever it comes from; and a machine with neither a mirror nor network gets
+differ from the pin is never used wherever it comes from (a local one is skipped for the next source, with a
+warning); a path that leaves its mirror directory is refused; and a machine with neither a mirror nor network gets
 one line naming the files and the variable, from the test preflight and from ``reproduce rehearsal``."""
 
 from __future__ import annotations
@@ -82,18 +83,66 @@ def test_tampered_download_is_refused_and_not_cached(host):
     assert not [p for p in cache_dir().rglob("*") if p.is_file()]  # neither the file nor a partial one
 
 
-def test_tampered_cache_or_mirror_file_is_refused(host, tmp_path, monkeypatch):
+def test_a_tampered_copy_is_skipped_for_the_next_source_with_a_warning(host, tmp_path, monkeypatch, caplog):
+    """A mirror copy whose sha256 differs is never used: the next mirror directory, then the cache, then the
+    pinned URL is tried, and a warning names the skipped copy. A tampered cache is replaced by the download."""
     spec = _spec(host, "question.jsonl", BODY)
-    cached = fetch_file(spec)
-    cached.write_bytes(b"edited\n")
-    with pytest.raises(DataError, match=rf"{cached}: sha256 .* does not match the pinned"):
-        fetch_file(spec)
+    bad, good = tmp_path / "bad", tmp_path / "good"
+    for root, body in ((bad, b"edited\n"), (good, BODY)):
+        (root / "bench").mkdir(parents=True)
+        (root / "bench" / "question.jsonl").write_bytes(body)
+    monkeypatch.setenv(MIRROR_VAR, os.pathsep.join([str(bad), str(good)]))
+    with caplog.at_level("WARNING", logger="reproduce.official"):
+        assert fetch_file(spec) == good / "bench" / "question.jsonl"  # the next mirror directory
+    assert f"{bad}/bench/question.jsonl: sha256" in caplog.text and "skipped" in caplog.text
+    assert host.requests == []
+
+    monkeypatch.setenv(MIRROR_VAR, str(bad))
+    cached = cache_dir() / spec["sha256"][:16] / "question.jsonl"
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="reproduce.official"):
+        assert fetch_file(spec) == cached and cached.read_bytes() == BODY  # no good copy here: the URL
+    assert host.requests == ["/question.jsonl"] and f"{bad}/bench/question.jsonl" in caplog.text
+    assert fetch_file(spec) == cached and host.requests == ["/question.jsonl"]  # then the cache
+
+    cached.write_bytes(b"edited too\n")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="reproduce.official"):
+        assert fetch_file(spec) == cached and cached.read_bytes() == BODY  # a tampered cache is downloaded over
+    assert f"{cached}: sha256" in caplog.text and len(host.requests) == 2
+
+
+def test_no_good_copy_anywhere_names_the_skipped_copies(host, tmp_path, monkeypatch):
+    spec = _spec(host, "question.jsonl", b"edited at the host\n", pinned=BODY)
     mirror = tmp_path / "mirror"
     (mirror / "bench").mkdir(parents=True)
     (mirror / "bench" / "question.jsonl").write_bytes(b"edited\n")
     monkeypatch.setenv(MIRROR_VAR, str(mirror))
-    with pytest.raises(DataError, match=r"mirror/bench/question.jsonl: sha256 .* does not match the pinned"):
+    with pytest.raises(DataError) as e:
         fetch_file(spec)
+    msg = str(e.value)
+    assert "\n" not in msg and "downloaded sha256" in msg
+    assert f"skipped for their sha256: {mirror}/bench/question.jsonl: sha256" in msg
+    gone = {**spec, "url": f"{host.url}/gone.jsonl"}
+    with pytest.raises(DataError, match=rf"HTTP 404.*skipped for their sha256: {mirror}/bench/question.jsonl"):
+        fetch_file(gone)
+    with pytest.raises(DataError, match=rf"1 official file\(s\).*skipped for their sha256: {mirror}/bench"):
+        fetch_all({"q": gone})
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../outside.jsonl", "bench/../../outside.jsonl", "", "."])
+def test_a_path_that_leaves_its_mirror_directory_is_refused(host, tmp_path, monkeypatch, path):
+    """A manifest's path stays inside the mirror directory: nothing outside it is read, even when it exists."""
+    mirror = tmp_path / "mirror"
+    (mirror / "bench").mkdir(parents=True)
+    (tmp_path / "outside.jsonl").write_bytes(BODY)
+    monkeypatch.setenv(MIRROR_VAR, str(mirror / "bench"))
+    spec = {"path": path, "url": f"{host.url}/outside.jsonl", "sha256": hashlib.sha256(BODY).hexdigest()}
+    with pytest.raises(DataError, match=r"its path must stay inside the mirror directory"):
+        fetch_file(spec)
+    with pytest.raises(DataError, match=r"its path must stay inside the mirror directory"):
+        fetch_all({"x": spec})
+    assert host.requests == []
 
 
 def test_mirror_directories_are_searched_in_order_before_the_network(host, tmp_path, monkeypatch):
