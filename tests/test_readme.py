@@ -188,7 +188,9 @@ def _reproduce(argv: list[str], tmp: Path) -> str:
         _run([sys.executable, "-m", "reproduce.cli", *argv[1:]], cwd=tmp)
         return "run"
     if args.command == "doctor":
-        cfg = load_config({"preset": args.preset} if args.preset else None)
+        from reproduce.config import config_from_cli
+
+        cfg = config_from_cli(args.preset, args.config_json)
         assert cfg["settings"], "the preset has no settings"
         return "flags parsed and preset resolved (it asks the hub: tests/test_doctor.py runs it against a stand-in)"
     if args.command == "plan":
