@@ -157,7 +157,7 @@ def test_bridge_refuses_a_programmatic_judge(tmp_path):
 
 def test_dry_run_prints_requests_tokens_and_dollars_before_sending(tmp_path, monkeypatch, capsys):
     """Two panel models (one with archived verdicts, Table 1's SFT model with answers only) under gpt-4.1 with no
-    key and no network: the plan is printed, nothing is sent, nothing is written. (perf/bridge_loo.py prices
+    key and no network: the plan is printed, nothing is sent, nothing is written. (perf/bridge_validate.py --cost prices
     the whole default panel.)"""
     from reproduce import cli
     from reproduce.bridge.alpaca import load_panel

@@ -54,8 +54,10 @@ def shortest(items: list[Item], limit: int | None) -> list[Item]:
 
 
 def load_panel(manifest: Manifest, bench: dict, panel: list[str], annotator: str | None,
-               limit: int | None) -> dict[str, list[Item]]:
-    """model -> archived items (with the replayed annotator's verdicts attached when given)."""
+               limit: int | None, skipped: list[str] | None = None) -> dict[str, list[Item]]:
+    """model -> archived items (with the replayed annotator's verdicts attached when given). With ``skipped``
+    (a list), a model whose files cannot be had (an optional file no mirror holds, an unhashed one) is left
+    out and the reason appended there; without it, that is an error."""
     unknown = [m for m in panel if m not in manifest.models]
     if unknown:
         raise ConfigError(f"--panel: {unknown[0]!r} is not in {manifest.path.name} (models: {', '.join(manifest.models)})")
@@ -66,7 +68,19 @@ def load_panel(manifest: Manifest, bench: dict, panel: list[str], annotator: str
     retired = manifest.retired_judge["annotator"]
     need_ref = [m for m in panel if not manifest.has(m, retired)]
     reference = reference_outputs(bench) if need_ref else None
-    return {m: shortest(alpaca_items(manifest, m, reference, (annotator,) if annotator else ()), limit) for m in panel}
+    out = {}
+    for m in panel:
+        try:
+            out[m] = shortest(alpaca_items(manifest, m, reference, (annotator,) if annotator else ()), limit)
+        except DataError as e:
+            if skipped is None:
+                raise
+            why = ("not in a mirror or the cache, and not downloadable" if "not in the mirror" in str(e) else
+                   "not hashed" if "sha256 is null" in str(e) else str(e).split(";")[0])
+            skipped.append(f"{m} ({why})")
+    if not out:
+        raise DataError(f"{manifest.path.name}: no panel model's files could be had (skipped: {'; '.join(skipped or [])})")
+    return out
 
 
 def current_verdicts(items_by_model: dict[str, list[Item]], *, annotator: str | None, bench: dict, judge,
@@ -100,16 +114,36 @@ def _xy(items: list[Item], current: list[float | None], need_retired: bool):
 
 def bridge_alpaca(manifest: Manifest, bench: dict, *, panel: list[str] | None = None, annotator: str | None = None,
                   judge=None, cache_dir: Path | None = None, dry_run: bool = False, limit: int | None = None,
-                  rounds: int = 2000, seed: int = 0, log=print) -> dict:
-    """Everything the AlpacaEval bridge reports (see the module docstring); with ``dry_run`` only the plan."""
+                  rounds: int = 2000, seed: int = 0, replay_as: str | None = None, log=print) -> dict:
+    """Everything the AlpacaEval bridge reports (see the module docstring); with ``dry_run`` only the plan.
+    ``replay_as``: the current judge's name when ``annotator`` holds that judge's own archived verdicts (its
+    panel then costs nothing: the verdicts are replayed, not asked; models whose files cannot be had are
+    skipped and named)."""
     if (annotator is None) == (judge is None):
         raise ConfigError("the bridge needs exactly one current judge: --judge NAME or --replay ANNOTATOR")
-    items_by_model = load_panel(manifest, bench, list(panel or manifest.panel), annotator, limit)
+    skipped: list[str] | None = [] if replay_as else None
+    items_by_model = load_panel(manifest, bench, list(panel or manifest.panel), annotator, limit, skipped)
+    notes = []
+    if replay_as:
+        p = {"judge": replay_as, "requests": 0, "not_cached": 0, "prompt_tokens": 0, "output_tokens_max": 0,
+             "cost_usd_max": 0.0, "why": f"{len(items_by_model)} panel models' verdicts by {replay_as}'s own "
+             f"configuration are archived ({manifest.name}, annotator {annotator}) and replayed; nothing is sent"}
+        log(f"bridge plan: judge {replay_as}: 0 requests, $0.00 - {p['why']}"
+            + (f"; skipped {len(skipped)}: {', '.join(skipped)}" if skipped else ""))
+        notes.append(f"**Current judge's verdicts replayed:** {p['why']}.")
+        if skipped:
+            notes.append(f"**Skipped panel models** (per item; the model-level map still uses their published "
+                         f"leaderboard rows): {', '.join(skipped)}.")
+        if dry_run:
+            return {"benchmark": manifest.benchmark, "manifest": manifest.name, "current_judge": f"judge {replay_as}",
+                    "panel": list(items_by_model), "skipped": skipped, "plan": p, "dry_run": True}
     current, judging = current_verdicts(items_by_model, annotator=annotator, bench=bench, judge=judge,
                                         cache_dir=cache_dir, manifest=manifest, dry_run=dry_run, log=log)
-    current_name = f"archived annotator {annotator}" if annotator else f"judge {judge.name}"
+    current_name = (f"judge {replay_as} (its archived verdicts, {annotator})" if replay_as else
+                    f"archived annotator {annotator}" if annotator else f"judge {judge.name}")
     head = {"benchmark": manifest.benchmark, "manifest": manifest.name, "retired_judge": manifest.retired_judge,
-            "current_judge": current_name, "panel": list(items_by_model), "limit": limit, **(judging or {})}
+            "current_judge": current_name, "panel": list(items_by_model), "limit": limit, "notes": notes,
+            "skipped": skipped or [], **(judging or {})}
     if current is None:
         return {**head, "dry_run": True}
     rows = [compare_model(m, items, current[m], rounds, seed) for m, items in items_by_model.items()]

@@ -207,6 +207,11 @@ def alpaca_items(manifest: Manifest, model: str, reference: dict[str, str] | Non
             if r["instruction"] not in reference:
                 raise DataError(f"{where}: record {i}'s instruction is not one of the benchmark's")
             items.append(Item(str(i), r["instruction"], reference[r["instruction"]], r["output"] or ""))
+    elif any(manifest.has(model, role) for role in annotators):
+        # only another annotator's verdicts are hashed: its pairs, with no retired verdict per item
+        role = next(r for r in annotators if manifest.has(model, r))
+        rows = _annotations(manifest.fetch(model, role), manifest.where(model, role), model)
+        items = [Item(str(i), r["instruction"], r["output_1"], r["output_2"]) for i, r in enumerate(rows)]
     else:
         raise DataError(f"{manifest.path}: model '{model}' has neither hashed {retired_role} annotations nor hashed "
                         "model_outputs; fill in a sha256 or drop it from the panel")

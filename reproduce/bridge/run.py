@@ -49,7 +49,8 @@ def _judge(name: str, cfg: dict, dry_run: bool):
     judge_cfg = cfg["judges"].get(name) or _load_named("judge", ROOT / "evals" / "judges", name, "judge", "--judge")
     refuse_retired(judge_cfg, "--judge")  # the retired judge is what the bridge maps onto, never the current one
     check_judge(name, judge_cfg)
-    if dry_run and judge_cfg["kind"] == "openai":  # a plan needs no key
+    if (dry_run or judge_cfg.get("archived_verdicts")) and judge_cfg["kind"] == "openai":
+        # a plan needs no key, nor does replaying the judge's archived verdicts (a request would still ask for it)
         from reproduce.judges.openai_judge import OpenAIJudge
 
         return OpenAIJudge(name, judge_cfg, require_key=False)
@@ -73,12 +74,15 @@ def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str 
 
     cfg = config_from_cli(preset, config_json)
     bench = _benchmark(benchmark, cfg)
+    if judge is None and judge_name:
+        judge = _judge(judge_name, cfg, dry_run)
+    archived = (getattr(judge, "config", None) or {}).get("archived_verdicts")
+    if archived and bench["protocol"] == "alpaca_eval2" and not annotator:
+        manifest = manifest or archived["manifest"]  # the judge's own archived verdicts on that panel
     man = load_manifest(manifest or MANIFEST_FOR[bench["protocol"]])
     if man.benchmark != bench["protocol"]:
         raise ConfigError(f"{man.path}: key 'benchmark' is {man.benchmark}, but --benchmark {benchmark} runs "
                           f"{bench['protocol']}")
-    if judge is None and judge_name:
-        judge = _judge(judge_name, cfg, dry_run)
     name = judge.name if judge is not None else f"replay-{annotator}"
     rp = ResultPaths(results)
     out_dir = Path(out_dir) if out_dir else Path(rp.bridge_dir(name, benchmark))
@@ -102,8 +106,12 @@ def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str 
     from reproduce.bridge.alpaca import bridge_alpaca
     from reproduce.bridge.report import render_alpaca
 
-    rep = bridge_alpaca(man, bench, panel=panel, annotator=annotator, judge=judge, cache_dir=cache_dir,
-                        dry_run=dry_run, limit=limit, rounds=rounds, seed=seed, log=log)
+    replay_as = None
+    if archived and not annotator and any(archived["annotator"] in files for files in man.models.values()):
+        replay_as, annotator = judge.name, archived["annotator"]
+    rep = bridge_alpaca(man, bench, panel=panel, annotator=annotator, judge=None if replay_as else judge,
+                        cache_dir=cache_dir, dry_run=dry_run, limit=limit, rounds=rounds, seed=seed,
+                        replay_as=replay_as, log=log)
     if rep.get("dry_run"):
         return rep
     if judge is not None:

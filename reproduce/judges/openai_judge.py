@@ -49,7 +49,10 @@ class OpenAIJudge(Judge):
     ``api_key_env`` (null: the endpoint needs no key), ``concurrency``, ``timeout_s`` (per read),
     ``max_retries`` (the SDK's transport retries per call, and our re-asks of a malformed 200 reply),
     ``price_per_million_input``/``_output`` and the decoding overrides ``temperature``, ``max_tokens`` and
-    ``logprobs`` (false: the endpoint cannot return log-probs, so never ask for them).
+    ``logprobs`` (false: the endpoint cannot return log-probs, so never ask for them). Reasoning models:
+    ``max_completion_tokens`` is sent instead of any ``max_tokens`` (they refuse the latter),
+    ``reasoning_effort`` as given, and ``temperature_supported: false`` never sends a temperature (the API
+    rejects all but its default) and warns once when a benchmark asks for another.
 
     ``require_key=False`` lets a caller build the judge only to estimate cost on a machine without the
     key; ``backoff_base_s``/``max_wait_s`` shape the waits before re-asking a malformed reply (tests
@@ -83,9 +86,12 @@ class OpenAIJudge(Judge):
 
     def identity(self) -> dict:
         """Kind, model, endpoint and the decoding overrides: all that changes what verdicts come back."""
-        overrides = {k: self.config[k] for k in ("temperature", "max_tokens") if k in self.config}
+        overrides = {k: self.config[k] for k in ("temperature", "max_tokens", "max_completion_tokens",
+                                                 "reasoning_effort") if k in self.config}
         if self.config.get("logprobs") is False:  # only "never ask" changes replies; true is the default behaviour
             overrides["logprobs"] = False
+        if self.config.get("temperature_supported") is False:  # judged at the API's default, whatever was asked
+            overrides["temperature"] = "api default"
         return {"kind": "openai", "model": self.model, "endpoint": self.base_url, "overrides": overrides}
 
     def estimate_tokens(self, requests: list[JudgeRequest]) -> tuple[int, int]:
@@ -95,7 +101,8 @@ class OpenAIJudge(Judge):
         prompt = output = 0
         for req in requests:
             prompt += sum(count(str(m.get("content", ""))) + TOKENS_PER_MESSAGE for m in req.messages or ())
-            output += self._decoding(req).get("max_tokens") or 1024
+            dec = self._decoding(req)
+            output += dec.get("max_completion_tokens") or dec.get("max_tokens") or 1024
         return prompt, output
 
     def estimate_cost(self, requests: list[JudgeRequest]) -> float:
@@ -175,18 +182,28 @@ class OpenAIJudge(Judge):
     def _decoding(self, request: JudgeRequest) -> dict:
         """The request's decoding with the config's overrides applied."""
         dec = dict(request.decoding)
-        for k in ("temperature", "max_tokens"):
+        for k in ("temperature", "max_tokens", "reasoning_effort"):
             if self.config.get(k) is not None:
                 dec[k] = self.config[k]
+        if self.config.get("max_completion_tokens") is not None:
+            # reasoning models refuse max_tokens; their cap covers reasoning and answer tokens together
+            dec.pop("max_tokens", None)
+            dec["max_completion_tokens"] = self.config["max_completion_tokens"]
         if self.config.get("logprobs") is False:
             dec["logprobs"] = False
+        if self.config.get("temperature_supported") is False:
+            asked = dec.pop("temperature", None)
+            if asked not in (None, 1, 1.0) and not getattr(self, "_warned_temperature", False):
+                self._warned_temperature = True  # once per judge: the API rejects any value but its default
+                log.warning("judge '%s' (%s) accepts only the API's default temperature; the benchmark asks %s, so "
+                            "its verdicts are sampled at the default (not greedy)", self.name, self.model, asked)
         return dec
 
     def _params(self, request: JudgeRequest) -> dict:
         """Keyword arguments of the chat-completions call."""
         dec = self._decoding(request)
         params: dict = {"model": self.model, "messages": [dict(m) for m in request.messages]}
-        for k in ("temperature", "max_tokens"):
+        for k in ("temperature", "max_tokens", "max_completion_tokens", "reasoning_effort"):
             if dec.get(k) is not None:
                 params[k] = dec[k]
         if dec.get("logprobs"):

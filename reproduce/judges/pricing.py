@@ -81,6 +81,8 @@ class JudgeCosting:
         decoding = dict(request.decoding)
         if self.config.get("max_tokens") is not None:
             decoding["max_tokens"] = self.config["max_tokens"]
+        if self.config.get("max_completion_tokens") is not None:  # a reasoning model's cap (reasoning included)
+            return self.config["max_completion_tokens"]
         return decoding.get("max_tokens")
 
 
