@@ -76,7 +76,7 @@ def validate() -> dict:
         default = choose_default(methods)
         for m, name in [(m, m.name) for m in methods] + [(default, "default: " + default.name)]:
             rows = [{**r, "judge": annotator} for r in m.loo]
-            table.append({"judge": annotator, "method": name, "loo": rows, **summarise(rows)})
+            table.append({"judge": annotator, "method": name, "models": m.n_models, "loo": rows, **summarise(rows)})
             pooled.setdefault("default" if name.startswith("default: ") else name, []).extend(rows)
     totals = {k: summarise(v) for k, v in pooled.items()}
     nano = next((t for t in table if t["judge"] == NANO and t["method"].startswith("default")), None)
@@ -133,7 +133,7 @@ def print_table(out: dict) -> None:
     print("|---|---|---|---|---|---|---|")
     for t in out["table"]:
         cov = f"{t['covered']}/{t['n_interval']}" if t["n_interval"] else "no interval (< 3 models)"
-        print(f"| {t['judge']} | {t['method']} | {t['n']} | {_f(t['rmse'])} | {_f(t['max_abs'], 1)} | "
+        print(f"| {t['judge']} | {t['method']} | {t['models']} | {_f(t['rmse'])} | {_f(t['max_abs'], 1)} | "
               f"{_f(t['median_half_width'])} | {cov} |")
     print("\nPooled over all judges:")
     print("| method | pairs | LOO RMSE | median half-width | coverage |")
