@@ -103,3 +103,19 @@ def test_nominal_95_intervals_cover_95_percent_of_held_out_models(form):
     new, old = _coverage(rng, form, n_models=6, draws=2000, item_noise=True)
     print(f"{form}, 6 models, binomial item noise: new {new:.3f}, old (z, item noise twice) {old:.3f}")
     assert 0.90 <= new <= 0.99
+
+
+def test_arena_cells_incomplete_get_a_reason_and_outside_the_panel_a_mark(tmp_path):
+    """Arena-Hard's Table 1 cells: an incomplete cell (AH_complete false) gets no bridged number, only the
+    reason; a cell beyond the panel's retired range is marked, even without an interval (two models)."""
+    from reproduce.bridge.arena import fit_map, table_cells
+
+    fitted = fit_map({"a": (20.0, 23.3), "b": (35.0, 37.9)})
+    table = tmp_path / "table1.csv"
+    table.write_text("setting,setting_key,method,method_key,judge,AH,AH_ci_low,AH_ci_high,AH_complete,AH_paper\n"
+                     "S,s,DPO,dpo,j,30.0,27.0,33.0,True,30.4\nS,s,SFT,sft,j,20.0,18.0,22.0,False,21.4\n"
+                     "S,s,TGDPO,tgdpo,j,60.0,57.0,63.0,True,35.0\n")
+    dpo, sft, tgdpo = table_cells(table, "j", fitted)["cells"]
+    assert dpo["bridged"]["low"] is None and not dpo["bridged"]["extrapolated"] and "note" not in dpo
+    assert "bridged" not in sft and sft["note"].startswith("incomplete")
+    assert tgdpo["bridged"]["extrapolated"] and "outside the panel" in tgdpo["note"]

@@ -102,6 +102,7 @@ class MapFit:
         x0 = np.array(_row(self.form, current, length, self.ref_length))
         z = float(x0 @ self.beta)
         out = {"estimate": pct(z), "low": None, "high": None, "method": f"model level ({self.form})"}
+        out["extrapolated"] = self.outside(out["estimate"], length)
         if self.s2 is None or len(self.models) < MIN_MODELS:
             out["interval"] = no_interval(len(self.models))
             return out
@@ -111,7 +112,6 @@ class MapFit:
         out.update(low=pct(z - h), high=pct(z + h), half_width=(pct(z + h) - pct(z - h)) / 2,
                    widened_for_item_noise=excess > 0,
                    interval=f"95% prediction interval: t({self.df}) on the logit scale, from the map's residuals")
-        out["extrapolated"] = self.outside(out["estimate"], length)
         return out
 
     def outside(self, retired: float, length: float | None) -> list[str]:
