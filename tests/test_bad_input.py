@@ -120,7 +120,7 @@ def _judge_run(protocol: str, verdict: str, templates, drop_ref: bool = False, k
         cache_path.write_text(_jsonl({"key": "0" * 32, "reply": {"text": "[[A>B]]"}, "verdict": "A>B"}))
 
         def act():
-            with StandinServer(verdict=verdict, lifetime_s=30) as srv:
+            with StandinServer(verdict=verdict) as srv:
                 cfg = {"kind": "openai", "model": "s", "base_url": srv.base_url,
                        "api_key_env": KEY_ENV if key else "BAD_INPUT_UNSET_KEY", "max_retries": 1, "timeout_s": 2}
                 judge = OpenAIJudge("standin", cfg, backoff_base_s=0.01, max_wait_s=0.05)

@@ -63,7 +63,7 @@ def _run(srv, tmp_path, batch=True, timeout=None):
 
 
 def test_batch_mode_sends_one_batch_and_caches_its_verdicts(tmp_path):
-    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=900) as srv:
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for) as srv:
         records, failures, stats, cache, _ = _run(srv, tmp_path)
         assert (srv.batches_created, srv.batch_items, srv.count) == (1, N, 0)  # no ordinary call at all
         assert failures == [] and stats["batch_requests"] == N and stats["new_requests"] == N
@@ -88,7 +88,7 @@ def test_failed_batch_items_go_through_the_ordinary_retry_path(tmp_path):
         def batch_item(self, body, n):
             return (500, {"error": {"message": "server error"}}) if n <= 3 else super().batch_item(body, n)
 
-    with FailingSome(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=900) as srv:
+    with FailingSome(verdict=verdict_for, top_logprobs=logprobs_for) as srv:
         _, failures, stats, _, logs = _run(srv, tmp_path)
         assert failures == [] and stats["batch_requests"] == N - 3
         assert srv.count == 3  # exactly the failed items, asked one by one
@@ -96,7 +96,7 @@ def test_failed_batch_items_go_through_the_ordinary_retry_path(tmp_path):
 
 
 def test_a_killed_batch_job_resumes_its_batch_instead_of_paying_twice(tmp_path):
-    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=900) as srv:
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for) as srv:
         srv.batch_hold.set()  # the batch stays in progress: the job is killed while it waits
         with pytest.raises(TimeoutError):
             _run(srv, tmp_path, timeout=1.5)
@@ -130,7 +130,7 @@ def _judge_cli(job, answers, reference, out, ledger):
 
 
 def test_cost_guard_stops_a_job_over_budget_before_sending_anything(tmp_path):
-    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=900) as srv:
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for) as srv:
         job, answers, reference = _cli_job(tmp_path, srv, {"max_usd": 0.0001})
         ledger = tmp_path / "results" / "judgments" / "_spend.jsonl"
         out = tmp_path / "results" / "judgments" / "tiny_alpaca_eval2" / "standin" / "tiny-add" / "m.jsonl"
@@ -169,7 +169,7 @@ def test_plan_compare_counts_requests_exactly_and_tokens_closely(tmp_path):
     from reproduce.judges.pricing import JudgeCosting
     from reproduce.plan.judging import BenchmarkInputs, plan_judge_job
 
-    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=900) as srv:
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for) as srv:
         job, answers, reference = _cli_job(tmp_path, srv, {})
         res = tmp_path / "results"
         inputs = BenchmarkInputs("tiny_alpaca_eval2", job["benchmark_config"], res)

@@ -262,7 +262,7 @@ def test_arena_hard_model_level_bridge_over_http(tmp_path):
     table.write_text("setting,setting_key,method,method_key,judge,AH,AH_ci_low,AH_ci_high,AH_paper\n"
                      "S,s,DPO,dpo,standin,30.0,27.0,33.0,30.4\nS,s,SFT,sft,other,20.0,18.0,22.0,21.4\n")
     log: list[str] = []
-    with StandinServer(verdict=verdict, lifetime_s=300) as srv:
+    with StandinServer(verdict=verdict) as srv:
         judge = OpenAIJudge("standin", {"kind": "openai", "model": "s", "base_url": srv.base_url, "api_key_env": None,
                                         "max_retries": 1, "timeout_s": 10, "concurrency": 8})
         rep = run_bridge(benchmark="arena_hard", judge=judge, preset="paper", limit=8, results=tmp_path / "r",
@@ -310,7 +310,7 @@ def test_answers_only_panel_model_is_an_out_of_sample_check_over_http(tmp_path):
     man = load_manifest("alpaca_eval")
     _fetch_or_skip(man, "Meta-Llama-3-8B-Instruct", "model_outputs")
     _fetch_or_skip(man, "alpaca-7b", RETIRED)
-    with StandinServer(verdict="m", lifetime_s=300) as srv:
+    with StandinServer(verdict="m") as srv:
         judge = OpenAIJudge("standin", {"kind": "openai", "model": "s", "base_url": srv.base_url, "api_key_env": None,
                                         "max_retries": 1, "timeout_s": 10, "concurrency": 8})
         rep = run_bridge(benchmark="alpaca_eval2", judge=judge, preset="paper", limit=12, rounds=100,

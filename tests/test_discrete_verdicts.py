@@ -41,7 +41,7 @@ def _first_shown_wins(body: dict, n: int) -> str:
 
 def test_judge_without_logprobs_gives_discrete_verdicts(tmp_path):
     setup = _setup("alpaca_eval2")
-    with StandinServer(verdict=_first_shown_wins, lifetime_s=60) as srv:
+    with StandinServer(verdict=_first_shown_wins) as srv:
         records, failures, _ = _run("alpaca_eval2", srv, tmp_path / "c.jsonl", setup, logprobs=False)
         bodies = [r["body"] for r in srv.requests]
     assert not failures and bodies
@@ -61,7 +61,7 @@ def test_judge_without_logprobs_gives_discrete_verdicts(tmp_path):
 
 def test_judge_with_logprobs_keeps_the_weighted_preference(tmp_path):
     setup = _setup("alpaca_eval2")
-    with StandinServer(verdict="m", top_logprobs={"m": math.log(0.7), "M": math.log(0.3)}, lifetime_s=60) as srv:
+    with StandinServer(verdict="m", top_logprobs={"m": math.log(0.7), "M": math.log(0.3)}) as srv:
         records, failures, _ = _run("alpaca_eval2", srv, tmp_path / "c.jsonl", setup, logprobs=True)
     assert not failures and all(r["preference_kind"] == "weighted" for r in records)
     judged = [r for r in records if r["raw_completion"] is not None]
@@ -72,7 +72,7 @@ def test_judge_with_logprobs_keeps_the_weighted_preference(tmp_path):
 
 def test_a_server_that_drops_logprobs_still_fails_the_weighted_game(tmp_path):
     setup = _setup("alpaca_eval2")
-    with StandinServer(verdict="m", lifetime_s=60, script=[Fault.no_logprobs()] * 100) as srv:
+    with StandinServer(verdict="m", script=[Fault.no_logprobs()] * 100) as srv:
         records, failures, _ = _run("alpaca_eval2", srv, tmp_path / "c.jsonl", setup)
     assert failures and all(r["preference"] in (None, 1.5) for r in records)
 

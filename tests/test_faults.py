@@ -190,7 +190,7 @@ def test_every_fault_ends_judged_or_listed(protocol, tmp_path):
     # transport faults twice in a row for the first requests, then every content fault: some games
     # recover on retry, some fail for good (max_attempts 2 with content faults back to back)
     script = ALL_FAULTS + [Fault.reply("no verdict here")] * 6
-    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, script=script, lifetime_s=60) as srv:
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, script=script) as srv:
         records, failures, stats = _run(protocol, srv, cache_path, setup)
         judged, failed = check_accounting(protocol, setup, records, failures, cache_path)
         assert judged > 0
@@ -235,7 +235,7 @@ def test_seeded_faults_fail_known_games_and_the_rerun_asks_exactly_those(protoco
     prose = (lambda: Fault.reply("I cannot decide.")) if protocol == "mt_bench" else None
     schedule = doomed_schedule(seed, rate, DOOMED_KINDS.get(protocol, ["500"]), transient_faults=2, doomed_fault=prose)
     cache_path = tmp_path / "_cache.jsonl"
-    with ScheduledStandin(schedule, verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=120) as srv:
+    with ScheduledStandin(schedule, verdict=verdict_for, top_logprobs=logprobs_for) as srv:
         records, failures, stats = _run(protocol, srv, cache_path, setup)
         assert {(f["question_id"], f["game"]) for f in failures} == expected_failed
         judged, failed = check_accounting(protocol, setup, records, failures, cache_path)
@@ -256,7 +256,7 @@ def test_seeded_faults_fail_known_games_and_the_rerun_asks_exactly_those(protoco
         assert failures2 == []
     check_accounting(protocol, setup, records2, failures2, cache_path)
     # after the rerun the score is complete and equals a fault-free run's
-    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=60) as clean:
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for) as clean:
         records3, failures3, _ = _run(protocol, clean, tmp_path / "clean.jsonl", setup)
     assert failures3 == []
     final = proto.score(records2, setup[0], length_controlled=False)
@@ -268,7 +268,7 @@ def test_survivable_faults_on_every_game_cost_nothing(protocol, tmp_path):
     """Every game meets up to two faults of every transient kind, none doomed: all are judged in the job."""
     setup = _setup(protocol)
     schedule = doomed_schedule(7, 0.0, SURVIVABLE, transient_faults=2)
-    with ScheduledStandin(schedule, verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=120) as srv:
+    with ScheduledStandin(schedule, verdict=verdict_for, top_logprobs=logprobs_for) as srv:
         records, failures, stats = _run(protocol, srv, tmp_path / "_cache.jsonl", setup)
         assert srv.count > stats["new_requests"]  # faults were served and retried
     assert failures == []
@@ -281,7 +281,7 @@ def test_prose_only_judge_fails_everything_and_caches_nothing(protocol, tmp_path
     """Every game of every protocol failed: nothing cached, and the score says so (no number, or none at all)."""
     setup = _setup(protocol)
     cache_path = tmp_path / "_cache.jsonl"
-    with StandinServer(verdict="I would rather not say.", top_logprobs={"x": -0.1}, lifetime_s=60) as srv:
+    with StandinServer(verdict="I would rather not say.", top_logprobs={"x": -0.1}) as srv:
         records, failures, stats = _run(protocol, srv, cache_path, setup)
     judged, failed = check_accounting(protocol, setup, records, failures, cache_path)
     assert judged == 0 and failed == stats["requests"] > 0
@@ -299,7 +299,7 @@ def test_prose_only_judge_fails_everything_and_caches_nothing(protocol, tmp_path
 
 def test_missing_logprobs_is_a_failure_not_a_draw(tmp_path):
     setup = _setup("alpaca_eval2")
-    with StandinServer(verdict="m", lifetime_s=60, script=[Fault.no_logprobs()] * 100) as srv:
+    with StandinServer(verdict="m", script=[Fault.no_logprobs()] * 100) as srv:
         records, failures, _ = _run("alpaca_eval2", srv, tmp_path / "c.jsonl", setup)
     assert failures and all(r["preference"] in (None, 1.5) for r in records)
     # 1.5 only where the official rule says so (identical outputs, never sent to the judge)
@@ -309,7 +309,7 @@ def test_missing_logprobs_is_a_failure_not_a_draw(tmp_path):
 
 def test_final_http_errors_are_failures_with_the_status(tmp_path):
     setup = _setup("arena_hard")
-    with StandinServer(verdict=verdict_for, script=[Fault.status(401)] * 200, lifetime_s=60) as srv:
+    with StandinServer(verdict=verdict_for, script=[Fault.status(401)] * 200) as srv:
         records, failures, _ = _run("arena_hard", srv, tmp_path / "c.jsonl", setup)
     assert len(failures) == 2 * N_QUESTIONS
     assert all("HTTP 401" in f["reason"] for f in failures)
@@ -324,7 +324,7 @@ def test_endpoint_that_always_fails_lists_every_game_and_loses_nothing(tmp_path,
     setup = _setup(protocol)
     cache_path = tmp_path / "_cache.jsonl"
     always = lambda body, k: Fault("status", code=503, headers={"retry-after-ms": "20"})  # noqa: E731
-    with ScheduledStandin(always, verdict=verdict_for, lifetime_s=60) as srv:
+    with ScheduledStandin(always, verdict=verdict_for) as srv:
         srv.healthy = True  # judge half the questions first (same endpoint, so the same cache keys)
         half = (setup[0], setup[1][: N_QUESTIONS // 2], *setup[2:])
         _, failures, stats = _run(protocol, srv, cache_path, half)
@@ -346,7 +346,7 @@ def test_unknown_model_stops_the_job_at_the_first_reply(tmp_path):
     setup = _setup(protocol)
     cache_path = tmp_path / "_cache.jsonl"
     gone = lambda body, k: Fault.status(404)  # noqa: E731
-    with ScheduledStandin(gone, verdict=verdict_for, lifetime_s=60) as srv:
+    with ScheduledStandin(gone, verdict=verdict_for) as srv:
         srv.healthy = True
         half = (setup[0], setup[1][: N_QUESTIONS // 2], *setup[2:])
         _, _, stats = _run(protocol, srv, cache_path, half, model="gpt-4-1106-preview")
@@ -376,7 +376,7 @@ def test_a_fault_in_code_stops_the_job_at_its_first_occurrence(tmp_path, monkeyp
         raise TypeError("Invalid timeout: expected a number, got <class 'Timeout'>")
 
     monkeypatch.setattr(OpenAIJudge, "_session", broken_session)
-    with StandinServer(verdict=verdict_for, lifetime_s=60) as srv:
+    with StandinServer(verdict=verdict_for) as srv:
         with pytest.raises(JudgeCodeError) as err:
             _run("mt_bench", srv, cache_path, setup)
         assert srv.count == 0
@@ -405,7 +405,7 @@ def test_the_clients_own_error_fails_the_game_not_the_job(tmp_path, monkeypatch)
         return await real(self, request)
 
     monkeypatch.setattr(OpenAIJudge, "complete", sometimes_unparseable)
-    with StandinServer(verdict=verdict_for, lifetime_s=60) as srv:
+    with StandinServer(verdict=verdict_for) as srv:
         records, failures, stats = _run("mt_bench", srv, tmp_path / "_cache.jsonl", setup)
     assert failures and stats["n_judged"] > 0
     assert all("APIResponseValidationError" in f["reason"] for f in failures)
@@ -424,7 +424,7 @@ def test_a_different_verdict_each_call_is_judged_once(protocol, tmp_path):
     setup = _setup(protocol)
     cache_path = tmp_path / "_cache.jsonl"
     flaky_lp = lambda body, n: logprobs_for({"messages": [n]})  # noqa: E731
-    with StandinServer(verdict=flaky_verdict_for, top_logprobs=flaky_lp, lifetime_s=60) as srv:
+    with StandinServer(verdict=flaky_verdict_for, top_logprobs=flaky_lp) as srv:
         records, failures, stats = _run(protocol, srv, cache_path, setup)
         asked = srv.count
         assert failures == [] and asked == stats["new_requests"] > 0
@@ -440,7 +440,7 @@ def test_a_cached_failure_from_elsewhere_is_asked_again(bad, tmp_path):
     protocol = "arena_hard"
     setup = _setup(protocol)
     cache_path = tmp_path / "_cache.jsonl"
-    with StandinServer(verdict=verdict_for, lifetime_s=60) as srv:
+    with StandinServer(verdict=verdict_for) as srv:
         _run(protocol, srv, cache_path, setup)
         lines = cache_path.read_text().splitlines()
         first = json.loads(lines[0])
@@ -457,7 +457,7 @@ def test_torn_cache_tail_is_repaired_and_reasked(tmp_path):
     protocol = "mt_bench"
     setup = _setup(protocol)
     cache_path = tmp_path / "_cache.jsonl"
-    with StandinServer(verdict=verdict_for, lifetime_s=60) as srv:
+    with StandinServer(verdict=verdict_for) as srv:
         _, _, stats = _run(protocol, srv, cache_path, setup)
         data = cache_path.read_bytes()
         cache_path.write_bytes(data[: len(data) - 25])  # a kill mid-append: last line torn
@@ -486,7 +486,7 @@ def test_failed_games_mark_the_score_and_table1_which_refuses_them_by_default(tm
     expected_failed = _doomed_games(protocol, setup, seed, rate)
     assert 0 < len(expected_failed) < N_QUESTIONS
     with ScheduledStandin(doomed_schedule(seed, rate, DOOMED_KINDS[protocol]), verdict=verdict_for,
-                          top_logprobs=logprobs_for, lifetime_s=60) as srv:
+                          top_logprobs=logprobs_for) as srv:
         records, failures, _ = _run(protocol, srv, tmp_path / "_cache.jsonl", setup)
     assert {(f["question_id"], f["game"]) for f in failures} == expected_failed
     records = [dict(r, annotator="verifier") for r in records]  # filed under the table judge's cell

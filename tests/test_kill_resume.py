@@ -72,9 +72,8 @@ def assets(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server():
-    # Both tests share it (8.6 min together on a loaded 2-core machine, where 280 s let it stop mid-test);
-    # the fixture stops it anyway, the lifetime only bounds an orphan.
-    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, latency_s=0.02, lifetime_s=1200) as srv:
+    # Both tests share it; the fixture stops it (its default lifetime only bounds an orphan).
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, latency_s=0.02) as srv:
         yield srv
 
 

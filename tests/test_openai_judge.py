@@ -38,7 +38,7 @@ def _key(monkeypatch):
 
 @pytest.fixture
 def server():
-    with StandinServer(lifetime_s=60) as srv:
+    with StandinServer() as srv:
         yield srv
 
 

@@ -229,7 +229,7 @@ def test_hf_backend_takes_both_stop_ids(shaped):
 def judge_url():
     from reproduce.rehearsal.judge_server import JudgeServer
 
-    with JudgeServer(JUDGE_MODELS, lifetime_s=300) as srv:
+    with JudgeServer(JUDGE_MODELS) as srv:
         yield srv.base_url
 
 
@@ -320,7 +320,7 @@ def test_cli_server_prints_its_url_stops_on_sigterm_and_lifetime(tmp_path):
 
     url_file = tmp_path / "url"
     proc = subprocess.Popen([sys.executable, "-m", "reproduce.rehearsal.judge_server", "--port", "0", "--models", "gpt-4",
-                             "--lifetime-s", "60", "--url-file", str(url_file)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                             "--lifetime-s", "600", "--url-file", str(url_file)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         base_url = proc.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:") and url_file.read_text().strip() == base_url
@@ -339,7 +339,7 @@ def test_cli_server_prints_its_url_stops_on_sigterm_and_lifetime(tmp_path):
 def test_a_busy_port_is_a_one_line_error():
     from reproduce.rehearsal.judge_server import JudgeServer
 
-    with JudgeServer(["gpt-4"], lifetime_s=30) as srv:
+    with JudgeServer(["gpt-4"]) as srv:
         port = srv.base_url.rsplit(":", 1)[1].split("/")[0]
         proc = subprocess.run([sys.executable, "-m", "reproduce.rehearsal.judge_server", "--port", port, "--models",
                                "gpt-4"], capture_output=True, text=True, cwd=ROOT, timeout=60)

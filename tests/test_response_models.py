@@ -28,7 +28,7 @@ def _key(monkeypatch):
 
 def test_each_record_keeps_the_returned_model_name(tmp_path):
     setup = _setup("arena_hard")
-    with StandinServer(verdict="[[A>B]]", served_model=SNAPSHOT, lifetime_s=60) as srv:
+    with StandinServer(verdict="[[A>B]]", served_model=SNAPSHOT) as srv:
         records, failures, stats = _run("arena_hard", srv, tmp_path / "c.jsonl", setup, model="gpt-4o")
     assert not failures
     assert all(rec["response_models"] == {"game1": SNAPSHOT, "game2": SNAPSHOT} for rec in records)
@@ -38,8 +38,7 @@ def test_each_record_keeps_the_returned_model_name(tmp_path):
 def test_alias_drift_mid_run_warns_and_is_counted(tmp_path, caplog):
     setup = _setup("alpaca_eval2")
     n_switch = 6  # the alias moves to another snapshot after the 6th request
-    with StandinServer(verdict="m", served_model=lambda body, n: SNAPSHOT if n <= n_switch else MOVED,
-                       lifetime_s=60) as srv:
+    with StandinServer(verdict="m", served_model=lambda body, n: SNAPSHOT if n <= n_switch else MOVED) as srv:
         with caplog.at_level(logging.WARNING, logger="reproduce.judges.run"):
             records, failures, stats = _run("alpaca_eval2", srv, tmp_path / "c.jsonl", setup, model="gpt-4o",
                                             concurrency=1)
@@ -63,7 +62,7 @@ def test_alias_drift_mid_run_warns_and_is_counted(tmp_path, caplog):
 def test_one_name_no_warning_and_cached_replies_keep_their_name(tmp_path, caplog):
     setup = _setup("mt_bench")
     cache = tmp_path / "c.jsonl"
-    with StandinServer(verdict="Rating: [[7]] and [[A]]", served_model=SNAPSHOT, lifetime_s=60) as srv:
+    with StandinServer(verdict="Rating: [[7]] and [[A]]", served_model=SNAPSHOT) as srv:
         first, _, _ = _run("mt_bench", srv, cache, setup)
         with caplog.at_level(logging.WARNING, logger="reproduce.judges.run"):
             again, _, stats = _run("mt_bench", srv, cache, setup)

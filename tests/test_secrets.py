@@ -61,8 +61,7 @@ def test_planted_key_is_written_nowhere(tmp_path):
     bench["questions"] = dict(bench["questions"], n=12)
     # the first run's planted 401 must come back as a listed failure, not fail the job (see test_cli for that)
     bench["judging"] = dict(bench["judging"], max_failed_fraction=1.0)
-    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, script=[Fault.auth_error()],
-                       lifetime_s=240) as srv:
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, script=[Fault.auth_error()]) as srv:
         judge_yaml = tmp_path / "planted.yaml"  # a judge file like evals/judges/*.yaml
         judge_yaml.write_text(yaml.safe_dump({
             "kind": "openai", "description": "stand-in judge with a planted key", "model": "standin-judge",

@@ -101,8 +101,10 @@ class StandinServer(JudgeServer):
         reply carries (``response.model``; default: the name asked for), or ``f(body, n)`` computing it (an
         alias that moves to another snapshot mid-run). ``requests`` records every
         request body and its Authorization header; ``count`` is the number of chat-completion requests
-        received; ``max_inflight`` the most handled at once. ``_next`` is the hook that picks a request's
-        fault (tests/fault_schedule.py overrides it).
+        received; ``max_inflight`` the most handled at once. lifetime_s: an hour by default; the ``with``
+        block stops the server, the lifetime only bounds a forgotten one (a test-sized lifetime races a
+        loaded machine: a test that outlived it failed with its server gone). ``_next`` is the hook that
+        picks a request's fault (tests/fault_schedule.py overrides it).
     """
 
     default_top_logprobs = 5
@@ -110,7 +112,7 @@ class StandinServer(JudgeServer):
     def __init__(self, *, verdict: str | Callable[[dict, int], str] = "[[A]]", latency_s: float = 0.0,
                  script: list[Fault] | None = None,
                  top_logprobs: dict | Callable[[dict, int], dict] | None = None,
-                 completion_tokens: int = 5, lifetime_s: float = 120.0, max_requests: int = 100_000,
+                 completion_tokens: int = 5, lifetime_s: float = 3600.0, max_requests: int = 100_000,
                  models: list[str] | None = None, served_model: str | Callable[[dict, int], str] | None = None):
         super().__init__(models, lifetime_s=lifetime_s, completion_tokens=completion_tokens)
         self.verdict, self.latency_s = verdict, latency_s
