@@ -119,3 +119,23 @@ def test_arena_cells_incomplete_get_a_reason_and_outside_the_panel_a_mark(tmp_pa
     assert dpo["bridged"]["low"] is None and not dpo["bridged"]["extrapolated"] and "note" not in dpo
     assert "bridged" not in sft and sft["note"].startswith("incomplete")
     assert tgdpo["bridged"]["extrapolated"] and "outside the panel" in tgdpo["note"]
+
+
+def test_per_item_loo_interval_of_a_model_comes_from_the_others_alone():
+    """Five synthetic models: each left-out model's interval is t(4) x RMSE of the four other models' own LOO
+    errors, computed without it (nested), recomputed here from the inner predictions."""
+    from reproduce.bridge.calibration import _predictions, leave_one_model_out
+
+    rng = np.random.default_rng(5)
+    data = {}
+    for i, shift in enumerate([-1.0, -0.5, 0.0, 0.4, 0.9]):
+        cur = rng.choice([1.0, 1.5, 2.0], 600, p=[0.6, 0.1, 0.3])
+        X = calib.features(cur, rng.integers(-2000, 2000, 600))
+        z = X @ np.array([0.5, 0.3, 0.4]) - 1.0 + shift * 0.3
+        data[f"m{i}"] = (X, (rng.random(600) < 1 / (1 + np.exp(-z))).astype(float))
+    rows = leave_one_model_out(data)
+    for r in rows:
+        inner = _predictions({k: v for k, v in data.items() if k != r["model"]})
+        half = t_quantile(4) * math.sqrt(sum(x["error"] ** 2 for x in inner) / 4)
+        assert (r["low"], r["high"]) == pytest.approx((r["predicted"] - half, r["predicted"] + half))
+        assert r["inside"] == (r["low"] <= r["actual"] <= r["high"])

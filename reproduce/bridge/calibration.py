@@ -103,10 +103,8 @@ def estimate(cal: Calibration, X: np.ndarray, loo_errors: list[float], panel_ite
     return out
 
 
-def leave_one_model_out(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
-    """For each model with retired targets: fit on the others, predict its retired win rate.
-
-    ``data``: model -> (X, y). Returns rows ``{model, actual, predicted, error, n_train_models}`` (points)."""
+def _predictions(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
+    """Each model predicted by the fit on the others (no intervals)."""
     rows = []
     for m, (X, y) in data.items():
         others = [k for k in data if k != m]
@@ -117,12 +115,22 @@ def leave_one_model_out(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[
         actual = 100.0 * float(np.mean(y))
         rows.append({"model": m, "actual": actual, "predicted": pred, "error": pred - actual,
                      "n_train_models": len(others)})
-    # each left-out model's own interval: from the other models' LOO errors (those fits saw this model; with
-    # per-item fits over thousands of items that leak is small and it saves k(k-1) refits)
-    from reproduce.bridge.intervals import inside, loo_half_width
+    return rows
 
+
+def leave_one_model_out(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
+    """For each model with retired targets: fit on the others, predict its retired win rate, and give it the
+    interval the others alone allow (their own leave-one-out errors, computed without this model: nested, so
+    the left-out model never shapes its own interval).
+
+    ``data``: model -> (X, y). Returns rows ``{model, actual, predicted, error, n_train_models, low, high,
+    inside}`` (points; low/high/inside None with fewer than three other models)."""
+    from reproduce.bridge.intervals import MIN_MODELS, inside, loo_half_width
+
+    rows = _predictions(data)
     for r in rows:
-        half = loo_half_width([x["error"] for x in rows if x is not r])
+        others = {k: v for k, v in data.items() if k != r["model"]}
+        half = (loo_half_width([x["error"] for x in _predictions(others)]) if len(others) >= MIN_MODELS else None)
         r["low"], r["high"] = (None, None) if half is None else (r["predicted"] - half, r["predicted"] + half)
         r["inside"] = inside(r["low"], r["high"], r["actual"])
     return rows
