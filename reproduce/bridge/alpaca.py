@@ -121,6 +121,8 @@ def bridge_alpaca(manifest: Manifest, bench: dict, *, panel: list[str] | None = 
     skipped and named)."""
     if (annotator is None) == (judge is None):
         raise ConfigError("the bridge needs exactly one current judge: --judge NAME or --replay ANNOTATOR")
+    if replay_as and dry_run:
+        return replay_plan(manifest, list(panel or manifest.panel), annotator, replay_as, log)
     skipped: list[str] | None = [] if replay_as else None
     items_by_model = load_panel(manifest, bench, list(panel or manifest.panel), annotator, limit, skipped)
     notes = []
@@ -134,9 +136,6 @@ def bridge_alpaca(manifest: Manifest, bench: dict, *, panel: list[str] | None = 
         if skipped:
             notes.append(f"**Skipped panel models** (per item; the model-level map still uses their published "
                          f"leaderboard rows): {', '.join(skipped)}.")
-        if dry_run:
-            return {"benchmark": manifest.benchmark, "manifest": manifest.name, "current_judge": f"judge {replay_as}",
-                    "panel": list(items_by_model), "skipped": skipped, "plan": p, "dry_run": True}
     current, judging = current_verdicts(items_by_model, annotator=annotator, bench=bench, judge=judge,
                                         cache_dir=cache_dir, manifest=manifest, dry_run=dry_run, log=log)
     current_name = (f"judge {replay_as} (its archived verdicts, {annotator})" if replay_as else
@@ -182,6 +181,23 @@ def bridge_alpaca(manifest: Manifest, bench: dict, *, panel: list[str] | None = 
             "flip_note": "AlpacaEval judges each pair once, in the order of alpaca_eval's "
             "coin; the archives hold one order per pair, so no position-flip rate exists for either judge",
             "_methods": methods, "_default": default}
+
+
+def replay_plan(manifest: Manifest, panel: list[str], annotator: str, judge_name: str, log) -> dict:
+    """The dry run of a judge whose panel verdicts are archived: $0, and which files are here already (nothing
+    is downloaded for a plan; a run fetches the others by their pinned URL or skips them, and says so)."""
+    from reproduce.official import find_local
+
+    listed = [m for m in panel if manifest.has(m, annotator)]
+    here = [m for m in listed if find_local(manifest.models[m][annotator]) is not None]
+    why = (f"{len(listed)} panel models' verdicts by {judge_name}'s own configuration are archived ({manifest.name}, "
+           f"annotator {annotator}) and replayed, not asked; {len(here)} of those files are here, the run fetches "
+           f"the other {len(listed) - len(here)} by their pinned URL or skips them")
+    p = {"judge": judge_name, "requests": 0, "not_cached": 0, "prompt_tokens": 0, "output_tokens_max": 0,
+         "cost_usd_max": 0.0, "why": why}
+    log(f"bridge plan: judge {judge_name}: 0 requests, $0.00 - {why}")
+    return {"benchmark": manifest.benchmark, "manifest": manifest.name, "current_judge": f"judge {judge_name}",
+            "panel": listed, "here": here, "plan": p, "dry_run": True}
 
 
 def panel_cell(items: list[Item], current: list[float | None]) -> Cell:
