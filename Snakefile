@@ -12,6 +12,7 @@ min_version("9.0")
 import os
 import subprocess
 
+from reproduce.ablation_models import ablation_spec
 from reproduce.config import ROOT, ConfigError, load_config
 from reproduce.job_resources import StageResources
 from reproduce.workflow import (Paths, config_arg, doctor_command, generate_jobs_arg, generate_launcher, job_arg,
@@ -20,6 +21,7 @@ from reproduce.workflow import (Paths, config_arg, doctor_command, generate_jobs
 try:
     CFG = load_config(config)  # validated against reproduce/schemas/*.schema.yaml before any job runs
     R = StageResources(CFG)  # per-stage threads, memory, runtime, GPUs from the preset (never the host's cores)
+    ablation_spec(CFG)  # the preset's 'ablations' checked against its recipe (an error names the key)
 except ConfigError as e:
     raise WorkflowError(f"config error: {e}") from None
 
@@ -31,8 +33,9 @@ os.environ.setdefault("REPRODUCE_ROOT", str(ROOT))
 
 wildcard_constraints:
     setting=wildcard_pattern(CFG["settings"]),
-    method=wildcard_pattern(P.trained_methods(all_seeds=True)),  # seed variants (dpo-s43) for reproduce_seeds
-    model=wildcard_pattern(P.answering_models(all_seeds=True)),
+    # seed variants (dpo-s43) for reproduce_seeds; the ablations' methods and step models (tgdpo_a1-step60)
+    method=wildcard_pattern(P.wildcard_methods()),
+    model=wildcard_pattern(P.wildcard_models()),
     benchmark=wildcard_pattern(CFG["benchmarks"]),
     judge=wildcard_pattern(CFG["judges"]),
 
@@ -65,6 +68,7 @@ include: "reproduce/rules/report.smk"
 include: "reproduce/rules/seeds.smk"
 include: "reproduce/rules/plan.smk"
 include: "reproduce/rules/bridge.smk"
+include: "reproduce/rules/ablations.smk"
 
 
 rule reproduce_table1:

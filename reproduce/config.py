@@ -21,6 +21,7 @@ import yaml
 
 from reproduce import names, safe_yaml
 from reproduce.seed_variants import seed_models, seed_variants
+from reproduce.step_models import parse_step_model
 from reproduce.io import content_hash
 
 
@@ -360,6 +361,21 @@ def trained_methods(cfg: dict, setting: str, all_seeds: bool = False) -> list[st
             for n in (seed_models(cfg, setting, m)[i] for m in wanted)]
 
 
+def recipe_method(recipe: dict, model: str) -> dict:
+    """The recipe entry a model was trained by (a step model's: its method's, which must list that step);
+    a one-line error naming the recipe for an unknown one."""
+    parsed = parse_step_model(model)
+    name = parsed[0] if parsed else model
+    where = recipe.get("_file", "recipe")
+    if name not in recipe["methods"]:
+        raise ConfigError(f"{where}: no method '{name}' (model '{model}')")
+    method = recipe["methods"][name]
+    if parsed and parsed[1] not in (method.get("eval_steps") or []):
+        raise ConfigError(f"{where}: method '{name}' lists no eval_step {parsed[1]} (model '{model}'; "
+                          f"eval_steps {method.get('eval_steps') or []})")
+    return method
+
+
 def job_config(cfg: dict, stage: str, **keys: str) -> dict:
     """The resolved config of one job: only the parts that job depends on, plus its wildcard keys.
 
@@ -374,8 +390,10 @@ def job_config(cfg: dict, stage: str, **keys: str) -> dict:
         job["seed"] = recipe.get("seed", 0)
         method = keys.get("method")
         if method and method != "sft":
-            job["method_config"] = recipe["methods"][method]
-            guide = recipe["methods"][method].get("guide")
+            job["method_config"] = recipe_method(recipe, method)
+            if parse_step_model(method):  # a mid-run save: its method's recipe entry, at that step
+                job["checkpoint_step"] = parse_step_model(method)[1]
+            guide = job["method_config"].get("guide")
             if guide:
                 job["guide_config"] = recipe["methods"][guide] if isinstance(guide, str) else guide
     if keys.get("benchmark"):

@@ -32,6 +32,11 @@ def failures_beside(judgments: str | Path) -> Path:
     return judgments.with_name(judgments.stem + ".failures.json")
 
 
+def step_save_dir(checkpoint_dir: str | Path, step: int | str) -> Path:
+    """Where a run writing its checkpoints to ``checkpoint_dir`` saves its weights at ``step`` (``eval_steps``)."""
+    return Path(checkpoint_dir) / "eval" / f"step-{int(step)}"
+
+
 class ResultPaths:
     """The layout of one results directory (``root``, default ``results``)."""
 
@@ -41,6 +46,19 @@ class ResultPaths:
     def model_dir(self, setting: str, model: str) -> str:
         """The directory of a trained (or starting, model "sft") model."""
         return f"{self.r}/models/{setting}/{model}"
+
+    def checkpoints(self, setting: str, method: str) -> str:
+        """A training run's resumable checkpoints, and (under ``eval/``) its weights-only eval-step saves;
+        outside any Snakemake output, so a failed job's cleanup leaves them for the rerun."""
+        return f"{self.r}/checkpoints/{setting}/{method}"
+
+    def step_save(self, setting: str, method: str, step: int | str) -> str:
+        """The weights-only save of ``method`` at ``step`` (kept apart from the resumable ``checkpoint-*``)."""
+        return str(step_save_dir(self.checkpoints(setting, method), step))
+
+    def ablation_tables(self) -> list[str]:
+        """The ablations table (md, csv) and its data (json: rows, paired differences, curves)."""
+        return [f"{self.tables_dir()}/ablations.{ext}" for ext in ("md", "csv", "json")]
 
     def prefs(self, setting: str) -> str:
         """A setting's preference pairs."""

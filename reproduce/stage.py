@@ -18,7 +18,8 @@ from reproduce.software import software
 
 # Stage subcommands that only the workflow runs (it passes --job), each with the flag that lets it run
 # without one (None: no such flag). `judge` and `score` work on files made anywhere and are not listed.
-WORKFLOW_STAGES = {"base": None, "prefs": "--dataset", "train": None, "reference": None, "generate": None}
+WORKFLOW_STAGES = {"base": None, "prefs": "--dataset", "train": None, "step-model": None, "reference": None,
+                   "generate": None}
 
 
 def log(msg: str) -> None:

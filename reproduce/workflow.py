@@ -12,6 +12,7 @@ import re
 import shlex
 from pathlib import Path
 
+from reproduce.ablation_models import ablation_methods, ablation_models, ablation_spec
 from reproduce.config import job_config, judge_for, trained_methods
 from reproduce.seed_variants import seed_models
 from reproduce.paths import RESULTS, ResultPaths, repo_path  # noqa: F401 (repo_path: the Snakefile's)
@@ -87,6 +88,45 @@ class Paths(ResultPaths):
     def answering_models(self, all_seeds: bool = False) -> list[str]:
         """Models whose answers get generated: "sft" and the trained methods."""
         return ["sft", *self.trained_methods(all_seeds)]
+
+    def wildcard_methods(self) -> list[str]:
+        """Every name the train rule's ``{method}`` may take: every seed's methods, then the ablations'."""
+        out = self.trained_methods(all_seeds=True)
+        return out + [m for m in ablation_methods(self.cfg) if m not in out]
+
+    def wildcard_models(self) -> list[str]:
+        """Every name the generate, judge and score rules' ``{model}`` may take: every seed's answering models,
+        then the ablations' methods and step models (``<method>-step<N>``)."""
+        out = self.answering_models(all_seeds=True)
+        return out + [m for m in ablation_models(self.cfg) if m not in out]
+
+    # -- the paper's ablations (reproduce_ablations) -----------------------------------------------
+    def ablation_scores(self) -> list[str]:
+        """Every score file the ablations table reads: each ablation model on each ablation benchmark, by
+        the table judge (routed as Table 1 routes it)."""
+        spec = ablation_spec(self.cfg)
+        if not spec:
+            return []
+        tj, s = self.cfg["table_judge"], spec["setting"]
+        return [self.score(b, judge_for(self.cfg, b, tj), s, m) for m in ablation_models(self.cfg, spec)
+                for b in spec["benchmarks"]]
+
+    def ablation_inputs(self) -> list[str]:
+        """What the ablations table and figures read: the scores, their judgments (paired differences) and the
+        trained models (train_log.jsonl, train_summary.json)."""
+        spec = ablation_spec(self.cfg)
+        if not spec:
+            return []
+        tj, s = self.cfg["table_judge"], spec["setting"]
+        judgments = [self.judgments(b, judge_for(self.cfg, b, tj), s, m) for m in ablation_models(self.cfg, spec)
+                     for b in spec["benchmarks"]]
+        return self.ablation_scores() + judgments + [self.model_dir(s, m) for m in ablation_methods(self.cfg, spec)]
+
+    def ablation_figures(self) -> list[str]:
+        """One figure per ablation (PNG + PDF)."""
+        from reproduce.report.ablations import FIGURE_NAMES
+
+        return [p for n in FIGURE_NAMES for p in self.figure(n)]
 
     def guide_input(self, w) -> dict:
         """Input function of the train rule: TGDPO's guidance model directory, when the guide is a method of

@@ -6,6 +6,7 @@
 - ``reproduce report``: ``results/report.md`` embedding the tables, the agreement report and the figures.
 - ``reproduce differences``: paired method comparisons (``method_differences.*``) and the planning (``power.*``).
 - ``reproduce report-html``: ``results/report.html``, Table 1 down to each judge's verdict, opened from disk.
+- ``reproduce ablations``: the paper's ablations beside ours (``ablations.*``) and one figure per ablation.
 """
 
 from __future__ import annotations
@@ -80,6 +81,16 @@ def cmd_differences(args) -> None:
                       seed=DEFAULT_SEED if args.seed is None else args.seed, log=_log, all_seeds=args.all_seeds)
 
 
+def cmd_ablations(args) -> None:
+    """The paper's ablations (alpha at mid-run checkpoints, guidance quality, convergence) beside ours, with
+    paired differences, and one figure per ablation."""
+    from reproduce.report.ablations import build_ablations
+    from reproduce.report.stats import DEFAULT_ROUNDS
+
+    build_ablations(_cfg(args), Path(args.results), Path(args.out_dir), Path(args.figures_dir),
+                    rounds=DEFAULT_ROUNDS if args.rounds is None else args.rounds, log=_log)
+
+
 def _command(sub, name: str, fn):
     """A report subcommand with the flags every one takes: which config, which results."""
     p = sub.add_parser(name, help=fn.__doc__)
@@ -144,8 +155,16 @@ def _register_differences(sub) -> None:
     d.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")
 
 
+def _register_ablations(sub) -> None:
+    a = _command(sub, "ablations", cmd_ablations)
+    a.add_argument("--rounds", type=int, help="bootstrap rounds and permutation flips (default 2000)")
+    a.add_argument("--out-dir", default="results/tables", help="where to write the tables (default results/tables)")
+    a.add_argument("--figures-dir", default="figures", help="where to write the figures (default figures)")
+
+
 def register(sub) -> None:
     """Add the report subcommands to the ``reproduce`` argument parser."""
     _register_tables_and_figures(sub)
     _register_reports(sub)
     _register_differences(sub)
+    _register_ablations(sub)

@@ -12,7 +12,7 @@ rule train:
     params:
         job=lambda w: job_arg(CFG, "train", setting=w.setting, method=w.method),
         guide=lambda w, input: f"--guide {input.guide}" if "guide" in input.keys() else "",
-        checkpoints="results/checkpoints/{setting}/{method}",
+        checkpoints=lambda w: P.checkpoints(w.setting, w.method),
         launcher=train_launcher(CFG),
     threads: R.threads("train")
     resources:

@@ -20,11 +20,24 @@ def cmd_train(args) -> None:
         write_resolved(job, args.out, is_dir=True)
 
 
+def cmd_step_model(args) -> None:
+    """Make one weights-only eval-step save of a trained method a model directory (<method>-step<N>)."""
+    from reproduce.train.disk import gib
+    from reproduce.train.milestones import publish_step
+
+    job = read_job(args)
+    nbytes = publish_step(args.save, args.out)
+    write_resolved(job, args.out, is_dir=True)
+    log(f"{args.out}: the weights saved at step {job.get('checkpoint_step')} ({gib(nbytes)}, hard-linked from {args.save})")
+
+
 def register(sub) -> None:
-    """Add ``train`` to the ``reproduce`` command's subparsers."""
+    """Add ``train`` and ``step-model`` to the ``reproduce`` command's subparsers."""
     add_stage(sub, "train", cmd_train, "the trained model directory to write",
               ("--base", {"required": True, "help": "the starting (SFT) model directory"}),
               ("--prefs", {"required": True, "help": "the preference pairs JSONL"}),
               ("--guide", {"help": "TGDPO: the guidance model directory (a DPO-trained model)"}),
               ("--cache", {"help": "directory caching the reference/guidance per-token log-probs"}),
               ("--checkpoints", {"help": "checkpoint directory; a killed run resumes from its last complete checkpoint"}))
+    add_stage(sub, "step-model", cmd_step_model, "the model directory to write (<method>-step<N>)",
+              ("--save", {"required": True, "help": "the weights-only save of that step (<checkpoints>/eval/step-<N>)"}))

@@ -18,7 +18,8 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from reproduce.config import ConfigError
-from reproduce.io import atomic_write_json
+from reproduce.io import DataError, atomic_write_json
+from reproduce.paths import step_save_dir
 
 STEP_SUMMARY = "step_summary.json"
 DEFAULT_WINDOW, DEFAULT_TOLERANCE = 20, 0.01
@@ -26,7 +27,7 @@ DEFAULT_WINDOW, DEFAULT_TOLERANCE = 20, 0.01
 
 def step_dir(checkpoint_dir: str | Path, step: int) -> Path:
     """Where the weights saved at ``step`` lie (beside, never among, the resumable ``checkpoint-*``)."""
-    return Path(checkpoint_dir) / "eval" / f"step-{int(step)}"
+    return step_save_dir(checkpoint_dir, step)
 
 
 def step_saved(path: Path) -> bool:
@@ -125,3 +126,27 @@ class ConvergenceStop(TrainerCallback):
     def summary(self) -> dict:
         """The rule, each epoch's windowed mean loss, and the step where it fired (None: it ran every epoch)."""
         return {**self.rule, "epoch_means": self.means, "fired": self.fired}
+
+
+def publish_step(save: str | Path, out: str | Path) -> int:
+    """Make the step save ``save`` the model directory ``out``: its files hard-linked (no bytes copied; a
+    copy where the two lie on different filesystems). Returns the bytes the model holds. A save that is
+    missing or was cut short is a one-line error naming it."""
+    import os
+    import shutil
+
+    save, out = Path(save), Path(out)
+    if not step_saved(save):
+        raise DataError(f"{save}: no complete eval-step save (no {STEP_SUMMARY}); retrain the method (delete its "
+                        "model directory) so the run saves this step")
+    out.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for f in sorted(save.iterdir()):
+        if not f.is_file():
+            continue
+        try:
+            os.link(f, out / f.name)
+        except OSError:  # another filesystem, or links refused: copy
+            shutil.copy2(f, out / f.name)
+        total += f.stat().st_size
+    return total
