@@ -8,8 +8,9 @@ clicking an item to its verdicts on screen (text chunk loaded and drawn).
 
 The paper-preset-sized results are synthetic (tests/support/report_fixture.py: every file in the workflow's
 format, answers of 100-500 words and judge explanations of 200-500 words, 4 settings x 4 methods x
-(805 + 500 + 80) questions x the preset's judges); they are built once into ``--work`` (``--fresh``
-rebuilds). The tiny page is ``.ci-work/tiny/results/report.html`` (from ``perf/tiny_e2e.py``) or, when that
+(805 + 500 + 80) questions x the preset's judges, and the token strips' pairs, log-prob cache and training
+index for the preset's token_reward_pairs); they are built once into ``--work`` (``--fresh`` rebuilds).
+The tiny page is ``.ci-work/tiny/results/report.html`` (from ``perf/tiny_e2e.py``) or, when that
 run has results but no page, built from them into ``--work``.
 
     python perf/report_html.py [--work .ci-work/perf/report_html] [--fresh] [--loads 3] [--only paper|tiny]
@@ -60,13 +61,20 @@ def paper_page(work: Path, fresh: bool) -> Path:
         t = time.time()
         write_report_fixture(root, cfg, long_text=True)
         print(f"paper-size synthetic results written in {time.time() - t:.0f} s", flush=True)
+    if not (root / "results" / "cache" / "token_logps").exists():  # the token strips' inputs, as training leaves them
+        from tests.conftest import build_tiny_model
+        from tests.support.report_fixture import write_token_fixture
+
+        if not (root / "tokenizer" / "tokenizer_config.json").exists():
+            build_tiny_model(root / "tokenizer")
+        write_token_fixture(root / "results", cfg, root / "tokenizer", cfg["token_reward_pairs"], long_text=True)
     figures = ["scores_by_benchmark", "method_differences"]
     for name in figures:
         if not (root / "figures" / f"{name}.png").exists():
             draw_figure(name, cfg, root / "results", root / "figures")
     t = time.time()
     build_html_report(cfg, root / "results", root / "results" / "tables", root / "figures", html, figures=figures,
-                      token_pairs=0, log=_quiet)
+                      log=_quiet)
     print(f"paper-size page built in {time.time() - t:.1f} s (reproduce report-html)", flush=True)
     return html
 

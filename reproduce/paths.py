@@ -12,6 +12,8 @@ from pathlib import Path
 from reproduce.config import ROOT
 
 RESULTS = "results"
+# Written by a training job with precomputed token log-probs beside its model: which cached row is which pair.
+TOKEN_INDEX = "token_logps_index.json"
 
 
 def repo_path(path: str) -> Path:
@@ -59,6 +61,11 @@ class ResultPaths:
     def ablation_tables(self) -> list[str]:
         """The ablations table (md, csv) and its data (json: rows, paired differences, curves)."""
         return [f"{self.tables_dir()}/ablations.{ext}" for ext in ("md", "csv", "json")]
+
+    def token_index(self, setting: str, model: str) -> str:
+        """The index from a trained model's preference pairs to its per-token log-prob cache (the
+        reference's and, for TGDPO, the guide's values), written by its training job."""
+        return f"{self.model_dir(setting, model)}/{TOKEN_INDEX}"
 
     def prefs(self, setting: str) -> str:
         """A setting's preference pairs."""

@@ -192,10 +192,10 @@ class Paths(ResultPaths):
         if name == "training_curves":
             return [self.model_dir(s, m) for s in settings for m in self.trained_methods()]
         if name == "token_rewards":
-            s = settings[0]
-            guides = {mc.get("guide") for m, mc in self.cfg["settings"][s]["methods"].items()
-                      if m in self.cfg["methods"] and isinstance(mc.get("guide"), str)}
-            return [self.model_dir(s, "sft"), self.prefs(s), *[self.model_dir(s, g) for g in sorted(guides)]]
+            s = settings[0]  # the TGDPO models: their training wrote the index into the log-prob cache
+            guided = sorted(m for m, mc in self.cfg["settings"][s]["methods"].items()
+                            if m in self.cfg["methods"] and mc.get("loss") == "tgdpo" and mc.get("guide"))
+            return [self.model_dir(s, "sft"), self.prefs(s), *[self.model_dir(s, m) for m in guided]]
         if name == "method_differences":
             return [f"{self.tables_dir()}/method_differences.json"]
         raise ValueError(f"unknown figure '{name}'")
@@ -233,14 +233,15 @@ class Paths(ResultPaths):
 
     def report_html_inputs(self) -> list[str]:
         """What the HTML report reads besides the report's inputs: every answers and judgments file of the
-        drill-down, and the pairs and models of the token-reward strips."""
+        drill-down, and for the token-reward strips the pairs, the reference's tokenizer and the TGDPO models
+        (whose training wrote the index into the log-prob cache beside them)."""
         c = self.cfg
         out = [p for b in c["benchmarks"] for s in c["settings"]
                for p in [self.reference(b, s), *[self.answers(b, s, m) for m in c["methods"]],
                          *[self.judgments(b, j, s, m) for j in c["judges"] for m in c["methods"]]]]
         for s in c["settings"]:
-            guides = {mc.get("guide") for m, mc in c["settings"][s]["methods"].items()
-                      if m in c["methods"] and isinstance(mc.get("guide"), str)}
-            if guides:
-                out += [self.model_dir(s, "sft"), self.prefs(s), *[self.model_dir(s, g) for g in sorted(guides)]]
+            guided = sorted(m for m, mc in c["settings"][s]["methods"].items()
+                            if m in c["methods"] and mc.get("loss") == "tgdpo" and mc.get("guide"))
+            if guided:
+                out += [self.model_dir(s, "sft"), self.prefs(s), *[self.model_dir(s, m) for m in guided]]
         return sorted(set(out))

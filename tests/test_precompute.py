@@ -3,6 +3,9 @@ reported, and TGDPO runs that differ only in alpha share one cache (the guide fo
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 from transformers import PreTrainedModel
 
@@ -77,3 +80,51 @@ def test_any_batch_size_gives_the_same_values_and_reports_its_speed(tiny_model_d
                                   for i in range(16))
     assert stats["forward_tokens_per_s"] > 0
     assert "forward tokens/s" in capsys.readouterr().err
+
+
+def test_the_report_reads_token_rewards_from_the_cache_through_the_training_index(tiny_model_dir, pairs_file,
+                                                                                  tmp_path, monkeypatch):
+    """Training records which cached row is which pair; the report's token strips read r_t from that cache
+    (equal to the models' own log-probs) and load no model."""
+    import json
+    import shutil
+
+    import transformers
+
+    from reproduce.io import atomic_write_json
+    from reproduce.paths import ResultPaths
+    from reproduce.report.token_rewards import cached_pairs, response_token_logps
+
+    guide = _guide(tiny_model_dir, tmp_path)
+    trainer, tok = build_trainer(METHOD, tiny_model_dir, pairs_file, tmp_path / "ck", guide_dir=guide,
+                                 cache_dir=tmp_path / "cache")
+    pairs = [json.loads(line) for line in pairs_file.read_text().splitlines()]
+    index = trainer.token_index
+    assert index["pair_ids"] == [p["pair_id"] for p in pairs] and index["sources"] == ["ref", "guide"]
+    assert index["cache"] == trainer.precompute_stats["cache"]
+    results = tmp_path / "results"
+    paths = ResultPaths(results)
+    shutil.copytree(tiny_model_dir, paths.model_dir("s", "sft"))
+    shutil.copytree(guide, paths.model_dir("s", "dpo"))
+    atomic_write_json(Path(paths.token_index("s", "tgdpo")), index)
+    Path(paths.prefs("s")).parent.mkdir(parents=True)
+    shutil.copyfile(pairs_file, paths.prefs("s"))
+    cfg = {"preset": "t", "methods": ["sft", "dpo", "tgdpo"],
+           "settings": {"s": {"methods": {"dpo": {"loss": "dpo", "beta": 0.1}, "tgdpo": METHOD | {"guide": "dpo"}}}}}
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the report loaded a model")
+
+    with monkeypatch.context() as m:
+        m.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_model)
+        data = cached_pairs(cfg, results, "s", limit=5)
+    assert [p["pair_id"] for p in data["pairs"]] == [p["pair_id"] for p in pairs[:5]] and data["n_total"] == 16
+    ref = transformers.AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
+    gde = transformers.AutoModelForCausalLM.from_pretrained(str(guide), dtype=torch.float32).eval()
+    for entry, src in zip(data["pairs"], pairs):
+        for side in ("chosen", "rejected"):
+            toks, lr = response_token_logps(ref, tok, src["prompt"], src[side])
+            _, lg = response_token_logps(gde, tok, src["prompt"], src[side])
+            assert entry[side]["tokens"] == toks
+            assert entry[side]["r"] == pytest.approx([METHOD["beta"] * (g - r) for g, r in zip(lg, lr)], abs=1e-5)
+    assert any(abs(r) > 1e-4 for r in data["pairs"][0]["chosen"]["r"])  # the guide differs from the reference

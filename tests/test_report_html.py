@@ -56,32 +56,22 @@ def site(tmp_path_factory) -> dict:
     from tests.support.report_fixture import write_report_fixture
 
     results = write_report_fixture(out, cfg, long_text=False)
-    _models_and_pairs(results)
+    _token_inputs(results, cfg, 16, long_text=False)
     build_html_report(cfg, results, results / "tables", out / "figures", results / "report.html", figures=[],
                       log=lambda m: None)
     return {"html": results / "report.html", "results": results, "real": False}
 
 
-def _models_and_pairs(results: Path) -> None:
-    """For the token-reward strips of synthetic results: a tiny random SFT model, a guide that differs from it
-    (its weights nudged) and sixteen near-miss preference pairs, where the tiny run keeps them."""
-    import torch
-    from transformers import AutoModelForCausalLM
+def _token_inputs(results: Path, cfg: dict, n_pairs: int, long_text: bool) -> None:
+    """What the token-reward strips of synthetic results read (a tiny tokenizer, pairs, a log-prob cache and
+    the training index into it; tests/support/report_fixture.py)."""
+    from tests.conftest import build_tiny_model
+    from tests.support.report_fixture import write_token_fixture
 
-    from reproduce.data.prefs import write_pairs
-    from tests.conftest import build_tiny_model, near_miss_pairs
-
-    sft, guide = results / "models" / "tiny-add" / "sft", results / "models" / "tiny-add" / "dpo"
-    build_tiny_model(sft)
-    model = AutoModelForCausalLM.from_pretrained(str(sft))
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    model.save_pretrained(str(guide))
-    for f in sft.glob("*token*"):
-        shutil.copy(f, guide / f.name)
-    write_pairs(near_miss_pairs(16), {"pairs": 16}, results / "data" / "tiny-add" / "prefs.jsonl")
+    tokenizer = results.parent / "tokenizer"
+    if not (tokenizer / "tokenizer_config.json").exists():
+        build_tiny_model(tokenizer)
+    write_token_fixture(results, cfg, tokenizer, n_pairs, long_text=long_text)
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +142,9 @@ def _check_table1(page, results: Path, cfg: dict) -> None:
 @pytest.mark.slow
 def test_paper_preset_sized_page(browser, tmp_path):
     """The paper preset's size (4 settings x 4 methods x (805 + 500 + 80) questions x its judges; short texts:
-    the counts, not the lengths, are what this checks): no console error, Table 1 equal to the csv, and a
-    cell of the 805-question benchmark opens all 805 items, whose clicked verdict is the judgment file's."""
+    the counts, not the lengths, are what this checks) with its token strips (48 pairs of LLM-length answers
+    per setting): no console error, the strips drawn from the whole setting's values, Table 1 equal to the
+    csv, and a cell of the 805-question benchmark opens all 805 items, whose clicked verdict is the file's."""
     from selenium.webdriver.common.by import By
 
     from reproduce.report.html.page import build_html_report
@@ -162,9 +153,12 @@ def test_paper_preset_sized_page(browser, tmp_path):
 
     cfg = load_config({"preset": "paper"})
     results = write_report_fixture(tmp_path, cfg, long_text=False, rounds=5)
+    # the preset's token strips: token_reward_pairs pairs of LLM-length answers per setting (~10^5 values each)
+    _token_inputs(results, cfg, cfg["token_reward_pairs"], long_text=True)
     build_html_report(cfg, results, results / "tables", tmp_path / "figures", results / "report.html", figures=[],
-                      token_pairs=0, log=lambda m: None)
+                      log=lambda m: None)
     browser.get((results / "report.html").as_uri())
+    _check_strips(browser, cfg)
     _check_table1(browser, results, cfg)
     setting = next(iter(cfg["settings"]))
     _click(browser, browser.find_element(By.CSS_SELECTOR, f"#table1-judges button[data-judge='{cfg['table_judge']}']"))
@@ -180,6 +174,24 @@ def test_paper_preset_sized_page(browser, tmp_path):
     verdict = browser.find_element(By.CSS_SELECTOR, f"#item-detail .verdict[data-judge='{cfg['table_judge']}'][data-method='tgdpo']")
     assert f"({rec['preference']:.3f})" in verdict.find_element(By.CSS_SELECTOR, ".vsum").text
     assert console_errors(browser) == []
+
+
+def _check_strips(browser, cfg: dict) -> None:
+    """The first setting's strips draw (their colour scale spans all its pairs' values), then the last pair's."""
+    from selenium.webdriver.common.by import By
+
+    _click(browser, browser.find_element(By.ID, "tokens-load"))
+    browser.find_element(By.CSS_SELECTOR, "#tokens-body .pair")  # waits for the setting's data script
+    key = f"tokens__{next(iter(cfg['settings']))}"
+    n_values = browser.execute_script(f"return window.REPORT_DATA['{key}'].pairs.reduce((a, p) => a + "
+                                      "p.chosen.r.length + p.rejected.r.length, 0)")
+    assert n_values > 100_000  # the size at which spreading the values into Math.max overflowed the stack
+    # type the last pair's number into the pair box (its change event redraws the strips)
+    browser.execute_script("const e = document.getElementById('pair-index'); e.value = arguments[0]; "
+                           "e.dispatchEvent(new Event('change'))", str(cfg["token_reward_pairs"]))
+    pair = browser.find_element(By.CSS_SELECTOR, f"#tokens-body .pair[data-pair$='-{cfg['token_reward_pairs'] - 1}']")
+    last = browser.execute_script(f"return window.REPORT_DATA['{key}'].pairs.at(-1).chosen.r.length")
+    assert len(pair.find_elements(By.CSS_SELECTOR, ".strip")[0].find_elements(By.CSS_SELECTOR, ".tok")) == last
 
 
 def _judgments(results: Path, bench: str, judge: str, method: str) -> dict[str, dict]:

@@ -17,6 +17,7 @@ from transformers import ProgressCallback, TrainerCallback
 
 from reproduce.config import ConfigError
 from reproduce.data.prefs import load_pairs
+from reproduce.paths import TOKEN_INDEX
 from reproduce.io import append_jsonl, atomic_write_json, atomic_write_jsonl, content_hash, read_jsonl, repair_jsonl
 from reproduce.train.disk import (NoFinalCheckpoint, check_training_disk, free_bytes, gib, model_bytes,
                                   planned_saves, remove_checkpoints, total_steps)
@@ -347,6 +348,8 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
                "convergence": stop.summary() if stop else None, "method": method}
     if is_main:
         tokenizer.save_pretrained(str(out_dir))
+        if trainer.token_index is not None:  # which cached log-prob row is which pair (the report's token strips)
+            atomic_write_json(out_dir / TOKEN_INDEX, trainer.token_index)
         atomic_write_json(out_dir / "train_summary.json", summary)
         log(json.dumps({k: v for k, v in summary.items() if k != "method"}))
     trainer.accelerator.wait_for_everyone()

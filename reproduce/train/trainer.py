@@ -85,6 +85,9 @@ class PreferenceTrainer(DPOTrainer):
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.guide_model, self._guide_placed, self._guide_hash = guide_model, False, None
         self.precompute_stats = None  # the reference/guide precompute's figures (or its cache hit)
+        # the training pairs' rows in the log-prob cache ({cache, key, sources, pair_ids}): written beside the
+        # model so the report finds each pair's per-token values without loading or hashing a model
+        self.token_index = None
         if guide_model is not None:
             guide_model.eval()
             for p in guide_model.parameters():
@@ -192,6 +195,10 @@ class PreferenceTrainer(DPOTrainer):
                 packed = torch.load(cache)  # every rank trains on exactly what rank 0 wrote
         if self.guide_model is not None and self.token_rewards == "precomputed":
             self._free_guide()
+        if name == "train" and cache is not None and "pair_id" in dataset.column_names:
+            self.token_index = {"cache": str(cache), "key": key[0], "format": CACHE_FORMAT, "sources": list(hashes),
+                                "max_length": self.args.max_length, "truncation_mode": self.args.truncation_mode,
+                                "pair_ids": [str(p) for p in dataset["pair_id"]]}
         columns = {col: unpack(v) for col, v in packed["columns"].items()}
         for col, values in columns.items():
             dataset = dataset.add_column(col, [v.numpy() for v in values])

@@ -145,3 +145,53 @@ def write_report_fixture(root: Path, cfg: dict, seed: int = 0, long_text: bool =
     if resolve_pairs(cfg):
         build_differences(cfg, res, tables, rounds=rounds, log=quiet)
     return res
+
+
+def write_token_fixture(results: Path, cfg: dict, tokenizer_dir: Path, n_pairs: int, long_text: bool = True,
+                        seed: int = 0) -> None:
+    """What the token-reward strips read, for every setting with a TGDPO method, as a training job leaves it:
+    the reference's tokenizer (``tokenizer_dir``'s files in ``models/<setting>/sft``), ``n_pairs`` preference
+    pairs (answers of 100-500 words with ``long_text``), a per-token log-prob cache of random reference and
+    guide values, one per completion token as training tokenises it, and the index beside the TGDPO model."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from reproduce.data.prefs import write_pairs
+    from reproduce.io import atomic_write_json
+    from reproduce.paths import ResultPaths
+    from reproduce.report.token_rewards import completion_ids
+    from reproduce.train.precompute import CACHE_FORMAT, atomic_torch_save, pack
+
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    paths = ResultPaths(results)
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    for s, recipe in cfg["settings"].items():
+        tgdpo = [m for m in cfg["methods"] if (recipe["methods"].get(m) or {}).get("loss") == "tgdpo"]
+        if not tgdpo:
+            continue
+        sft = Path(paths.model_dir(s, "sft"))
+        sft.mkdir(parents=True, exist_ok=True)
+        tok.save_pretrained(str(sft))
+        words = (100, 500) if long_text else (1, 4)
+        pairs = [{"pair_id": f"{s}-{i}", "prompt": [{"role": "user", "content": _text(rng, 10, 40)}],
+                  "chosen": [{"role": "assistant", "content": _text(rng, *words)}],
+                  "rejected": [{"role": "assistant", "content": _text(rng, *words)}],
+                  "scores": {"chosen": round(rng.uniform(0, 1), 3), "rejected": round(rng.uniform(-1, 0), 3)}}
+                 for i in range(n_pairs)]
+        write_pairs(pairs, {"pairs": n_pairs}, paths.prefs(s))
+        columns: dict[str, list] = {}
+        for pair in pairs:
+            ids = completion_ids(tok, pair, recipe.get("chat_template_kwargs"))
+            for src in ("ref", "guide"):
+                for side in ("chosen", "rejected"):
+                    columns.setdefault(f"{src}_{side}_token_logps", []).append(
+                        -torch.rand(len(ids[side]), generator=gen) * 5)
+        cache = results / "cache" / "token_logps" / s / "token_logps-synthetic.pt"
+        atomic_torch_save({"format": CACHE_FORMAT, "columns": {c: pack(v) for c, v in columns.items()}}, cache)
+        for m in tgdpo:
+            index = Path(paths.token_index(s, m))
+            index.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(index, {"cache": str(cache), "key": "synthetic", "format": CACHE_FORMAT,
+                                      "sources": ["ref", "guide"], "max_length": None, "truncation_mode": "keep_start",
+                                      "pair_ids": [p["pair_id"] for p in pairs]})

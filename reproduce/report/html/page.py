@@ -193,13 +193,13 @@ def _build(cfg: dict, results: Path, tables_dir: Path, figures_dir: Path, files_
 
 def _token_rewards(cfg: dict, results: Path, setting: str, limit: int | None, data_dir: Path) -> dict:
     """Compute one setting's token-reward strips into a data script; the entry says what it holds or why not."""
-    from reproduce.report.token_rewards import all_pairs
+    from reproduce.report.token_rewards import cached_pairs
 
     if limit == 0:
         return {"key": None, "reason": "not computed (--token-pairs 0)"}
     try:
-        data = all_pairs(cfg, results, setting, limit)
-    except Exception as e:  # noqa: BLE001 — no TGDPO method or no models: the page says why, the rest still shows
+        data = cached_pairs(cfg, results, setting, limit)
+    except Exception as e:  # noqa: BLE001 — no TGDPO method or no cache index: the page says why, the rest shows
         return {"key": None, "reason": f"{type(e).__name__}: {e}"}
     for pair in data["pairs"]:
         for side in ("chosen", "rejected"):  # a pair without verifier scores has NaN there; JSON has no NaN
