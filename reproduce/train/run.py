@@ -30,8 +30,15 @@ class StepLogger(TrainerCallback):
 
     def __init__(self, path: Path, is_main: bool = True):
         self.path, self.t_last = path, time.time()
+        self.first_step_at: float | None = None  # wall clock (epoch s) when this run's first step began
         if is_main:
             repair_jsonl(path)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        """Note when the first training step begins: the end of set-up (model loads, weight hashes, the
+        precompute), which ``perf/gpu_train.py`` times from the job's start."""
+        if self.first_step_at is None:
+            self.first_step_at = time.time()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
@@ -307,7 +314,8 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
                                        template_kwargs)
     is_main = trainer.is_world_process_zero()
     log_path = out_dir / "train_log.jsonl"
-    trainer.add_callback(StepLogger(log_path, is_main))
+    step_logger = StepLogger(log_path, is_main)
+    trainer.add_callback(step_logger)
     # a checkpoint cut short by a kill has no parseable trainer_state.json (written last): never resume from it
     checkpoints = sorted((p for p in checkpoint_dir.glob("checkpoint-*") if _complete_checkpoint(p)),
                          key=lambda p: int(p.name.split("-")[-1]))
@@ -341,11 +349,13 @@ def train_method(method: dict, base_dir: str | Path, prefs_path: str | Path, out
         disk["checkpoints_removed"] = remove_checkpoints(checkpoint_dir)
     summary = {"loss_name": method["loss"], "pairs": len(trainer.train_dataset), "steps": trainer.state.global_step,
                "steps_this_run": trainer.state.global_step - resumed_step, "processes": trainer.accelerator.num_processes,
+               "distributed_type": str(trainer.accelerator.distributed_type.value),
                "train_seconds": round(seconds, 2), "final_train_loss": result.training_loss,
                "resumed_from": checkpoints[-1].name if checkpoints else None, "disk_bytes": disk,
                "precompute": trainer.precompute_stats, "peak_gpu_bytes": _peak_gpu_bytes(),
                "eval_steps": {str(s): str(step_dir(checkpoint_dir, s)) for s in wanted},
-               "convergence": stop.summary() if stop else None, "method": method}
+               "convergence": stop.summary() if stop else None, "first_step_at": step_logger.first_step_at,
+               "method": method}
     if is_main:
         tokenizer.save_pretrained(str(out_dir))
         if trainer.token_index is not None:  # which cached log-prob row is which pair (the report's token strips)
