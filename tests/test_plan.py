@@ -138,24 +138,3 @@ def test_the_rehearsal_plans_before_and_compares_after(tmp_path):
     totals = compare_after(path, tmp_path / "results", logs.append)
     assert totals["finished"] == 0 and totals["jobs"] == 12
     assert "Not finished (12" in (tmp_path / "results" / "plan_compare.md").read_text()
-
-
-def test_the_plan_reads_the_gpu_benchmarks_own_json(tmp_path):
-    """perf/gpu_train.py's figures file gives the plan its measured MFU per method (the live TGDPO variant
-    left out), by the benchmark's own formula 6·N·tokens/s ÷ peak."""
-    import importlib.util
-
-    from reproduce.plan.gpu import Rates
-
-    spec = importlib.util.spec_from_file_location("gpu_train", Path(__file__).parent.parent / "perf" / "gpu_train.py")
-    gpu_train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_train)
-    runs = [{"method": "dpo", "tokens_per_s": 6000.0}, {"method": "tgdpo", "tokens_per_s": 5000.0},
-            {"method": "tgdpo_live", "tokens_per_s": 100.0}, {"method": "tgdpo", "tokens_per_s": 7000.0}]
-    figures = {"gpu": "H200", "peak_flops": 1e15, "sizes": {"8b": {"params": 8e9, "all_runs": runs}}}
-    figures["runs"] = gpu_train.mfu_runs(figures)
-    path = tmp_path / "gpu_train.json"
-    path.write_text(json.dumps(figures))
-    rates = Rates(path)
-    assert rates.mfu == pytest.approx({"dpo": 6 * 8e9 * 6000 / 1e15, "tgdpo": 6 * 8e9 * 6000 / 1e15})
-    assert rates.peak == 1e15 and rates.gpu == "H200" and "measured MFU" in rates.source

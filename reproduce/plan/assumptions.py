@@ -1,7 +1,7 @@
 """The stated defaults of the plan: each figure used when nothing measured is at hand, with its source.
 
 A plan line built from one of these says so (its ``basis`` names the key), so a reader can tell an
-assumption from a measurement. Measured figures replace them: the GPU benchmark's JSON (``gpu`` module),
+assumption from a measurement. Measured figures replace them: the GPU benchmark's figures file (``gpu`` module),
 answers already generated, judge replies already cached.
 """
 
@@ -16,8 +16,10 @@ from reproduce.judges.tokens import CHARS_PER_TOKEN  # noqa: F401 (stated here w
 PEAK_FLOPS = 989e12
 GPU_NAME = "H100-class (80 GB, 989 TFLOP/s dense bf16)"
 GPU_MEMORY_GB = 80.0
-# Model FLOPs utilisation of training when no benchmark JSON gives one: a stated default in the range
-# public FSDP runs of 2-8B models report (30-45%); not measured here.
+# Model FLOPs utilisation of training when no GPU figures file is at hand, by the benchmark's definition: model
+# FLOPs (6N per training token, 2N per reference/guide forward; gradient checkpointing's recomputation not
+# counted) per second over the peak. A stated default in the range public FSDP runs of 2-8B models report
+# (30-45%); not measured here.
 DEFAULT_MFU = 0.35
 # vLLM decode throughput of an 8B model on one H100 at large batch, output tokens/s; scaled by 8B/params
 # for other sizes. A stated default, not a measurement (perf/gpu_train.py measures training, not vLLM).

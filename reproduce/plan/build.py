@@ -15,15 +15,26 @@ from reproduce.plan.sizes import model_shape
 from reproduce.paths import ResultPaths, repo_path
 
 
-def training_gpus(cfg: dict) -> int:
-    """GPUs of one training job: the accelerate config's num_processes (1 without accelerate)."""
+def _accelerate_config(cfg: dict) -> dict | None:
+    """The preset's accelerate config (None without ``training.launcher: accelerate``)."""
     training = cfg.get("training") or {}
     if training.get("launcher") != "accelerate" or not training.get("accelerate_config"):
-        return 1
+        return None
     import yaml
 
-    acc = yaml.safe_load(repo_path(training["accelerate_config"]).read_text()) or {}
-    return int(acc.get("num_processes", 1))
+    return yaml.safe_load(repo_path(training["accelerate_config"]).read_text()) or {}
+
+
+def training_gpus(cfg: dict) -> int:
+    """GPUs of one training job: the accelerate config's num_processes (1 without accelerate)."""
+    acc = _accelerate_config(cfg)
+    return 1 if acc is None else int(acc.get("num_processes", 1))
+
+
+def training_fsdp(cfg: dict) -> bool:
+    """Whether a training job shards with FSDP (the accelerate config's distributed_type)."""
+    acc = _accelerate_config(cfg)
+    return acc is not None and acc.get("distributed_type") == "FSDP"
 
 
 def training_data(recipe: dict, setting: str, results: Path, max_length: int) -> tuple[int, float, str]:
@@ -79,6 +90,7 @@ def model_stages(cfg: dict, results: Path, rates: Rates, gpus: int) -> tuple[lis
     """(stages, shapes): the base, prefs and train jobs of every setting (parameters, GPU time, peak memory,
     disk, done or not) and each setting's base-model shape; no judge request is rendered (quick enough for
     ``reproduce doctor``)."""
+    fsdp = training_fsdp(cfg)
     stages: list[dict] = []
     shapes = {}
     rp = ResultPaths(results)
@@ -92,20 +104,21 @@ def model_stages(cfg: dict, results: Path, rates: Rates, gpus: int) -> tuple[lis
         for m in trained_methods(cfg, s):
             method = recipe["methods"][m]
             pairs, per_pair, basis = training_data(recipe, s, results, int(method.get("max_length", 2048)))
-            est = train_estimate(method, n, pairs, per_pair, gpus, rates, shape.get("vocab"))
+            est = train_estimate(method, n, pairs, per_pair, gpus, rates, shape.get("vocab"), fsdp)
             stages.append({"stage": "train", "setting": s, "method": m, "jobs": 1, "gpus": gpus, "pairs": pairs,
                            "tokens_per_pair": round(per_pair), **est,
                            "done": _done(Path(rp.model_dir(s, m)), "train_summary.json"),
-                           "basis": f"{basis}; {rates.source}; size {shape['basis']}"})
+                           "basis": f"{basis}; {est['rate_basis']}; size {shape['basis']}"})
     return stages, shapes
 
 
 def build_plan(cfg: dict, results: str | Path = "results", target: str = "reproduce_table1",
-               throughput: str | Path | None = None) -> dict:
-    """The plan (a JSON-able dict) of ``target`` under ``cfg``, read from configs and files only."""
+               throughput: str | Path | None = None, gpu: str | None = None) -> dict:
+    """The plan (a JSON-able dict) of ``target`` under ``cfg``, read from configs and files only; GPU rates
+    from the figures file ``throughput`` (or the one found for ``gpu``), else the stated FLOP model."""
     t0 = time.time()
     results = Path(results)
-    rates = Rates(throughput)
+    rates = Rates(throughput, gpu)
     gpus = training_gpus(cfg)
     stages, shapes = model_stages(cfg, results, rates, gpus)
     rp = ResultPaths(results)
@@ -152,43 +165,67 @@ def _by_judge(rows: list[dict]) -> list[dict]:
     for r in rows:
         k = (r["judge"], r["benchmark"])
         agg = out.setdefault(k, {"judge": r["judge"], "benchmark": r["benchmark"], "jobs": 0, "requests": 0,
-                                 "cached": 0, "to_send": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                                 "usd_standard": 0.0, "usd_batch": 0.0, "wall_s": 0.0, "errors": 0})
+                                 "cached": 0, "asked_by_earlier_job": 0, "to_send": 0, "prompt_tokens": 0,
+                                 "completion_tokens": 0, "usd_standard": 0.0, "usd_batch": 0.0,
+                                 "usd_upper_standard": 0.0, "usd_upper_batch": 0.0, "wall_s": 0.0, "errors": 0})
         agg["jobs"] += 1
         if "error" in r:
             agg["errors"] += 1
             agg["error"] = r["error"]
             continue
-        for f in ("requests", "cached", "to_send", "prompt_tokens", "completion_tokens", "usd_standard", "usd_batch", "wall_s"):
+        for f in ("requests", "cached", "asked_by_earlier_job", "to_send", "prompt_tokens", "completion_tokens",
+                  "usd_standard", "usd_batch", "wall_s"):
             agg[f] += r[f]
+        for f in ("usd_upper_standard", "usd_upper_batch"):  # unknown (a request without max_tokens) stays unknown
+            agg[f] = None if agg[f] is None or r[f] is None else agg[f] + r[f]
         agg["token_basis"], agg["completion_basis"] = r["token_basis"], r["completion_basis"]
     for agg in out.values():
-        agg["usd_standard"], agg["usd_batch"] = round(agg["usd_standard"], 2), round(agg["usd_batch"], 2)
+        for f in ("usd_standard", "usd_batch", "usd_upper_standard", "usd_upper_batch"):
+            agg[f] = None if agg[f] is None else round(agg[f], 2)
     return list(out.values())
 
 
-def _sum(rows, key):
-    vals = [r.get(key) for r in rows]
-    return None if any(v is None for v in vals) else sum(vals)
+def incomplete_reasons(stages: list[dict], rows: list[dict]) -> dict[str, list[str]]:
+    """Why the totals leave something out, for the GPU line and the judging line (empty lists: complete):
+    GPU jobs of unknown size, generation of benchmarks whose questions could not be read, judge jobs not
+    priced, dollars without an upper bound. The full errors are in plan.md."""
+    unreadable = sorted({r["benchmark"] for r in rows if "error" in r})
+    gpu, judging = [], []
+    unknown = [s for s in stages if s["stage"] in ("train", "generate") and not s["done"] and s.get("gpu_hours") is None]
+    if unknown:
+        gpu.append(f"{len(unknown)} GPU jobs of unknown model size ({', '.join(sorted({s['setting'] for s in unknown}))})")
+    if unreadable:
+        gpu.append(f"generation leaves out {', '.join(unreadable)} (questions unavailable)")
+        n = sum(1 for r in rows if "error" in r)
+        judging.append(f"{n} judge jobs unpriced: questions of {', '.join(unreadable)} unavailable, see plan.md")
+    no_cap = [r for r in rows if "error" not in r and r.get("usd_upper_standard") is None]
+    if no_cap:
+        judging.append(f"{len(no_cap)} judge jobs without max_tokens have no upper bound")
+    return {"gpu": gpu, "judging": judging}
 
 
 def _totals(stages: list[dict], rows: list[dict]) -> dict:
-    """Totals over the jobs still to run (done jobs and cached requests cost nothing)."""
+    """Totals over the jobs still to run (done jobs and cached requests cost nothing); ``incomplete`` lists
+    what they leave out (empty: complete)."""
     todo = [s for s in stages if not s["done"]]
     gpu_stages = [s for s in todo if s["stage"] in ("train", "generate")]
     ok = [r for r in rows if "error" not in r]
     disk = [s.get("disk_gb") for s in stages if s.get("disk_gb") is not None]
     peaks = [s.get("peak_gpu_gb") for s in stages if s.get("peak_gpu_gb") is not None]
+    known = [s for s in gpu_stages if s.get("gpu_hours") is not None]  # unknown sizes: named in ``incomplete``
+    upper = [r.get("usd_upper_standard") for r in ok if r.get("usd_upper_standard") is not None]
     return {"jobs": {st: sum(s["jobs"] for s in stages if s["stage"] == st)
                      for st in ("base", "prefs", "train", "generate")} | {"judge": len(rows), "score": len(rows)},
             "jobs_done": sum(s["jobs"] for s in stages if s["done"]),
-            "gpu_hours": _sum(gpu_stages, "gpu_hours"),
-            "train_gpu_hours": _sum([s for s in gpu_stages if s["stage"] == "train"], "gpu_hours"),
-            "generate_gpu_hours": _sum([s for s in gpu_stages if s["stage"] == "generate"], "gpu_hours"),
+            "gpu_hours": sum(s["gpu_hours"] for s in known),
+            "train_gpu_hours": sum(s["gpu_hours"] for s in known if s["stage"] == "train"),
+            "generate_gpu_hours": sum(s["gpu_hours"] for s in known if s["stage"] == "generate"),
             "peak_gpu_gb": max(peaks) if peaks else None, "disk_gb": sum(disk) if disk else None,
             "requests": sum(r["requests"] for r in ok), "cached": sum(r["cached"] for r in ok),
+            "asked_by_earlier_job": sum(r["asked_by_earlier_job"] for r in ok),
             "to_send": sum(r["to_send"] for r in ok), "prompt_tokens": sum(r["prompt_tokens"] for r in ok),
             "completion_tokens": sum(r["completion_tokens"] for r in ok),
             "usd_standard": round(sum(r["usd_standard"] for r in ok), 2),
-            "usd_batch": round(sum(r["usd_batch"] for r in ok), 2), "judge_jobs_unplanned": len(rows) - len(ok)}
-
+            "usd_batch": round(sum(r["usd_batch"] for r in ok), 2),
+            "usd_upper_standard": round(sum(upper), 2), "usd_upper_batch": round(sum(upper) * A.BATCH_PRICE_FACTOR, 2),
+            "judge_jobs_unplanned": len(rows) - len(ok), "incomplete": incomplete_reasons(stages, rows)}

@@ -27,7 +27,7 @@ def cmd_plan(args) -> None:
     from reproduce.plan.build import build_plan
     from reproduce.plan.render import render_markdown, summary_lines
 
-    plan = build_plan(cfg, args.results, args.target, args.throughput)
+    plan = build_plan(cfg, args.results, args.target, args.throughput, args.gpu)
     atomic_write_json(out_dir / "plan.json", plan)
     atomic_write_text(out_dir / "plan.md", render_markdown(plan))
     for line in summary_lines(plan):
@@ -45,6 +45,9 @@ def register(sub) -> None:
                    help="what will be run: reproduce_table1 (default) or all (every judge on everything)")
     p.add_argument("--results", default="results", help="the results folder whose answers and caches count as done")
     p.add_argument("--out-dir", default="results", help="where plan.md / plan.json go (default results/)")
-    p.add_argument("--throughput", help="the GPU benchmark's JSON (default results/perf/gpu_train.json when present)")
+    p.add_argument("--throughput", help="the GPU benchmark's figures file (default results/perf/gpu_train.json when "
+                                        "present, else the committed perf/figures/gpu_train_<gpu>.json)")
+    p.add_argument("--gpu", help="the GPU the run will use (h100, h200, ...): picks the committed figures of that GPU; "
+                                 "figures of another GPU are converted through their MFU, and the plan says so")
     p.add_argument("--compare", action="store_true",
                    help="after a run: planned (the stored plan.json) against counted requests, tokens, dollars, wall time")

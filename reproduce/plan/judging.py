@@ -98,57 +98,76 @@ class BenchmarkInputs:
 
 
 def plan_judge_job(inputs: BenchmarkInputs, costing: JudgeCosting, setting: str, model: str,
-                   batch: bool = False) -> dict:
-    """What one judge job asks: requests (all / cached / to send), tokens and dollars of those it sends."""
+                   batch: bool = False, asked: set | None = None) -> dict:
+    """What one judge job asks: requests (all / cached / asked by an earlier job / to send), tokens and
+    dollars of those it sends, expected and at the upper bound (every reply ``max_tokens`` long).
+
+    ``asked``: the cache keys earlier jobs sharing this judge's cache (same judge, same benchmark) will have
+    sent; this job's new keys are added to it. A request already there is answered from the cache, as the
+    judge job finds it there when the jobs run one after another (jobs running at once may both send it).
+    """
     from reproduce.judges.cache import JudgmentCache
 
     requests, generated = inputs.requests(setting, model)
     cache = costing.cache(inputs.name)
     _, completion_basis = costing.completion_tokens(inputs.name, inputs.bench["protocol"])
+    asked = set() if asked is None else asked
     todo: dict[str, object] = {}
-    cached = 0
+    cached = earlier = 0
     for i, (qid, game, req) in enumerate(requests):
         has_marker = any(MARKER in str(m.get("content", "")) for m in req.messages or ()) or \
             any(MARKER in str(v) for v in req.fields.values())
-        if has_marker:
+        if has_marker:  # an answer not generated yet: never known to repeat another's
             todo[f"marker-{i}"] = req
             continue
         key = JudgmentCache.key(costing.identity, req)
         if cache.get(key) is not None:
             cached += 1
+        elif key in asked:
+            earlier += 1
         elif key not in todo:
             todo[key] = req
+    asked.update(k for k in todo if not k.startswith("marker-"))
     priced = price_requests(costing, inputs.name, inputs.bench["protocol"], list(todo.values()), inputs.answer_tokens)
     prompt, out_tokens, usd = priced["prompt_tokens"], priced["completion_tokens"], priced["usd_standard"]
+    caps = [costing.max_tokens(r) for r in todo.values()] if costing.config["kind"] == "openai" else [0] * len(todo)
+    upper = None if any(c is None for c in caps) else (prompt * costing.price_in + sum(caps) * costing.price_out) / 1e6
     factor = A.BATCH_PRICE_FACTOR if batch else 1.0
     latency = A.JUDGE_LATENCY_BASE_S + (out_tokens / len(todo) if todo else 0) / A.JUDGE_OUTPUT_TOKENS_PER_S
     concurrency = int(costing.config.get("concurrency", 8))
     return {"benchmark": inputs.name, "judge": costing.name, "setting": setting, "model": model,
-            "questions": len(inputs.questions), "requests": len(requests), "cached": cached, "to_send": len(todo), "answers_generated": generated,
+            "questions": len(inputs.questions), "requests": len(requests), "cached": cached,
+            "asked_by_earlier_job": earlier, "to_send": len(todo), "answers_generated": generated,
             "prompt_tokens": prompt, "completion_tokens": round(out_tokens),
             "usd_standard": round(usd, 4), "usd_batch": round(usd * A.BATCH_PRICE_FACTOR, 4),
             "usd": round(usd * factor, 4),
+            "usd_upper_standard": None if upper is None else round(upper, 4),
+            "usd_upper_batch": None if upper is None else round(upper * A.BATCH_PRICE_FACTOR, 4),
             "wall_s": 0.0 if costing.config["kind"] != "openai" else len(todo) * latency / concurrency,
             "token_basis": costing.token_basis if not generated else f"{costing.token_basis}; answers counted",
             "completion_basis": completion_basis}
 
 
 def plan_judging(cfg: dict, results: Path, target: str = "reproduce_table1", log=None) -> list[dict]:
-    """One :func:`plan_judge_job` row per judge job of ``target`` (``judging.mode: batch`` priced at half)."""
+    """One :func:`plan_judge_job` row per judge job of ``target`` (``judging.mode: batch`` priced at half);
+    a benchmark whose questions cannot be read gives its jobs a row with ``error`` (the reason) instead."""
+    from reproduce.io import DataError
+
     batch = (cfg.get("judging") or {}).get("mode") == "batch"
     inputs: dict[str, BenchmarkInputs | Exception] = {}
     costings: dict[str, JudgeCosting] = {}
+    asked: dict[tuple[str, str], set] = {}  # (judge, benchmark): one cache folder, shared by its jobs
     rows = []
     for b, j, s, m in judge_jobs(cfg, target):
         if b not in inputs:
             try:
                 inputs[b] = BenchmarkInputs(b, cfg["benchmarks"][b], results)
-            except Exception as e:  # an official file not at hand: say so, plan the rest
+            except DataError as e:  # an official file not at hand (or unreadable): say so, plan the rest
                 inputs[b] = e
         if isinstance(inputs[b], Exception):
             rows.append({"benchmark": b, "judge": j, "setting": s, "model": m, "error": f"questions unavailable: {inputs[b]}"})
             continue
         if j not in costings:
             costings[j] = JudgeCosting(j, cfg["judges"][j], results)
-        rows.append(plan_judge_job(inputs[b], costings[j], s, m, batch))
+        rows.append(plan_judge_job(inputs[b], costings[j], s, m, batch, asked.setdefault((j, b), set())))
     return rows

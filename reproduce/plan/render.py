@@ -12,41 +12,51 @@ def _usd(x) -> str:
 
 
 def per_judge(plan: dict) -> list[dict]:
-    """Dollars and requests per judge (over its benchmarks), in both modes."""
+    """Dollars and requests per judge (over its benchmarks' jobs), in both modes, expected and upper bound."""
     out: dict[str, dict] = {}
-    for r in plan["by_judge"]:
-        j = out.setdefault(r["judge"], {"judge": r["judge"], "to_send": 0, "cached": 0, "usd_standard": 0.0, "usd_batch": 0.0})
+    for r in plan["judge_jobs"]:
+        if "error" in r:
+            continue
+        j = out.setdefault(r["judge"], {"judge": r["judge"], "to_send": 0, "cached": 0, "usd_standard": 0.0,
+                                        "usd_batch": 0.0, "usd_upper_standard": 0.0, "usd_upper_batch": 0.0})
         for k in ("to_send", "cached", "usd_standard", "usd_batch"):
             j[k] += r[k]
+        for k in ("usd_upper_standard", "usd_upper_batch"):
+            j[k] = None if j[k] is None or r.get(k) is None else j[k] + r[k]
     return list(out.values())
 
 
 def summary_lines(plan: dict) -> list[str]:
-    """The few lines ``reproduce plan`` prints: totals, dollars per judge, retired judges, the plan's time."""
+    """The few lines ``reproduce plan`` prints: totals (INCOMPLETE with the reason when a job is unpriced),
+    dollars per judge (expected and upper bound), retired judges, the plan's time."""
     t = plan["totals"]
+    incomplete = t.get("incomplete") or {}
+    mark = {k: f"INCOMPLETE ({'; '.join(v)}): " if v else "" for k, v in
+            (("gpu", incomplete.get("gpu")), ("judging", incomplete.get("judging")))}
     lines = [f"plan of preset {plan['preset']}, target {plan['target']} (judging mode {plan['judging_mode']}): "
              f"{t['jobs']['train']} training, {t['jobs']['generate']} generation, {t['jobs']['judge']} judge jobs "
              f"({t['jobs_done']} base/prefs/train/generate jobs already done)",
-             f"GPU: {_n(t['gpu_hours'], '{:,.1f}')} GPU-hours on {plan['gpu']['name']} (training "
+             f"GPU: {mark['gpu']}{_n(t['gpu_hours'], '{:,.1f}')} GPU-hours on {plan['gpu']['name']} (training "
              f"{_n(t['train_gpu_hours'], '{:,.1f}')} on {plan['gpu']['training_gpus']} GPUs per job, generation "
              f"{_n(t['generate_gpu_hours'], '{:,.1f}')}); peak {_n(t['peak_gpu_gb'], '{:,.0f}')} GB per GPU; disk "
              f"{_n(t['disk_gb'], '{:,.0f}')} GB",
-             f"judging: {t['to_send']:,} requests to send ({t['cached']:,} of {t['requests']:,} cached), "
-             f"{t['prompt_tokens']:,} prompt + {t['completion_tokens']:,} completion tokens, "
-             f"{_usd(t['usd_standard'])} standard / {_usd(t['usd_batch'])} batch"]
+             f"judging: {mark['judging']}{t['to_send']:,} requests to send ({t['cached']:,} of {t['requests']:,} cached, "
+             f"{t.get('asked_by_earlier_job', 0):,} asked by an earlier job), {t['prompt_tokens']:,} prompt + "
+             f"{t['completion_tokens']:,} completion tokens, {_usd(t['usd_standard'])} standard / "
+             f"{_usd(t['usd_batch'])} batch expected; at most {_usd(t.get('usd_upper_standard'))} standard / "
+             f"{_usd(t.get('usd_upper_batch'))} batch (every reply max_tokens long)"]
     for j in per_judge(plan):
         info = plan["judges"][j["judge"]]
         flag = f"  RETIRED {info['retired']}" if info.get("retired") else ""
         lines.append(f"  {j['judge']}: {j['to_send']:,} requests, {_usd(j['usd_standard'])} standard / "
-                     f"{_usd(j['usd_batch'])} batch{flag}")
+                     f"{_usd(j['usd_batch'])} batch expected, at most {_usd(j['usd_upper_standard'])} / "
+                     f"{_usd(j['usd_upper_batch'])}{flag}")
     for b, info in (plan.get("paper_judges") or {}).items():
         if info.get("retired"):
             lines.append(f"  paper's {b} judge {info['judge']} ({info['model']}): RETIRED {info['retired']}, not asked "
                          f"(replacement: {info.get('replacement')})")
     if plan.get("max_usd") is not None:
         lines.append(f"judging.max_usd: ${plan['max_usd']:,.2f}")
-    if t["judge_jobs_unplanned"]:
-        lines.append(f"warning: {t['judge_jobs_unplanned']} judge jobs not planned (see plan.md)")
     lines.append(f"planned in {plan['plan_seconds']:.2f} s")
     return lines
 
@@ -69,12 +79,18 @@ def render_markdown(plan: dict) -> str:
                    f"{_n(s.get('wall_hours'), '{:,.2f}') if s['stage'] == 'train' else _n(s.get('gpu_hours'), '{:,.2f}')} | "
                    f"{_n(s.get('peak_gpu_gb'), '{:,.1f}')} | {_n(s.get('disk_gb'), '{:,.1f}')} | {s.get('basis', '')} |")
     out += ["", "## Judging", "",
-            "| judge | benchmark | jobs | requests | cached | to send | prompt tokens | completion tokens | "
-            "$ standard | $ batch | wall h (standard) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "Requests asked by an earlier job are identical (same cache key) to one another job of the same judge "
+            "and benchmark sends first: the judge finds them in its cache when the jobs run one after another. "
+            "The upper bound prices every reply at its `max_tokens`: a `judging.max_usd` at or above it cannot stop "
+            "the run.", "",
+            "| judge | benchmark | jobs | requests | cached | asked by an earlier job | to send | prompt tokens | "
+            "completion tokens | $ standard | $ batch | $ at most (standard) | $ at most (batch) | wall h (standard) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in plan["by_judge"]:
         out.append(f"| {r['judge']} | {r['benchmark']} | {r['jobs']} | {r['requests']:,} | {r['cached']:,} | "
-                   f"{r['to_send']:,} | {r['prompt_tokens']:,} | {r['completion_tokens']:,} | {_usd(r['usd_standard'])} | "
-                   f"{_usd(r['usd_batch'])} | {r['wall_s'] / 3600:,.2f} |")
+                   f"{r.get('asked_by_earlier_job', 0):,} | {r['to_send']:,} | {r['prompt_tokens']:,} | "
+                   f"{r['completion_tokens']:,} | {_usd(r['usd_standard'])} | {_usd(r['usd_batch'])} | "
+                   f"{_usd(r.get('usd_upper_standard'))} | {_usd(r.get('usd_upper_batch'))} | {r['wall_s'] / 3600:,.2f} |")
     out += [""]
     for r in plan["by_judge"]:
         if r.get("error"):
