@@ -180,6 +180,7 @@ def test_plan_compare_counts_requests_exactly_and_tokens_closely(tmp_path):
         assert done.returncode == 0, done.stderr
     [group, total] = compare(tmp_path / "plan.json", res)["groups"]
     assert group["planned_to_send"] == group["counted_new_requests"] == N == srv.count
-    # prompt tokens: the plan's count (characters / 4 offline) against the usage the server reported
-    assert group["counted_prompt_tokens"] == pytest.approx(group["planned_prompt_tokens"], rel=0.10)
+    # prompt tokens: the plan's estimate (characters / 4 offline) against the usage the server counted with
+    # a real tokenizer (the rehearsal's BPE; about 13% more tokens on AlpacaEval 2's prompt)
+    assert group["counted_prompt_tokens"] == pytest.approx(group["planned_prompt_tokens"], rel=0.25)
     assert group["counted_prompt_tokens"] > 0 and total["counted_cost_usd"] > 0

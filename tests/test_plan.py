@@ -132,9 +132,15 @@ def test_the_rehearsal_plans_before_and_compares_after(tmp_path):
     from reproduce.rehearsal.run import compare_after, plan_before
 
     logs: list[str] = []
-    path = plan_before(load_config({"preset": "tiny"}), tmp_path / "results", "reproduce_table1", logs.append)
+    cfg = load_config({"preset": "tiny"})
+    path = plan_before(cfg, tmp_path / "results", "reproduce_table1", logs.append)
     assert path == tmp_path / "results" / "plan.json" and (tmp_path / "results" / "plan.md").is_file()
     assert any(line.startswith("plan: planned in") for line in logs)
-    totals = compare_after(path, tmp_path / "results", logs.append)
+    totals = compare_after(path, tmp_path / "results", logs.append, cfg)
     assert totals["finished"] == 0 and totals["jobs"] == 12
-    assert "Not finished (12" in (tmp_path / "results" / "plan_compare.md").read_text()
+    text = (tmp_path / "results" / "plan_compare.md").read_text()
+    assert "Not finished (12" in text
+    # planned again on the answers (none generated here: the same requests as before) for the cause of a gap
+    planned = sum(r["to_send"] for r in json.loads(path.read_text())["judge_jobs"])
+    assert totals["replanned_on_answers_to_send"] == planned > 0
+    assert f"Planned again on the generated answers, nothing cached: {planned:,} requests to send" in text

@@ -148,10 +148,13 @@ def plan_judge_job(inputs: BenchmarkInputs, costing: JudgeCosting, setting: str,
             "completion_basis": completion_basis}
 
 
-def plan_judging(cfg: dict, results: Path, target: str = "reproduce_table1", log=None) -> list[dict]:
+def plan_judging(cfg: dict, results: Path, target: str = "reproduce_table1", log=None,
+                 ignore_cache: bool = False) -> list[dict]:
     """One :func:`plan_judge_job` row per judge job of ``target`` (``judging.mode: batch`` priced at half);
-    a benchmark whose questions cannot be read gives its jobs a row with ``error`` (the reason) instead."""
+    a benchmark whose questions cannot be read gives its jobs a row with ``error`` (the reason) instead.
+    ``ignore_cache``: as if no judgment were cached yet (what a finished run's answers made the jobs send)."""
     from reproduce.io import DataError
+    from reproduce.judges.cache import JudgmentCache
 
     batch = (cfg.get("judging") or {}).get("mode") == "batch"
     inputs: dict[str, BenchmarkInputs | Exception] = {}
@@ -168,6 +171,7 @@ def plan_judging(cfg: dict, results: Path, target: str = "reproduce_table1", log
             rows.append({"benchmark": b, "judge": j, "setting": s, "model": m, "error": f"questions unavailable: {inputs[b]}"})
             continue
         if j not in costings:
-            costings[j] = JudgeCosting(j, cfg["judges"][j], results)
+            empty = JudgmentCache(Path(results) / "_plan_no_cache.jsonl") if ignore_cache else None  # read, never written
+            costings[j] = JudgeCosting(j, cfg["judges"][j], results, cache=empty)
         rows.append(plan_judge_job(inputs[b], costings[j], s, m, batch, asked.setdefault((j, b), set())))
     return rows

@@ -115,9 +115,10 @@ class JudgeServer(BatchEndpoints):
     default_top_logprobs = 0  # alternatives returned when logprobs are asked without top_logprobs (OpenAI's)
 
     def __init__(self, models: Sequence[str] | None = None, *, port: int = 0, lifetime_s: float = 3600.0,
-                 completion_tokens: int | None = None):
+                 completion_tokens: int | None = None, tokenizer: str | None = None):
         self.models = list(models) if models is not None else None
         self.port, self.lifetime_s, self.completion_tokens = port, lifetime_s, completion_tokens
+        self.tokenizer_path, self._tokenizer = tokenizer, None  # usage is counted with it (rehearsal/usage.py)
         self.count = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -135,7 +136,10 @@ class JudgeServer(BatchEndpoints):
 
     def start(self) -> "JudgeServer":
         """Bind 127.0.0.1:``port`` and serve in a daemon thread; stops itself after ``lifetime_s``."""
+        from reproduce.rehearsal.usage import standin_tokenizer
+
         owner = self
+        self._tokenizer = standin_tokenizer(self.tokenizer_path)  # before listening: no request waits for it
 
         class Handler(_Handler):
             server_owner = owner
@@ -204,10 +208,11 @@ class JudgeServer(BatchEndpoints):
 
     def completion(self, body: dict, n: int, text: str | None = None, with_logprobs: bool = True) -> dict:
         """An OpenAI ``chat.completion`` object answering ``body``."""
+        from reproduce.rehearsal.usage import usage
+
         content = self.content(body, n) if text is None else text
-        prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages") or [] if isinstance(m, dict))
-        prompt_tokens = max(1, prompt_chars // 4)
-        completion_tokens = self.completion_tokens if self.completion_tokens is not None else max(1, len(content) // 4)
+        prompt_tokens, counted = usage(body, content, self._tokenizer)  # a real tokenizer, not characters / 4
+        completion_tokens = self.completion_tokens if self.completion_tokens is not None else counted
         choice: dict = {"index": 0, "finish_reason": "stop",
                         "message": {"role": "assistant", "content": content, "refusal": None}, "logprobs": None}
         if with_logprobs and body.get("logprobs"):
@@ -316,10 +321,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="model names to answer for; any other model gets OpenAI's 404 model_not_found")
     ap.add_argument("--lifetime-s", type=float, default=3600.0,
                     help="stop after this many seconds even if never told to (default 3600)")
+    ap.add_argument("--tokenizer", default=None,
+                    help="tokenizer.json (or a model directory holding one) that counts usage (default: the "
+                         "rehearsal's Llama-3-shaped BPE, trained once and cached)")
     ap.add_argument("--url-file", type=Path, default=None,
                     help="also write the base URL to this file (atomically) once listening")
     args = ap.parse_args(argv)
-    server = JudgeServer(args.models, port=args.port, lifetime_s=args.lifetime_s)
+    server = JudgeServer(args.models, port=args.port, lifetime_s=args.lifetime_s, tokenizer=args.tokenizer)
     try:
         server.start()
     except OSError as e:

@@ -79,8 +79,10 @@ def _port_free(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) != 0
 
 
-def start_judge(host: str, port: int, models: list[str], log_path: Path, lifetime_s: int) -> subprocess.Popen:
-    """Start the stand-in judge server and wait until it lists its models (60 s at most)."""
+def start_judge(host: str, port: int, models: list[str], log_path: Path, lifetime_s: int,
+                tokenizer: Path | None = None) -> subprocess.Popen:
+    """Start the stand-in judge server and wait until it lists its models (60 s at most); it counts the
+    usage it reports with ``tokenizer`` (the rehearsal's Llama-3-shaped model's)."""
     if not _port_free(host, port):
         raise ConfigError(f"{host}:{port} is already in use; the stand-in judge (evals/judges/standin-*.yaml) needs it")
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +91,8 @@ def start_judge(host: str, port: int, models: list[str], log_path: Path, lifetim
     # the child keeps its own copy of the descriptor; ours is closed at once
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "reproduce.rehearsal.judge_server", "--port", str(port),
-                                 "--models", *models, "--lifetime-s", str(lifetime_s)],
+                                 "--models", *models, "--lifetime-s", str(lifetime_s),
+                                 *(["--tokenizer", str(tokenizer)] if tokenizer else [])],
                                 stdout=log_file, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -193,7 +196,8 @@ def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: 
     asset_times = build_assets(workdir, log=log)
     planned = plan_before(cfg, workdir / RESULTS, target, log)
     host, port, models = judge_endpoint(cfg)
-    judge = start_judge(host, port, models, Path(ResultPaths(workdir / RESULTS).logs_dir()) / "standin_judge.log", lifetime_s=4 * 3600)
+    judge = start_judge(host, port, models, Path(ResultPaths(workdir / RESULTS).logs_dir()) / "standin_judge.log",
+                        lifetime_s=4 * 3600, tokenizer=workdir / ASSETS / "models" / SHAPES["llama3"])
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
     t0 = time.time()
@@ -207,7 +211,7 @@ def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: 
     metrics = {"target": target, "returncode": rc, "snakemake_wall_s": round(time.time() - t0, 1),
                "total_wall_s": round(time.time() - t_all, 1), "assets": asset_times, "stages": stage_metrics(workdir),
                "goal_total_wall_s": 1800, "goal_tgdpo_over_dpo_peak_rss": 1.05,
-               "plan_compare": compare_after(planned, workdir / RESULTS, log)}
+               "plan_compare": compare_after(planned, workdir / RESULTS, log, cfg, target)}
     (workdir / "rehearsal_metrics.json").write_text(json.dumps(metrics, indent=2))
     print_metrics(metrics, log)
     table = Path(ResultPaths(workdir / RESULTS).tables_dir()) / "table1.md"
@@ -219,13 +223,13 @@ def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: 
 def plan_before(cfg: dict, results: Path, target: str, log=print) -> Path | None:
     """``reproduce plan`` of the run about to start, written to ``results/plan.{md,json}`` (the figures
     ``compare_after`` sets the run against); None, with the reason logged, when planning fails."""
-    from reproduce.io import atomic_write_json, atomic_write_text
+    from reproduce.io import DataError, atomic_write_json, atomic_write_text
     from reproduce.plan.build import build_plan
     from reproduce.plan.render import render_markdown, summary_lines
 
     try:
         plan = build_plan(cfg, results, target if target in ("reproduce_table1", "all") else "reproduce_table1")
-    except Exception as e:  # the rehearsal still runs; the comparison is then missing, and says so
+    except (DataError, ConfigError, OSError) as e:  # the rehearsal still runs; the comparison is then missing, and says so
         log(f"plan: not made ({type(e).__name__}: {e})")
         return None
     path = results / "plan.json"
@@ -236,8 +240,14 @@ def plan_before(cfg: dict, results: Path, target: str, log=print) -> Path | None
     return path
 
 
-def compare_after(plan_path: Path | None, results: Path, log=print) -> dict | None:
-    """Planned against counted judge requests, tokens, dollars and seconds (``results/plan_compare.md``)."""
+def compare_after(plan_path: Path | None, results: Path, log=print, cfg: dict | None = None,
+                  target: str = "reproduce_table1") -> dict | None:
+    """Planned against counted judge requests, tokens, dollars and seconds (``results/plan_compare.md``).
+
+    With ``cfg``, the plan is made once more on the answers the run generated, as if nothing were cached:
+    the requests those answers made the jobs send (answers repeated across models are asked once, through
+    the judge's cache). The plan made before generation cannot know which answers will repeat; this one
+    can, so its difference from the counted requests measures what the cache's cross-job hits explain."""
     if plan_path is None:
         return None
     from reproduce.io import atomic_write_text
@@ -245,9 +255,22 @@ def compare_after(plan_path: Path | None, results: Path, log=print) -> dict | No
 
     result = compare(plan_path, results)
     text = render_compare(result)
+    totals = result["groups"][-1]  # the totals row
+    if cfg is not None:
+        from reproduce.plan.judging import plan_judging
+
+        rows = plan_judging(cfg, results, target if target in ("reproduce_table1", "all") else "reproduce_table1",
+                            ignore_cache=True)
+        totals["replanned_on_answers_to_send"] = sum(r["to_send"] for r in rows if "error" not in r)
+        totals["replanned_asked_by_earlier_job"] = sum(r["asked_by_earlier_job"] for r in rows if "error" not in r)
+        text += (f"\nPlanned again on the generated answers, nothing cached: "
+                 f"{totals['replanned_on_answers_to_send']:,.0f} requests to send "
+                 f"({totals['replanned_asked_by_earlier_job']:,.0f} repeat an earlier job's), against "
+                 f"{totals.get('counted_new_requests', 0):,.0f} counted and {totals.get('planned_to_send', 0):,.0f} "
+                 "planned before the answers existed.\n")
     atomic_write_text(results / "plan_compare.md", text)
     log(text)
-    return result["groups"][-1]  # the totals row
+    return totals
 
 
 def print_metrics(metrics: dict, log=print) -> None:
