@@ -84,31 +84,35 @@ def test_any_batch_size_gives_the_same_values_and_reports_its_speed(tiny_model_d
 
 def test_the_report_reads_token_rewards_from_the_cache_through_the_training_index(tiny_model_dir, pairs_file,
                                                                                   tmp_path, monkeypatch):
-    """Training records which cached row is which pair; the report's token strips read r_t from that cache
-    (equal to the models' own log-probs) and load no model."""
+    """A TGDPO training job records which cached row is which pair beside its model; the report's token strips
+    read r_t from that cache (equal to the models' own log-probs), from any working directory, loading no model."""
     import json
     import shutil
 
     import transformers
+    from transformers import AutoTokenizer
 
-    from reproduce.io import atomic_write_json
     from reproduce.paths import ResultPaths
     from reproduce.report.token_rewards import cached_pairs, response_token_logps
+    from reproduce.train.run import train_method
 
     guide = _guide(tiny_model_dir, tmp_path)
-    trainer, tok = build_trainer(METHOD, tiny_model_dir, pairs_file, tmp_path / "ck", guide_dir=guide,
-                                 cache_dir=tmp_path / "cache")
-    pairs = [json.loads(line) for line in pairs_file.read_text().splitlines()]
-    index = trainer.token_index
-    assert index["pair_ids"] == [p["pair_id"] for p in pairs] and index["sources"] == ["ref", "guide"]
-    assert index["cache"] == trainer.precompute_stats["cache"]
     results = tmp_path / "results"
     paths = ResultPaths(results)
     shutil.copytree(tiny_model_dir, paths.model_dir("s", "sft"))
     shutil.copytree(guide, paths.model_dir("s", "dpo"))
-    atomic_write_json(Path(paths.token_index("s", "tgdpo")), index)
     Path(paths.prefs("s")).parent.mkdir(parents=True)
     shutil.copyfile(pairs_file, paths.prefs("s"))
+    with monkeypatch.context() as m:  # the workflow's training job: paths relative to its working directory
+        m.chdir(tmp_path)
+        summary = train_method(METHOD, "results/models/s/sft", "results/data/s/prefs.jsonl", "results/models/s/tgdpo",
+                               guide_dir="results/models/s/dpo", cache_dir="results/cache/token_logps/s",
+                               checkpoint_dir="results/checkpoints/s/tgdpo", log=lambda msg: None)
+    pairs = [json.loads(line) for line in pairs_file.read_text().splitlines()]
+    index = json.loads(Path(paths.token_index("s", "tgdpo")).read_text())
+    assert index["pair_ids"] == [p["pair_id"] for p in pairs] and index["sources"] == ["ref", "guide"]
+    assert index["cache"] == summary["precompute"]["cache"] and not Path(index["cache"]).is_absolute()
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     cfg = {"preset": "t", "methods": ["sft", "dpo", "tgdpo"],
            "settings": {"s": {"methods": {"dpo": {"loss": "dpo", "beta": 0.1}, "tgdpo": METHOD | {"guide": "dpo"}}}}}
 

@@ -96,7 +96,7 @@ class LogpCache:
     """The per-token log-prob cache a training job wrote, read through the index beside its model: each
     pair's values of one column without reading the rest (the file is memory-mapped)."""
 
-    def __init__(self, index_path: Path):
+    def __init__(self, index_path: Path, workdir: Path | None = None):
         import torch
 
         if not index_path.is_file():
@@ -104,6 +104,8 @@ class LogpCache:
                             "rewards are precomputed; retrain with this version, or token_rewards: live leaves none)")
         self.index = json.loads(index_path.read_text())
         cache = Path(self.index["cache"])
+        if not cache.is_absolute() and workdir is not None and not cache.is_file():
+            cache = workdir / cache  # the workflow names it from its working directory, the results' parent
         if not cache.is_file():
             raise DataError(f"token rewards: {index_path} names the cache {cache}, which is not there")
         packed = torch.load(cache, mmap=True, weights_only=True)
@@ -145,7 +147,7 @@ def cached_pairs(cfg: dict, results: Path, setting: str, limit: int | None = Non
     from transformers import AutoTokenizer
 
     m = _guide_meta(cfg, results, setting)
-    cache = LogpCache(m["index"])
+    cache = LogpCache(m["index"], Path(results).absolute().parent)
     missing = [s for s in ("ref", "guide") if s not in cache.index.get("sources", [])]
     if missing:
         raise DataError(f"token rewards: the cache of {m['index']} holds no {' or '.join(missing)} log-probs")
