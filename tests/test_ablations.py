@@ -158,3 +158,22 @@ def test_ablations_table_beside_the_papers_numbers(synthetic, tmp_path):
     assert data["loss_curves"]["tgdpo_conv"][-1] == [90, 1 / 90]
     for name in ("ablation_alpha", "ablation_guidance", "ablation_convergence"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_plan_of_the_ablations_gives_their_extra_over_table1(tmp_path):
+    """`reproduce plan --target reproduce_ablations`: the step models' disk (weights only, ~16 GB each at 8B in
+    bf16), the ablation-only training, generation and judge jobs, their requests and dollars, apart from Table 1's."""
+    from reproduce.plan.build import build_plan
+    from reproduce.plan.render import summary_lines
+
+    cfg = load_config({"preset": "paper"})
+    plan = build_plan(cfg, tmp_path / "results", "reproduce_ablations")
+    steps = [s for s in plan["stages"] if s["stage"] == "step_model"]
+    assert [s["method"] for s in steps] == ["tgdpo_a05", "tgdpo_a1", "tgdpo_a2"] and all(s["jobs"] == 6 for s in steps)
+    assert 15 < steps[0]["disk_gb"] / 6 < 17  # one save: the 8B model's bf16 weights, no optimizer state
+    x = plan["extra_over_table1"]
+    only = set(ablation_models(cfg)) - {"dpo", "simpo", "tgdpo"}
+    assert x["jobs"]["step_model"] == 18 and x["jobs"]["judge"] == 2 * len(only) and x["jobs"]["train"] == 8
+    assert 0 < x["usd_standard"] < plan["totals"]["usd_standard"] and x["gpu_hours"] > 0
+    assert any(line.startswith("beyond reproduce_table1: 8 training, 18 step models") for line in summary_lines(plan))

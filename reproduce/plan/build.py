@@ -13,6 +13,7 @@ from reproduce.plan.gpu import Rates, generate_estimate, train_estimate
 from reproduce.plan.judging import answer_tokens, plan_judging
 from reproduce.plan.sizes import model_shape
 from reproduce.paths import ResultPaths, repo_path
+from reproduce.step_models import step_model
 
 
 def _accelerate_config(cfg: dict) -> dict | None:
@@ -86,10 +87,21 @@ def retired(judge_cfg: dict) -> str | None:
     return value if isinstance(value, str) else json.dumps(value, default=str) if not isinstance(value, bool) else "retired"
 
 
-def model_stages(cfg: dict, results: Path, rates: Rates, gpus: int) -> tuple[list[dict], dict]:
+def _methods(cfg: dict, setting: str, target: str) -> list[str]:
+    """The methods ``target`` trains in ``setting`` (reproduce_ablations: the ablations', in their setting only)."""
+    if target != "reproduce_ablations":
+        return trained_methods(cfg, setting)
+    from reproduce.ablation_models import ablation_methods, ablation_spec
+
+    spec = ablation_spec(cfg)
+    return ablation_methods(cfg, spec) if spec and spec["setting"] == setting else []
+
+
+def model_stages(cfg: dict, results: Path, rates: Rates, gpus: int,
+                 target: str = "reproduce_table1") -> tuple[list[dict], dict]:
     """(stages, shapes): the base, prefs and train jobs of every setting (parameters, GPU time, peak memory,
-    disk, done or not) and each setting's base-model shape; no judge request is rendered (quick enough for
-    ``reproduce doctor``)."""
+    disk, done or not), each run's weights-only eval-step saves (``step_model``: their disk), and each
+    setting's base-model shape; no judge request is rendered (quick enough for ``reproduce doctor``)."""
     fsdp = training_fsdp(cfg)
     stages: list[dict] = []
     shapes = {}
@@ -101,14 +113,22 @@ def model_stages(cfg: dict, results: Path, rates: Rates, gpus: int) -> tuple[lis
         stages.append({"stage": "base", "setting": s, "jobs": 1, "done": _done(Path(rp.model_dir(s, "sft"))),
                        "params": n, "basis": shape["basis"], "disk_gb": None if n is None else A.BYTES_BF16 * n / 1e9})
         stages.append({"stage": "prefs", "setting": s, "jobs": 1, "done": _done(Path(rp.prefs(s)))})
-        for m in trained_methods(cfg, s):
+        for m in _methods(cfg, s, target):
             method = recipe["methods"][m]
+            if "max_epochs" in method:  # trained to convergence: planned for every epoch its schedule spans
+                method = {**method, "epochs": method["max_epochs"]}
             pairs, per_pair, basis = training_data(recipe, s, results, int(method.get("max_length", 2048)))
             est = train_estimate(method, n, pairs, per_pair, gpus, rates, shape.get("vocab"), fsdp)
             stages.append({"stage": "train", "setting": s, "method": m, "jobs": 1, "gpus": gpus, "pairs": pairs,
                            "tokens_per_pair": round(per_pair), **est,
                            "done": _done(Path(rp.model_dir(s, m)), "train_summary.json"),
                            "basis": f"{basis}; {est['rate_basis']}; size {shape['basis']}"})
+            steps = method.get("eval_steps") or []
+            if steps:  # kept for evaluation: the weights once per step (no optimizer state)
+                stages.append({"stage": "step_model", "setting": s, "method": m, "jobs": len(steps),
+                               "disk_gb": None if n is None else len(steps) * A.BYTES_BF16 * n / 1e9,
+                               "done": all(Path(rp.model_dir(s, step_model(m, st))).exists() for st in steps),
+                               "basis": f"{len(steps)} weights-only saves (eval_steps) x the bf16 model"})
     return stages, shapes
 
 
@@ -120,7 +140,7 @@ def build_plan(cfg: dict, results: str | Path = "results", target: str = "reprod
     results = Path(results)
     rates = Rates(throughput, gpu)
     gpus = training_gpus(cfg)
-    stages, shapes = model_stages(cfg, results, rates, gpus)
+    stages, shapes = model_stages(cfg, results, rates, gpus, target)
     rp = ResultPaths(results)
     judge_rows = plan_judging(cfg, results, target)
     answered = sorted({(r["setting"], r["model"]) for r in judge_rows})
@@ -149,6 +169,11 @@ def build_plan(cfg: dict, results: str | Path = "results", target: str = "reprod
             "stages": stages, "judge_jobs": judge_rows, "judges": judges, "paper_judges": paper_judges}
     plan["by_judge"] = _by_judge(judge_rows)
     plan["totals"] = _totals(stages, judge_rows)
+    if target == "reproduce_ablations":  # what the ablations add to a run of reproduce_table1
+        table1 = {(s, m) for s in cfg["settings"] for m in ["sft", *trained_methods(cfg, s)]}
+        own = lambda r: (r["setting"], r.get("method") or r.get("model")) not in table1  # noqa: E731
+        plan["extra_over_table1"] = _totals([st for st in stages if st["stage"] not in ("base", "prefs") and own(st)],
+                                            [r for r in judge_rows if own(r)])
     plan["plan_seconds"] = round(time.time() - t0, 2)
     return plan
 
@@ -215,7 +240,7 @@ def _totals(stages: list[dict], rows: list[dict]) -> dict:
     known = [s for s in gpu_stages if s.get("gpu_hours") is not None]  # unknown sizes: named in ``incomplete``
     upper = [r.get("usd_upper_standard") for r in ok if r.get("usd_upper_standard") is not None]
     return {"jobs": {st: sum(s["jobs"] for s in stages if s["stage"] == st)
-                     for st in ("base", "prefs", "train", "generate")} | {"judge": len(rows), "score": len(rows)},
+                     for st in ("base", "prefs", "train", "step_model", "generate")} | {"judge": len(rows), "score": len(rows)},
             "jobs_done": sum(s["jobs"] for s in stages if s["done"]),
             "gpu_hours": sum(s["gpu_hours"] for s in known),
             "train_gpu_hours": sum(s["gpu_hours"] for s in known if s["stage"] == "train"),

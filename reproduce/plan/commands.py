@@ -41,8 +41,9 @@ def register(sub) -> None:
     p.set_defaults(fn=cmd_plan)
     p.add_argument("--preset", help="the preset to plan (default: config/default.yaml's)")
     p.add_argument("--config-json", help="the Snakemake config as JSON (preset and overrides), as the workflow passes it")
-    p.add_argument("--target", default="reproduce_table1", choices=["reproduce_table1", "all"],
-                   help="what will be run: reproduce_table1 (default) or all (every judge on everything)")
+    p.add_argument("--target", default="reproduce_table1", choices=["reproduce_table1", "all", "reproduce_ablations"],
+                   help="what will be run: reproduce_table1 (default), all (every judge on everything) or "
+                        "reproduce_ablations (the preset's 'ablations'; the plan also gives its extra over reproduce_table1)")
     p.add_argument("--results", default="results", help="the results folder whose answers and caches count as done")
     p.add_argument("--out-dir", default="results", help="where plan.md / plan.json go (default results/)")
     p.add_argument("--throughput", help="the GPU benchmark's figures file (default results/perf/gpu_train.json when "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reproduce.config import judge_for
+from reproduce.config import ConfigError, judge_for
 from reproduce.judges.pricing import ANSWER_MARKER as MARKER, JudgeCosting, price_requests
 from reproduce.paths import ResultPaths
 from reproduce.plan import assumptions as A
@@ -21,7 +21,16 @@ from reproduce.plan import assumptions as A
 
 def judge_jobs(cfg: dict, target: str = "reproduce_table1") -> list[tuple[str, str, str, str]]:
     """(benchmark, judge, setting, model) of every judge job ``target`` runs: ``reproduce_table1`` the table
-    judge's (each benchmark routed to its ``benchmark_judges`` judge), ``all`` every judge on everything."""
+    judge's (each benchmark routed to its ``benchmark_judges`` judge), ``all`` every judge on everything,
+    ``reproduce_ablations`` the table judge's on every ablation model and ablation benchmark."""
+    if target == "reproduce_ablations":
+        from reproduce.ablation_models import ablation_models, ablation_spec
+
+        spec = ablation_spec(cfg)
+        if not spec:
+            raise ConfigError(f"{cfg.get('_file', 'preset')}: target reproduce_ablations needs the key 'ablations'")
+        return sorted({(b, judge_for(cfg, b, cfg["table_judge"]), spec["setting"], m)
+                       for m in ablation_models(cfg, spec) for b in spec["benchmarks"]})
     jobs = {(b, judge_for(cfg, b, cfg["table_judge"]), s, m)
             for s in cfg["settings"] for m in cfg["methods"] for b in cfg["benchmarks"]}
     if target == "all":

@@ -55,6 +55,12 @@ def summary_lines(plan: dict) -> list[str]:
         if info.get("retired"):
             lines.append(f"  paper's {b} judge {info['judge']} ({info['model']}): RETIRED {info['retired']}, not asked "
                          f"(replacement: {info.get('replacement')})")
+    x = plan.get("extra_over_table1")
+    if x:
+        lines.append(f"beyond reproduce_table1: {x['jobs']['train']} training, {x['jobs']['step_model']} step models, "
+                     f"{x['jobs']['generate']} generation, {x['jobs']['judge']} judge jobs; "
+                     f"{_n(x['gpu_hours'], '{:,.1f}')} GPU-hours, disk {_n(x['disk_gb'], '{:,.0f}')} GB, "
+                     f"{x['to_send']:,} requests, {_usd(x['usd_standard'])} standard / {_usd(x['usd_batch'])} batch")
     if plan.get("max_usd") is not None:
         lines.append(f"judging.max_usd: ${plan['max_usd']:,.2f}")
     lines.append(f"planned in {plan['plan_seconds']:.2f} s")
