@@ -1,53 +1,53 @@
-"""Three places name package versions; they must agree.
+"""The locks are what gets installed, and they agree with the pins and ranges they are compiled from.
 
-pyproject.toml declares what the package needs (ranges); requirements/cpu.txt pins them for CPU/CI (used as
-constraints, ``pip install . -c requirements/cpu.txt``); environment.yml pins them for GPU users, plus the
-GPU extras. requirements/test.txt holds the test-only packages, which the package never needs.
+pyproject.toml declares what the package needs (ranges, for people who install it into their own
+environment); requirements/cpu.txt, test.txt, vllm-cpu.txt and gpu.txt are the direct pins; scripts/lock.sh
+compiles them into requirements/cpu.lock, vllm-cpu.lock and gpu.lock (every package exact and hashed), from
+which the setup scripts install. environment.yml gives only Python and pip.
 """
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
+REQ = ROOT / "requirements"
+PROJECT = "reproduce-tgdpo"
+# what every lock must hold, so that installing it needs nothing from outside it
+INSTALLERS = {"pip", "setuptools", "wheel"}
+# packages a lock leaves out on purpose (scripts/lock.sh says why)
+LEFT_OUT = {"vllm-cpu": {"torchvision", "torchaudio", "torchcodec"}}
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _spec(line: str) -> tuple[str, str] | None:
-    line = line.split("#")[0].strip()
-    if not line or line.startswith("-"):
-        return None
-    m = re.match(r"^([A-Za-z0-9_.\-\[\]]+)\s*(.*)$", line)
-    return (_norm(m.group(1)), m.group(2).replace(" ", "")) if m else None
+def _pins(path: Path) -> dict[str, str]:
+    """{name: version} of a pins file's ``name==version`` lines (comments and options skipped)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s#;\\]+)", line.strip())
+        if m:
+            out[_norm(m.group(1))] = m.group(2)
+    return out
 
 
-def _file(path: Path) -> dict[str, str]:
-    return dict(s for s in map(_spec, path.read_text().splitlines()) if s)
+def _lock(name: str) -> dict[str, str]:
+    return _pins(REQ / f"{name}.lock")
 
 
-def _cpu() -> dict[str, str]:
-    return _file(ROOT / "requirements" / "cpu.txt")
-
-
-def _test() -> dict[str, str]:
-    return _file(ROOT / "requirements" / "test.txt")
-
-
-def _conda_pip() -> list[str]:
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    return next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-
-
-def _conda() -> dict[str, str]:
-    return dict(s for s in map(_spec, _conda_pip()) if s)
+def _same(pin: str, locked: str) -> bool:
+    """A direct pin names the public version; the lock may add the build's local tag (torch 2.13.0+cpu)."""
+    return Version(pin) == Version(locked) or Version(pin) == Version(Version(locked).public) and "+" not in pin
 
 
 def _pyproject() -> dict:
@@ -58,61 +58,91 @@ def _runtime() -> dict[str, Requirement]:
     return {_norm(r.name): r for r in map(Requirement, _pyproject()["dependencies"])}
 
 
-def _pinned(spec: str) -> str | None:
-    return spec[2:] if spec.startswith("==") and "," not in spec else None
+def _running_lock() -> str:
+    """The lock the running environment was installed from: the GPU one if vLLM is there, the vllm-cpu one
+    if vLLM's CPU build is, else the CPU one."""
+    have = {_norm(d.metadata["Name"]) for d in md.distributions()}
+    return "gpu" if "vllm" in have else "vllm-cpu" if "vllm-cpu" in have else "cpu"
 
 
-def test_shared_packages_have_identical_pins():
-    cpu, conda = _cpu(), _conda()
-    shared = set(cpu) & set(conda)
-    assert len(shared) >= 10
-    mismatched = {p: (cpu[p], conda[p]) for p in shared if cpu[p] != conda[p]}
-    assert not mismatched, f"requirements/cpu.txt vs environment.yml: {mismatched}"
+def test_the_running_environment_is_exactly_its_lock():
+    """Every distribution installed here is in the lock at the locked version (the package itself
+    excepted), and every locked package is installed: scripts/setup.sh installs exactly the locked set."""
+    name = _running_lock()
+    lock = _lock(name)
+    installed = {}
+    for dist in md.distributions():
+        installed.setdefault(_norm(dist.metadata["Name"]), dist.version)
+    installed.pop(PROJECT, None)
+    extra = {n: v for n, v in installed.items() if n not in lock}
+    assert not extra, f"installed but not in requirements/{name}.lock: {extra} (rerun the setup script)"
+    differ = {n: (v, lock[n]) for n, v in installed.items() if Version(v) != Version(lock[n])}
+    assert not differ, f"installed version != requirements/{name}.lock's: {differ} (rerun the setup script)"
+    missing = sorted(set(lock) - set(installed))
+    assert not missing, f"in requirements/{name}.lock but not installed: {missing} (rerun the setup script)"
 
 
-def test_every_pin_is_exact():
-    for where, specs in (("requirements/cpu.txt", _cpu()), ("requirements/test.txt", _test()),
-                         ("environment.yml", _conda())):
-        loose = {p: s for p, s in specs.items() if not _pinned(s)}
-        assert not loose, f"{where}: not pinned with ==: {loose}"
-    assert [line for line in _conda_pip() if line.startswith("-")] == ["-e ."]
+@pytest.mark.parametrize("name", ["cpu", "vllm-cpu", "gpu"])
+def test_every_locked_package_is_exact_and_hashed(name):
+    text = (REQ / f"{name}.lock").read_text()
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 1)[1] if text.startswith("#") else text)
+    entries = [e for e in entries if e.strip() and not e.startswith("#")]
+    assert len(entries) == len(_lock(name)) > 20
+    unhashed = [e.split()[0] for e in entries if "--hash=sha256:" not in e]
+    assert not unhashed, f"requirements/{name}.lock: no hash for {unhashed}"
+    assert not [e.split()[0] for e in entries if "==" not in e.split()[0]], f"requirements/{name}.lock: not exact"
+    assert INSTALLERS <= set(_lock(name)), f"requirements/{name}.lock lacks {INSTALLERS - set(_lock(name))}"
+    assert not LEFT_OUT.get(name, set()) & set(_lock(name))
+
+
+@pytest.mark.parametrize("pins,lock", [("cpu.txt", "cpu"), ("test.txt", "cpu"), ("vllm-cpu.txt", "vllm-cpu"),
+                                       ("cpu.txt", "gpu"), ("gpu.txt", "gpu"), ("gpu-overrides.txt", "gpu")])
+def test_each_direct_pin_is_in_its_lock_at_that_version(pins, lock):
+    direct, locked = _pins(REQ / pins), _lock(lock)
+    assert direct
+    missing = sorted(set(direct) - set(locked))
+    assert not missing, f"requirements/{pins} pins {missing}, which requirements/{lock}.lock lacks (run scripts/lock.sh)"
+    differ = {n: (v, locked[n]) for n, v in direct.items() if not _same(v, locked[n])}
+    assert not differ, f"requirements/{pins} vs requirements/{lock}.lock: {differ} (run scripts/lock.sh)"
+
+
+def test_the_vllm_cpu_pins_are_the_cpu_pins():
+    """.venv-vllm runs the generation code at the versions the main environment runs it."""
+    cpu = {**_pins(REQ / "cpu.txt"), **_pins(REQ / "test.txt")}
+    vllm = _pins(REQ / "vllm-cpu.txt")
+    shared = set(cpu) & set(vllm)
+    assert {"torch", "transformers", "openai"} <= shared
+    assert {n: (cpu[n], vllm[n]) for n in shared if cpu[n] != vllm[n]} == {}
 
 
 def test_runtime_dependencies_are_ranges_the_pins_satisfy():
-    runtime, cpu, conda = _runtime(), _cpu(), _conda()
+    runtime, cpu = _runtime(), _pins(REQ / "cpu.txt")
     assert {"torch", "transformers", "trl", "snakemake", "openai", "alpaca-eval", "jsonschema"} <= set(runtime)
     for name, req in runtime.items():
         assert req.specifier, f"pyproject.toml: {name} has no version range"
-        for where, pins in (("requirements/cpu.txt", cpu), ("environment.yml", conda)):
-            assert name in pins, f"{where} does not pin {name}, which pyproject.toml depends on"
-            assert req.specifier.contains(_pinned(pins[name]), prereleases=True), \
-                f"{where} pins {name}{pins[name]}, outside pyproject.toml's {req.specifier}"
+        assert name in cpu, f"requirements/cpu.txt does not pin {name}, which pyproject.toml depends on"
+        assert req.specifier.contains(cpu[name], prereleases=True), \
+            f"requirements/cpu.txt pins {name}=={cpu[name]}, outside pyproject.toml's {req.specifier}"
 
 
-def test_gpu_extras_are_pinned_for_conda_within_range():
-    conda = _conda()
+def test_gpu_extras_are_pinned_within_range():
+    gpu_pins = _pins(REQ / "gpu.txt")
     gpu = [Requirement(r) for r in _pyproject()["optional-dependencies"]["gpu"]]
     assert {_norm(r.name) for r in gpu} == {"vllm", "deepspeed"}
     for req in gpu:
-        assert req.specifier.contains(_pinned(conda[_norm(req.name)])), f"environment.yml: {req.name}"
+        assert req.specifier.contains(gpu_pins[_norm(req.name)]), f"requirements/gpu.txt: {req.name}"
 
 
 def test_test_only_packages_are_not_runtime_dependencies():
-    test, runtime, cpu = _test(), _runtime(), _cpu()
+    test, runtime, cpu = _pins(REQ / "test.txt"), _runtime(), _pins(REQ / "cpu.txt")
     assert {"pytest", "fastapi", "uvicorn"} <= set(test)
     assert not set(test) & set(runtime), "test-only packages belong in requirements/test.txt, not pyproject.toml"
     both = {p: (cpu[p], test[p]) for p in set(test) & set(cpu) if cpu[p] != test[p]}
     assert not both, f"requirements/cpu.txt vs requirements/test.txt: {both}"
-    assert "-c cpu.txt" in (ROOT / "requirements" / "test.txt").read_text().splitlines()
 
 
-def test_core_packages_are_exactly_pinned():
-    cpu = _cpu()
-    for pkg in ("torch", "transformers", "trl", "datasets", "accelerate", "snakemake", "openai", "alpaca-eval"):
-        assert cpu.get(pkg, "").startswith("=="), f"{pkg} must be pinned with == in requirements/cpu.txt"
-
-
-def test_environment_is_python_311():
+def test_conda_gives_python_and_pip_only():
+    """Every Python package of the CUDA environment comes from requirements/gpu.lock (scripts/setup_gpu.sh)."""
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    assert "python=3.11" in env["dependencies"]
+    assert env["dependencies"] == ["python=3.11", "pip"]
     assert _pyproject()["requires-python"] == ">=3.11,<3.12"
