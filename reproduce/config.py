@@ -26,14 +26,25 @@ from reproduce.io import content_hash
 
 
 
-def _project_root() -> Path:
-    """The folder holding ``config/`` and ``evals/``: ``$REPRODUCE_ROOT`` when set (an installed copy run on a
-    checkout's definitions), else the checkout this package sits in (an editable install or the source tree)."""
+def _project_root() -> tuple[Path, bool]:
+    """(the folder holding ``config/`` and ``evals/``, whether it is the package's own copy).
+
+    ``$REPRODUCE_ROOT`` when set (a user's own copy of the definitions); else the checkout this package sits
+    in (the source tree or an editable install); else the copy a built package carries, ``reproduce/_bundled``
+    (setup.py puts it there), read through ``importlib.resources``."""
     env = os.environ.get("REPRODUCE_ROOT")
-    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+    if env:
+        return Path(env).resolve(), False
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "config").is_dir() and (checkout / "evals").is_dir():
+        return checkout, False
+    from importlib.resources import files
+
+    # a folder on disk for every ordinary install (site-packages); the rest of the package reads it as a Path
+    return Path(str(files("reproduce") / "_bundled")), True
 
 
-ROOT = _project_root()
+ROOT, BUNDLED = _project_root()
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 

@@ -21,7 +21,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
-from reproduce.config import ROOT, load_yaml, validate
+from reproduce.config import BUNDLED, ROOT, load_yaml, validate
 from reproduce.io import DataError, sha256_file
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,15 @@ def mirror_dirs(mirror: str | Path | list | None = None) -> list[Path]:
 
 
 def cache_dir() -> Path:
-    """Where downloads are kept: ``$REPRODUCE_CACHE``, else ``.cache/benchmarks`` in the repository (read at
-    each call, so a test or a job can point it elsewhere)."""
-    return Path(os.environ.get(CACHE_VAR) or ROOT / ".cache" / "benchmarks")
+    """Where downloads are kept: ``$REPRODUCE_CACHE``, else ``.cache/benchmarks`` in the repository, or for an
+    installed copy without one the user's cache folder (never inside the installed package); read at each
+    call, so a test or a job can point it elsewhere."""
+    if os.environ.get(CACHE_VAR):
+        return Path(os.environ[CACHE_VAR])
+    if BUNDLED:
+        user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        return user_cache / "reproduce-tgdpo" / "benchmarks"
+    return ROOT / ".cache" / "benchmarks"
 
 
 def cached_path(spec: dict) -> Path:

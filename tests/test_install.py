@@ -1,4 +1,5 @@
-"""`pip install . -c requirements/cpu.txt` gives a working `reproduce` command in a fresh virtual environment.
+"""`pip install .` gives a working `reproduce` command in a fresh virtual environment, one that carries its
+own presets and benchmark definitions.
 
 A full install into an empty venv unpacks ~2 GB (torch alone) and takes 6-7 minutes here, so the test splits
 it into two real steps that together say the same thing in about a minute:
@@ -7,11 +8,12 @@ it into two real steps that together say the same thing in about a minute:
    --ignore-installed --report``); every package pinned in requirements/cpu.txt must resolve to its pin, and
    every resolved distribution must be one this test process runs on (so step 2 can lend it).
 2. install and run: a second empty venv sees exactly the resolved distributions (symlinked from this
-   environment's site-packages, nothing else: no test packages, no editable checkout), and pip installs the
-   package from a copy of its sources with ``--no-index``, so a dependency pyproject.toml does not declare,
-   or declares out of range of the pins, fails the install. The venv's own ``reproduce`` entry point then
-   runs ``--help``, ``--version`` and ``score`` on a shipped judgments file, from a directory outside the
-   checkout.
+   environment's site-packages, nothing else: no test packages, no editable checkout), and pip builds and
+   installs the package (not editable) from a copy of what its sdist holds, with ``--no-index``, so a
+   dependency pyproject.toml does not declare, or declares out of range of the pins, fails the install. The
+   venv's own ``reproduce`` entry point then runs ``--help``, ``--version`` and ``score`` on an official
+   judgments file, from a directory that is no checkout and without ``$REPRODUCE_ROOT``: the package reads
+   the ``config/`` and ``evals/`` it carries (setup.py bundles them). ``$REPRODUCE_ROOT`` still overrides them.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import arena_synthetic_on_real_ids
-from test_arena_hard import GOLDEN
+from conftest import official_file
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "requirements" / "cpu.txt"
@@ -49,20 +50,26 @@ def _pins() -> dict[str, str]:
     return pins
 
 
+def _env(**extra: str) -> dict[str, str]:
+    """This process's environment without what would point a command at the checkout."""
+    return {**{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "REPRODUCE_ROOT")}, **extra}
+
+
 def _pip(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # the benchmark definitions a score covers (evals/) are a checkout's, not the package's
-    env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}, "REPRODUCE_ROOT": str(ROOT)}
+    env = _env()
     out = subprocess.run([sys.executable, "-m", "pip", *args], cwd=cwd, env=env, capture_output=True, text=True)
     assert out.returncode == 0, f"pip {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
 
 
 def _package_sources(dest: Path) -> Path:
-    """What `pip install .` builds from: pyproject.toml, the README it names and the package."""
+    """What `pip install .` builds from (what the sdist holds): pyproject.toml, setup.py, MANIFEST.in, the
+    README it names, the package and the data setup.py bundles into it."""
     dest.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy2(ROOT / name, dest / name)
-    shutil.copytree(ROOT / "reproduce", dest / "reproduce", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("reproduce", "config", "evals"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return dest
 
 
@@ -94,6 +101,8 @@ def test_pip_install_from_the_pins_gives_a_working_command(tmp_path):
     resolved = {_norm(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
     assert resolved.pop("reproduce-tgdpo") == __import__("reproduce").__version__
     for name, pin in _pins().items():
+        if name in ("pip", "wheel"):  # pinned for the lock (installers), never a dependency of the package
+            continue
         assert name in resolved, f"{name} is pinned in {CONSTRAINTS.name} but `pip install .` does not install it"
         assert resolved[name].split("+")[0] == pin, f"{name}: resolved {resolved[name]}, pinned {pin}"
     here = {}
@@ -110,26 +119,40 @@ def test_pip_install_from_the_pins_gives_a_working_command(tmp_path):
     (site_packages / "lent.pth").write_text(str(tmp_path / "lent") + "\n")
     _pip("--python", str(python), "install", "-q", "--no-index", "--no-build-isolation", str(src), cwd=tmp_path)
 
-    work = tmp_path / "elsewhere"
+    work = tmp_path / "elsewhere"  # no checkout here or above it
     work.mkdir()
     exe = str(python.parent / "reproduce")
-    # the benchmark definitions a score covers (evals/) are a checkout's, not the package's
-    env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}, "REPRODUCE_ROOT": str(ROOT)}
+    env = _env(XDG_CACHE_HOME=str(tmp_path / "user-cache"))  # downloads of official files land there, if any
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([exe, *args], cwd=work, env=env, capture_output=True, text=True)
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, *args], cwd=work, env={**env, **extra}, capture_output=True, text=True)
 
     helped = run("--help")
     assert helped.returncode == 0, helped.stderr[-3000:]
     assert "score" in helped.stdout and "judge" in helped.stdout
     version = run("--version")
     assert version.returncode == 0 and __import__("reproduce").__version__ in version.stdout, version.stderr
-    judgments = arena_synthetic_on_real_ids(tmp_path / "arena_m.jsonl")
-    scored = run("score", "--benchmark", "arena_hard", "--judgments", str(judgments), "--format", "arena_hard", "--json")
+    bundled = site_packages / "reproduce" / "_bundled"
+    assert (bundled / "config" / "default.yaml").is_file() and (bundled / "evals" / "benchmarks" / "alpaca_eval2.yaml").is_file()
+
+    # an official AlpacaEval 2 annotations file, scored as the checkout scores it (tests/test_cli.py)
+    annotations = official_file("alpaca_eval_annotations/claude-2/annotations.json")
+    argv = ("score", "--benchmark", "alpaca_eval2", "--judgments", str(annotations), "--format", "alpaca_eval", "--json")
+    scored = run(*argv)
     assert scored.returncode == 0, scored.stderr[-3000:]
     result = json.loads(scored.stdout.strip().splitlines()[-1])
-    assert round(result["score"], 2) == GOLDEN[False]["rounded"][0]
+    here = subprocess.run([sys.executable, "-m", "reproduce.cli", *argv], cwd=ROOT, capture_output=True, text=True)
+    assert here.returncode == 0, here.stderr[-3000:]
+    assert result == json.loads(here.stdout.strip().splitlines()[-1])
+    assert result["n_total"] == 805 and result["complete"] is True
+
+    # $REPRODUCE_ROOT still names the definitions to use: an empty folder has none
+    empty = tmp_path / "no-definitions"
+    empty.mkdir()
+    overridden = run(*argv, REPRODUCE_ROOT=str(empty))
+    assert overridden.returncode == 2 and "config/default.yaml: file not found" in overridden.stderr, overridden.stderr
+
     # the command ran the installed copy, not the checkout
-    where = subprocess.run([str(python), "-c", "import reproduce; print(reproduce.__file__)"], cwd=work, env=env,
-                           capture_output=True, text=True).stdout.strip()
-    assert where.startswith(str(site_packages)), where
+    where = subprocess.run([str(python), "-c", "import reproduce.config as c; print(c.__file__, c.ROOT)"], cwd=work,
+                           env=env, capture_output=True, text=True).stdout.split()
+    assert where[0].startswith(str(site_packages)) and where[1] == str(bundled), where
