@@ -46,8 +46,9 @@ def _slurm_partition():
         value = workflow.resource_settings.default_resources["slurm_partition"]
     except (KeyError, TypeError, AttributeError):
         return None
-    value = getattr(value, "value", value)
-    return str(value).strip("'\"") if value else None
+    # a command-line resource is an expression evaluated per job; its text is the partition's name
+    text = str(getattr(value, "raw", value)).strip("'\"")
+    return text or None
 
 
 onstart:

@@ -220,3 +220,30 @@ def test_snakemake_stops_on_a_blocker_before_any_job(tmp_path):
     assert not (tmp_path / "results" / "plan.md").exists()
     dry = subprocess.run(cmd + ["-n"], capture_output=True, text=True, env=env, timeout=300)
     assert dry.returncode == 0 and "judge key" not in dry.stdout + dry.stderr
+
+
+@pytest.mark.slow
+def test_under_the_slurm_executor_the_partition_is_checked_not_the_submit_host(tmp_path):
+    """With --executor slurm and --default-resources slurm_partition=NAME, the onstart doctor asks sinfo about
+    that partition (stand-ins for the SLURM commands on PATH record what they were asked) and never looks
+    for GPUs on the submit host."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    asked = tmp_path / "sinfo.args"
+    (tools / "sinfo").write_text(f"#!/bin/sh\necho \"$@\" >> {asked}\nprintf 'gpux|gpu:h100:8|2|up\\n'\n")
+    for name in ("squeue", "sacct", "scontrol"):  # the executor plugin's own status commands: answer nothing
+        (tools / name).write_text("#!/bin/sh\nexit 0\n")
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_ENDPOINT": "http://127.0.0.1:9",
+           "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    work = tmp_path / "work"
+    work.mkdir()
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "plan",
+                          "--config", "preset=paper", "--executor", "slurm", "--jobs", "1",
+                          "--default-resources", "slurm_partition=gpux"], capture_output=True, text=True, env=env,
+                         timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "doctor=false" in text  # no key or budget here: blocked before any job
+    assert asked.read_text().split()[-2:] == ["-p", "gpux"]
+    assert "GPUs (partition gpux)" in text and "2 node(s) x 8 h100" in text and "GPUs (this machine)" not in text
