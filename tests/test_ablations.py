@@ -177,3 +177,19 @@ def test_plan_of_the_ablations_gives_their_extra_over_table1(tmp_path):
     assert x["jobs"]["step_model"] == 18 and x["jobs"]["judge"] == 2 * len(only) and x["jobs"]["train"] == 8
     assert 0 < x["usd_standard"] < plan["totals"]["usd_standard"] and x["gpu_hours"] > 0
     assert any(line.startswith("beyond reproduce_table1: 8 training, 18 step models") for line in summary_lines(plan))
+
+
+def test_step_model_command_records_its_job(tmp_path):
+    """`reproduce step-model` publishes a complete save and writes the step model's resolved config (its
+    method's recipe entry and the step), which the score files' provenance reads."""
+    save = tmp_path / "ck" / "eval" / "step-60"
+    save.mkdir(parents=True)
+    (save / "config.json").write_text("{}")
+    (save / "step_summary.json").write_text(json.dumps({"step": 60}))
+    job = job_config(load_config({"preset": "paper"}), "train", setting="llama3-8b-pairrm", method="tgdpo_a1-step60")
+    out = subprocess.run([sys.executable, "-m", "reproduce.cli", "step-model", "--job", json.dumps(job), "--save", str(save),
+                          "--out", str(tmp_path / "m")], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    resolved = json.loads((tmp_path / "m" / "resolved_config.json").read_text())
+    assert resolved["checkpoint_step"] == 60 and resolved["method"] == "tgdpo_a1-step60"
+    assert resolved["config_hash"] == job["config_hash"] and (tmp_path / "m" / "config.json").exists()
