@@ -247,3 +247,24 @@ def test_under_the_slurm_executor_the_partition_is_checked_not_the_submit_host(t
     assert out.returncode != 0 and "doctor=false" in text  # no key or budget here: blocked before any job
     assert asked.read_text().split()[-2:] == ["-p", "gpux"]
     assert "GPUs (partition gpux)" in text and "2 node(s) x 8 h100" in text and "GPUs (this machine)" not in text
+
+
+@pytest.mark.server
+def test_alpaca_eval_lc_files_folder_or_pinned_revision(hub, monkeypatch, tmp_path):
+    """The length-control files: a folder holding df_gamed.csv, or the hub dataset at the pinned revision
+    (a HEAD request for the file there); missing is a warning (Table 1 then says so), never a blocker."""
+    from reproduce.doctor.inputs import lc_check
+
+    cfg = hub["cfg"]
+    HubStandIn.PINNED["datasets/tatsu-lab/alpaca_eval"] = "1" * 40
+    monkeypatch.delenv("REPRODUCE_ALPACA_EVAL_LC_DIR", raising=False)
+    monkeypatch.setenv("REPRODUCE_ALPACA_EVAL_HF_REVISION", "1" * 40)
+    assert lc_check(cfg, 5).status == "ok"
+    assert ("datasets/tatsu-lab/alpaca_eval/resolve/" + "1" * 40 + "/df_gamed.csv", None) in HubStandIn.seen
+    monkeypatch.setenv("REPRODUCE_ALPACA_EVAL_HF_REVISION", "2" * 40)
+    wrong = lc_check(cfg, 5)
+    assert wrong.status == "warn" and "RevisionNotFound" in wrong.detail
+    monkeypatch.setenv("REPRODUCE_ALPACA_EVAL_LC_DIR", str(tmp_path))
+    assert lc_check(cfg, 5).status == "warn"
+    (tmp_path / "df_gamed.csv").write_text("x\n")
+    assert lc_check(cfg, 5).status == "ok"

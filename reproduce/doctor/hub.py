@@ -84,17 +84,18 @@ def head_status(url: str, auth: str | None, timeout: float) -> tuple[int | None,
         return None, str(getattr(e, "reason", None) or e)
 
 
-def probe_url(kind: str, repo: str, revision: str) -> str:
-    """The address asked for one repository at one revision."""
+def probe_url(kind: str, repo: str, revision: str, file: str | None = None) -> str:
+    """The address asked for one repository at one revision (``file``, default the kind's probe file)."""
     prefix = "datasets/" if kind == "dataset" else ""
     return (f"{endpoint()}/{prefix}{urllib.parse.quote(repo)}/resolve/{urllib.parse.quote(revision, safe='')}/"
-            f"{PROBE_FILE[kind]}")
+            f"{file or PROBE_FILE[kind]}")
 
 
-def access_check(kind: str, repo: str, revision: str, key: str, auth: str | None, timeout: float) -> Check:
+def access_check(kind: str, repo: str, revision: str, key: str, auth: str | None, timeout: float,
+                 file: str | None = None) -> Check:
     """One repository's line: downloadable at its revision, or why not and what to do."""
     name = f"hub {kind} {repo}"
-    status, why = head_status(probe_url(kind, repo, revision), auth, timeout)
+    status, why = head_status(probe_url(kind, repo, revision, file), auth, timeout)
     pinned = "" if revision != "main" else " (revision main: not pinned)"
     if status is not None and (200 <= status < 400):
         return Check(OK, name, f"reachable at {revision[:12]}{pinned}")
@@ -104,8 +105,8 @@ def access_check(kind: str, repo: str, revision: str, key: str, auth: str | None
         return Check(FAIL, name, f"HTTP {status}{' ' + why if why else ''}: gated or private; {fix} must accept "
                                  f"its licence at {page} ({key})")
     if status == 404:
-        return Check(FAIL, name, f"HTTP 404{' ' + why if why else ''}: no such repository or revision {revision} "
-                                 f"({key})")
+        return Check(FAIL, name, f"HTTP 404{' ' + why if why else ''}: no such repository, revision {revision} "
+                                 f"or file {file or PROBE_FILE[kind]} ({key})")
     if status is None:
         return Check(FAIL, name, f"hub unreachable at {endpoint()} ({why}); set HF_ENDPOINT for a mirror, or "
                                  f"local_dir in {key}")

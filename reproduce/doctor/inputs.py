@@ -8,6 +8,7 @@ import os
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from reproduce import official
 from reproduce.doctor.result import FAIL, OK, WARN, Check
@@ -40,15 +41,26 @@ def budget_check(cfg: dict, no_budget: bool) -> Check:
                                           "(see `reproduce plan` for the bill), or pass --no-budget to run without a cap")
 
 
-def lc_check(cfg: dict) -> Check | None:
-    """AlpacaEval 2's length-controlled win rate needs its files or a pinned dataset revision."""
+def lc_check(cfg: dict, timeout: float = 10) -> Check | None:
+    """AlpacaEval 2's length-controlled win rate needs its files: in ``$REPRODUCE_ALPACA_EVAL_LC_DIR``, or on
+    the hub at the pinned ``$REPRODUCE_ALPACA_EVAL_HF_REVISION`` (asked with a HEAD request). Without them
+    Table 1 says so in its LC cells: a warning, not a blocker."""
+    from reproduce.benchmarks.alpaca_lc import LC_FILES, LC_REPO
+    from reproduce.doctor import hub
+
     if not any(b.get("protocol") == "alpaca_eval2" for b in cfg["benchmarks"].values()):
         return None
-    set_vars = [v for v in LC_VARS if os.environ.get(v)]
-    if set_vars:
-        return Check(OK, "AlpacaEval LC files", f"{set_vars[0]} set")
-    return Check(WARN, "AlpacaEval LC files", f"neither {' nor '.join(LC_VARS)} set: Table 1 will say "
-                                              "'LC files missing' for the length-controlled win rate")
+    name = "AlpacaEval LC files"
+    lc_dir, revision = (os.environ.get(v) for v in LC_VARS)
+    if lc_dir:
+        missing = [f for f in LC_FILES[:1] if not (Path(lc_dir) / f).is_file()]
+        return (Check(WARN, name, f"{missing[0]} not in {lc_dir} ({LC_VARS[0]})") if missing else
+                Check(OK, name, f"{LC_FILES[0]} in {lc_dir} ({LC_VARS[0]})"))
+    if revision:
+        found = hub.access_check("dataset", LC_REPO, revision, f"${LC_VARS[1]}", hub.token()[0], timeout, LC_FILES[0])
+        return Check(OK if found.status == OK else WARN, name, f"{LC_REPO}/{LC_FILES[0]}: {found.detail}")
+    return Check(WARN, name, f"neither {' nor '.join(LC_VARS)} set: Table 1 will say "
+                             "'LC files missing' for the length-controlled win rate")
 
 
 def url_answers(url: str, timeout: float) -> str | None:

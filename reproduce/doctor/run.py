@@ -27,7 +27,7 @@ def preflight(cfg: dict, results: str | Path = "results", no_budget: bool = Fals
         checks.append(machine.gpu_check_local(stages, gpus))
     checks += inputs.judge_key_checks(cfg)
     checks.append(inputs.budget_check(cfg, no_budget))
-    lc = inputs.lc_check(cfg)
+    lc = inputs.lc_check(cfg, timeout)
     if lc is not None:
         checks.append(lc)
     checks += inputs.official_checks(cfg, timeout)
