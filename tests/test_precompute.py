@@ -82,6 +82,7 @@ def test_any_batch_size_gives_the_same_values_and_reports_its_speed(tiny_model_d
     assert "forward tokens/s" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_report_reads_token_rewards_from_the_cache_through_the_training_index(tiny_model_dir, pairs_file,
                                                                                   tmp_path, monkeypatch):
     """A TGDPO training job records which cached row is which pair beside its model; the report's token strips

@@ -106,6 +106,7 @@ def _csv_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.browser
 def test_table1_cells_equal_table1_csv(page, site):
     _check_table1(page, site["results"], tiny_cfg())
 
@@ -139,6 +140,7 @@ def _check_table1(page, results: Path, cfg: dict) -> None:
                 assert ("incomplete" in td.get_attribute("class")) == incomplete
 
 
+@pytest.mark.browser
 @pytest.mark.slow
 def test_paper_preset_sized_page(browser, tmp_path):
     """The paper preset's size (4 settings x 4 methods x (805 + 500 + 80) questions x its judges; short texts:
@@ -199,6 +201,7 @@ def _judgments(results: Path, bench: str, judge: str, method: str) -> dict[str, 
     return {r["question_id"]: r for r in map(json.loads, path.read_text().splitlines())}
 
 
+@pytest.mark.browser
 def test_click_cell_to_item_shows_the_judgment_files_verdict(page, site):
     from selenium.webdriver.common.by import By
 
@@ -230,6 +233,7 @@ def test_click_cell_to_item_shows_the_judgment_files_verdict(page, site):
     page.save_screenshot(str(ARTIFACTS / "report_html.png"))
 
 
+@pytest.mark.browser
 def test_a_beats_b_filter_counts_the_judgment_files(page, site):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -252,6 +256,7 @@ def test_a_beats_b_filter_counts_the_judgment_files(page, site):
     assert status.startswith(f"{wins} of {len(per['tgdpo'])} items"), status
 
 
+@pytest.mark.browser
 def test_forest_plot_row_opens_the_pairs_items(page, site):
     from selenium.webdriver.common.by import By
 
@@ -266,6 +271,7 @@ def test_forest_plot_row_opens_the_pairs_items(page, site):
     assert page.find_element(By.ID, "sel-b").get_attribute("value") == first["method_b"]
 
 
+@pytest.mark.browser
 def test_token_reward_strip_for_a_chosen_pair(page, site):
     from selenium.webdriver.common.by import By
 
@@ -312,6 +318,7 @@ def test_per_item_values_average_to_the_score(tmp_path):
     assert empty["items"] == [] and any("judgments" in m for m in empty["missing"])
 
 
+@pytest.mark.browser
 def test_everything_loads_from_disk(page, site):
     """Nothing comes from a network (no CDN): after opening a benchmark and an item, every script,
     stylesheet, image and link target the page holds is a file in the page's own folder, and the CSS
