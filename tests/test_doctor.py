@@ -268,3 +268,22 @@ def test_alpaca_eval_lc_files_folder_or_pinned_revision(hub, monkeypatch, tmp_pa
     assert lc_check(cfg, 5).status == "warn"
     (tmp_path / "df_gamed.csv").write_text("x\n")
     assert lc_check(cfg, 5).status == "ok"
+
+
+def test_offline_hub_is_checked_in_the_cache(monkeypatch, tmp_path):
+    """With HF_HUB_OFFLINE set nothing is asked: a repository is fine when its snapshot at the pinned revision
+    is in the hub cache, a blocker when not (compute nodes without network)."""
+    from huggingface_hub import constants
+
+    from reproduce.doctor.hub import hub_checks
+
+    cfg = load_config({"preset": "paper"})
+    base = cfg["settings"]["llama3-8b-pairrm"]["base"]
+    (tmp_path / "models--meta-llama--Meta-Llama-3-8B-Instruct" / "snapshots" / base["revision"]).mkdir(parents=True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # never asked
+    checks = {c.name: c for c in hub_checks(cfg, timeout=5)}
+    assert checks["hub model meta-llama/Meta-Llama-3-8B-Instruct"].status == "ok"
+    gemma = checks["hub model google/gemma-2-2b-it"]
+    assert gemma.status == "FAIL" and "HF_HUB_OFFLINE" in gemma.detail and "settings.gemma2-2b-armorm.base" in gemma.detail

@@ -113,11 +113,36 @@ def access_check(kind: str, repo: str, revision: str, key: str, auth: str | None
     return Check(FAIL, name, f"HTTP {status}{' ' + why if why else ''} from {endpoint()} ({key})")
 
 
+def offline() -> bool:
+    """Whether huggingface_hub is told to stay offline (``$HF_HUB_OFFLINE``): downloads then come from its cache."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cached(kind: str, repo: str, revision: str) -> bool:
+    """Whether the hub cache holds ``repo`` at ``revision`` (a snapshot folder, or a ref naming one)."""
+    from huggingface_hub import constants
+
+    folder = Path(constants.HF_HUB_CACHE) / f"{kind}s--{repo.replace('/', '--')}"
+    return (folder / "snapshots" / revision).is_dir() or (folder / "refs" / revision).is_file()
+
+
+def offline_check(kind: str, repo: str, revision: str, key: str) -> Check:
+    """One repository's line when the hub may not be asked: its snapshot must already be in the cache."""
+    name = f"hub {kind} {repo}"
+    if cached(kind, repo, revision):
+        return Check(OK, name, f"in the hub cache at {revision[:12]} (HF_HUB_OFFLINE)")
+    return Check(FAIL, name, f"HF_HUB_OFFLINE is set and the hub cache holds no {revision} snapshot; download it on "
+                             f"a machine with network into the same HF_HOME, or set local_dir in {key}")
+
+
 def hub_checks(cfg: dict, timeout: float = 10) -> list[Check]:
-    """The token's line and one line per hub repository of ``cfg`` (requests in parallel)."""
+    """The token's line and one line per hub repository of ``cfg`` (requests in parallel; with
+    ``$HF_HUB_OFFLINE`` set, the cache is looked at instead)."""
     repos = hub_repos(cfg)
     if not repos:
         return [Check(OK, "hub", "nothing to download from the hub (local models and data)")]
+    if offline():
+        return [offline_check(*r) for r in repos]
     auth, source = token()
     checks = [Check(OK, "hub token", f"set ({source}); {endpoint()}") if auth else
               Check(WARN, "hub token", f"not set (HF_TOKEN or `hf auth login`): gated repositories will refuse; "

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from reproduce.doctor.hub import cached
 from reproduce.doctor.result import FAIL, OK, WARN, Check
 
 COMMAND_TIMEOUT_S = 15  # sinfo / nvidia-smi answer in well under a second when they answer at all
@@ -35,13 +36,7 @@ def hub_cache() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def cached_snapshot(cache: Path, repo: str, revision: str) -> bool:
-    """Whether the hub cache already holds ``repo`` at ``revision`` (a snapshot folder, or a ref naming one)."""
-    folder = cache / f"models--{repo.replace('/', '--')}"
-    return (folder / "snapshots" / revision).is_dir() or (folder / "refs" / revision).is_file()
-
-
-def disk_needs(cfg: dict, stages: list[dict], cache: Path) -> tuple[float, float, list[str]]:
+def disk_needs(cfg: dict, stages: list[dict]) -> tuple[float, float, list[str]]:
     """(GB for results/, GB for the hub cache, notes) of the jobs not yet done."""
     results_gb = sum(s["disk_gb"] or 0 for s in stages if s["stage"] == "train" and not s["done"])
     cache_gb, notes, seen = 0.0, [], set()
@@ -53,7 +48,7 @@ def disk_needs(cfg: dict, stages: list[dict], cache: Path) -> tuple[float, float
         if key in seen:
             continue
         seen.add(key)
-        if cached_snapshot(cache, *key):
+        if cached("model", *key):
             notes.append(f"{key[0]} already cached")
         else:
             cache_gb += s["disk_gb"] or 0
@@ -66,7 +61,7 @@ def disk_needs(cfg: dict, stages: list[dict], cache: Path) -> tuple[float, float
 def disk_checks(cfg: dict, stages: list[dict], results: Path) -> list[Check]:
     """Free space at results/ and the hub cache (together when they share a filesystem) against the needs."""
     cache = hub_cache()
-    results_gb, cache_gb, notes = disk_needs(cfg, stages, cache)
+    results_gb, cache_gb, notes = disk_needs(cfg, stages)
     places = {"results": (existing_ancestor(results), results_gb), "hub cache": (existing_ancestor(cache), cache_gb)}
     by_device: dict[int, list[str]] = {}
     for name, (path, _) in places.items():
