@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,7 @@ def validate(data: Any, schema_name: str, source: str | Path, overridden: set | 
         raise ConfigError(f"{where}: key '{bad}': not a finite number")
     if schema_name == "judge":
         _check_judge(data, _rel(Path(source)))
+        data = _verdict_regex_keys(data)
     schema = yaml.safe_load((SCHEMAS / f"{schema_name}.schema.yaml").read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: (-len(e.absolute_path), str(e.absolute_path)))
@@ -134,7 +136,26 @@ def validate(data: Any, schema_name: str, source: str | Path, overridden: set | 
                 source = "--config"
             raise ConfigError(f"{_rel(Path(source))}: key '{prefix}{extra[0]}': unknown key (allowed: {', '.join(sorted(allowed))})")
         raise ConfigError(f"{_rel(Path(source))}: key '{key}': {err.message}")
+    if schema_name == "judge":
+        _check_verdict_regex(data, _rel(Path(source)))
     return data
+
+
+def _verdict_regex_keys(data: Any) -> Any:
+    """A judge's ``verdict_regex`` with its keys as strings (YAML reads ``1: m`` with the integer key 1)."""
+    table = data.get("verdict_regex") if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        return data
+    return {**data, "verdict_regex": {str(k): v for k, v in table.items()}}
+
+
+def _check_verdict_regex(data: dict, source: str) -> None:
+    """Every pattern of a judge's ``verdict_regex`` compiles (a bad one fails here, not at its first reply)."""
+    for key, pattern in (data.get("verdict_regex") or {}).items():
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ConfigError(f"{source}: key 'verdict_regex.{key}': not a regular expression ({e})") from None
 
 
 def _load_named(kind: str, folder: Path, name: str, schema: str, referrer: str) -> dict:
@@ -147,8 +168,7 @@ def _load_named(kind: str, folder: Path, name: str, schema: str, referrer: str) 
         known = sorted(p.stem for p in folder.glob("*.yaml"))
         raise ConfigError(f"{referrer}: unknown {kind} '{name}' (known: {', '.join(known)})")
     data = load_yaml(path)
-    validate(data, schema, path)
-    data = dict(data)
+    data = dict(validate(data, schema, path))
     data["_file"] = _rel(path)
     return data
 

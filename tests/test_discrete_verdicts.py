@@ -103,3 +103,101 @@ def test_table1_says_when_alpacaeval_cells_come_from_discrete_verdicts(tmp_path)
     assert "discrete verdicts" in (out / "discrete.tex").read_text()
     rows = list(csv.DictReader((out / "discrete.csv").open()))
     assert {r["AE-WR_preference"] for r in rows} == {r["AE-LC_preference"] for r in rows} == {"discrete"}
+
+
+# gpt-5-nano's answers are read as alpaca_eval's weighted_alpaca_eval_gpt5_nano config reads them: its
+# regex_parser with outputs_to_match {1: "m", 2: "M"} (the judge file's verdict_regex), one match or no verdict
+NANO_PATTERNS = {"1": "m", "2": "M"}
+
+
+@pytest.mark.parametrize("text, verdict", [
+    ("m", 1.0), ("M", 2.0), (" M\n", 2.0),
+    ("Output (m) is better.", 1.0), ("I pick M.", 2.0),  # one letter inside prose: found anywhere
+    ("mM", None), ("m or M", None),  # both letters: two matches, no verdict
+    ("My choice: M", None),  # the 'M' of 'My' is a second match
+    ("I prefer the second output.", None),  # neither letter
+    ("", None), (None, None),
+])
+def test_verdict_regex_reads_the_answer_as_alpaca_evals_regex_parser(text, verdict):
+    assert ae.regex_preference(text, NANO_PATTERNS) == verdict
+    # the same through parse: a switched game (model shown first) flips it; no match stays no verdict
+    assert ae.parse("unswitched:discrete", JudgeReply(text), verdict_regex=NANO_PATTERNS) == verdict
+    assert ae.parse("switched:discrete", JudgeReply(text), verdict_regex=NANO_PATTERNS) == (
+        None if verdict is None else 3 - verdict)
+
+
+def test_without_verdict_regex_the_whole_answer_must_be_the_letter():
+    # the default reading (judges without the key) refuses prose a regex would accept
+    assert ae.parse("unswitched:discrete", JudgeReply("I pick M.")) is None
+    assert ae.parser({"judging": {}}) is ae.parse
+    bench = ae.without_logprobs({"judging": {"logprobs": True}}, {"verdict_regex": NANO_PATTERNS})
+    assert ae.parser(bench)("unswitched:discrete", JudgeReply("I pick M.")) == 2.0
+
+
+def test_gpt5_nano_file_reads_the_archived_answers_as_the_annotator_did():
+    """Every archived gpt-5-nano answer (alpaca-7b, gpt-3.5-turbo-0301), read with the judge file's
+    verdict_regex in the order shown, gives the preference the annotator recorded."""
+    from reproduce.bridge.archives import load_manifest
+    from reproduce.config import ROOT, _load_named
+
+    from test_bridge_gpt5_nano import NANO, _fetch_or_skip
+
+    judge = _load_named("judge", ROOT / "evals" / "judges", "gpt-5-nano", "judge", "test")
+    assert judge["verdict_regex"] == NANO_PATTERNS
+    man = load_manifest("alpaca_eval")
+    checked = unanswered = 0
+    for model in ("alpaca-7b", "gpt-3.5-turbo-0301"):
+        for rec in json.loads(_fetch_or_skip(lambda m=model: man.fetch(m, NANO)).read_text()):
+            text = rec["preference_raw_completion"]
+            if text is None:  # identical outputs, never sent (1.5), or a call that gave no answer (no verdict)
+                identical = rec["output_1"] == rec["output_2"]
+                assert (float(rec["preference"]) == 1.5) if identical else rec["preference"] is None
+                unanswered += not identical
+                continue
+            game = ("switched" if ae.is_switched(rec["instruction"]) else "unswitched") + ":discrete"
+            assert ae.parse(game, JudgeReply(text), verdict_regex=judge["verdict_regex"]) == float(rec["preference"])
+            checked += 1
+    assert checked > 1500 and unanswered == 1
+
+
+def _nano_like(body: dict, n: int) -> str:
+    """A reasoning judge's answers with prose around the letter; the last question's answer never parses."""
+    prompt = json.dumps(body["messages"])
+    if "Q_LAST" in prompt:
+        return "Both outputs (m and M) are fine." if n % 2 else "Neither is better."
+    return "The better output is: m"
+
+
+def test_a_judge_file_with_verdict_regex_is_read_by_it_and_an_unparsed_answer_fails_its_game(tmp_path):
+    setup = _setup("alpaca_eval2")
+    bench, questions, answers, reference, templates = setup
+    last = questions[-1]["question_id"]
+    answers = {**answers, last: {**answers[last], "turns": [answers[last]["turns"][0] + " Q_LAST"]}}
+    setup = (bench, questions, answers, reference, templates)
+    with StandinServer(verdict=_nano_like) as srv:
+        records, failures, stats = _run("alpaca_eval2", srv, tmp_path / "c.jsonl", setup, logprobs=False,
+                                        verdict_regex=NANO_PATTERNS)
+        asked_last = [r for r in srv.requests if "Q_LAST" in json.dumps(r["body"]["messages"])]
+    by_id = {r["question_id"]: r for r in records}
+    # "m" = the first shown output, found in the prose
+    assert all(r["preference"] == (2.0 if r["is_switched_outputs"] else 1.0)
+               for q, r in by_id.items() if q != last and r["raw_completion"] is not None)
+    # the unparsed answer: asked max_attempts times, then a failed game with no verdict and its reason
+    assert len(asked_last) == bench["judging"]["max_attempts"]
+    assert by_id[last]["preference"] is None
+    assert [f["question_id"] for f in failures] == [last] and "no verdict parsed" in failures[0]["reason"]
+    assert stats["n_failed"] == 1
+
+
+def test_a_bad_verdict_regex_is_refused_naming_its_key(tmp_path):
+    from reproduce.config import ROOT, ConfigError, load_yaml, validate
+
+    data = load_yaml(ROOT / "evals" / "judges" / "gpt-5-nano.yaml")
+    src = tmp_path / "nano.yaml"
+    assert validate(data, "judge", src)["verdict_regex"] == NANO_PATTERNS  # YAML's integer keys read as "1", "2"
+    with pytest.raises(ConfigError, match=r"nano.yaml: key 'verdict_regex.2': not a regular expression"):
+        validate({**data, "verdict_regex": {1: "m", 2: "M("}}, "judge", src)
+    with pytest.raises(ConfigError, match=r"key 'verdict_regex'.*'2' is a required property"):
+        validate({**data, "verdict_regex": {1: "m"}}, "judge", src)
+    with pytest.raises(ConfigError, match=r"key 'logprobs': False was expected"):  # log-probs are read instead
+        validate({**data, "logprobs": True}, "judge", src)

@@ -10,8 +10,11 @@ won and 2 means the model won.
 A judge without log-probs (its file says ``logprobs: false``: reasoning models, some servers) gets the same
 prompt and gives the discrete verdict instead, as alpaca_eval's non-weighted annotators do: its one-token
 answer ``m`` or ``M`` read as preference 1 or 2 (asked at temperature 0, so the answer is the judge's most
-likely token, what the weighted annotator's binarised variant would read from the log-probs). Records say
-which kind they hold (``preference_kind``), and the score says which was used (``preference``).
+likely token, what the weighted annotator's binarised variant would read from the log-probs). A judge file
+with ``verdict_regex`` (preference -> pattern) has its answer read by alpaca_eval's ``regex_parser`` with those
+patterns instead, as that judge's annotator config does: the verdict is the one pattern found, and an answer
+in which none, or more than one match, is found has no verdict (a parse failure, asked again like any other).
+Records say which kind they hold (``preference_kind``), and the score says which was used (``preference``).
 
 The game key says which order the judge saw: ``"unswitched"`` or ``"switched"`` (with ``":discrete"`` appended
 for a judge without log-probs). Identical outputs are
@@ -67,11 +70,14 @@ WEIGHTED, DISCRETE = "weighted", "discrete"  # how a record's preference was rea
 VERDICT_TOKENS = {"m": 1, "M": 2}  # the prompt's answer tokens: m = the first output shown is better
 
 
-def without_logprobs(bench: dict) -> dict:
-    """The benchmark as judged by a judge that gives no log-probs: discrete verdicts, asked greedily."""
+def without_logprobs(bench: dict, judge_config: dict | None = None) -> dict:
+    """The benchmark as judged by a judge that gives no log-probs: discrete verdicts, asked greedily, read with
+    the judge file's ``verdict_regex`` where it has one (kept in ``judging.verdict_regex`` for :func:`parser`)."""
     judging = dict(bench.get("judging") or {})
     judging.update(logprobs=False, preference=DISCRETE, temperature=0.0)
     judging.pop("top_logprobs", None)
+    if (judge_config or {}).get("verdict_regex"):
+        judging["verdict_regex"] = dict(judge_config["verdict_regex"])
     return {**bench, "judging": judging}
 
 
@@ -167,15 +173,38 @@ def discrete_preference(text: str | None) -> float | None:
     return float(VERDICT_TOKENS[text.strip()]) if isinstance(text, str) and text.strip() in VERDICT_TOKENS else None
 
 
-def parse(game: str, reply: JudgeReply) -> Any | None:
+def regex_preference(text: str | None, verdict_regex: dict) -> float | None:
+    """The verdict of a judge file with ``verdict_regex`` ({"1": pattern, "2": pattern}), read by alpaca_eval's
+    own ``regex_parser`` (successive earliest matches of any pattern, each scan resuming after the last match):
+    the preference of the single match, None when no pattern matches or more than one match is found (as the
+    annotator does, which sets an answer with other than one match to no verdict), or the answer is empty."""
+    if not isinstance(text, str) or not text:
+        return None  # regex_parser raises on an empty completion; the annotator records no verdict
+    from alpaca_eval.completion_parsers import regex_parser
+
+    # a fresh dict per call: regex_parser compiles its patterns into the dict it is given
+    matches = regex_parser(text, {float(k): v for k, v in verdict_regex.items()})
+    return matches[0] if len(matches) == 1 else None
+
+
+def parser(bench: dict):
+    """``parse`` for ``bench`` as :func:`without_logprobs` adapted it: with the judge's ``verdict_regex`` bound
+    when it has one (the judge loop calls ``parser(bench)(game, reply)``)."""
+    verdict_regex = (bench.get("judging") or {}).get("verdict_regex")
+    if not verdict_regex:
+        return parse
+    return lambda game, reply: parse(game, reply, verdict_regex=verdict_regex)
+
+
+def parse(game: str, reply: JudgeReply, verdict_regex: dict | None = None) -> Any | None:
     """Preference in the official orientation (1 = reference wins, 2 = model wins), or None. A ``:discrete``
-    game (a judge without log-probs) is read from the answer's text; any other from the log-probs (a reply
-    without them has no verdict)."""
+    game (a judge without log-probs) is read from the answer's text (by ``verdict_regex`` when given, else the
+    whole answer must be ``m`` or ``M``); any other from the log-probs (a reply without them has no verdict)."""
     order, _, mode = game.partition(":")
     if order not in GAMES or mode not in ("", DISCRETE):
         raise ValueError(f"alpaca_eval2: unknown game '{game}'")
     if mode == DISCRETE:
-        pref = discrete_preference(reply.text)
+        pref = regex_preference(reply.text, verdict_regex) if verdict_regex else discrete_preference(reply.text)
     else:
         pref = preference_from_logprobs(reply.top_logprobs)
     if pref is None or math.isnan(pref):

@@ -6,8 +6,11 @@ official tool does; :class:`Protocol` states what it must define. Adding a proto
 one line in :data:`PROTOCOLS`. Judges (``reproduce/judges/``) answer :class:`JudgeRequest`\ s with
 :class:`JudgeReply`\ s and know no protocol.
 
-Optional members: ``leaderboard_rank(result)`` (the score stage adds its dict to the result) and
-``MULTI_MODEL_OPTIONS`` (score options for a file of several models scored without ``--baseline``).
+Optional members: ``leaderboard_rank(result)`` (the score stage adds its dict to the result),
+``MULTI_MODEL_OPTIONS`` (score options for a file of several models scored without ``--baseline``),
+``without_logprobs(bench, judge_config)`` (the bench as judged by a judge without log-probs) and
+``parser(bench)`` (the ``parse`` the judge loop uses for that bench, when the judge's file changes how replies
+are read).
 """
 
 from __future__ import annotations

@@ -37,9 +37,10 @@ class BatchSender:
         self.state_path = Path(state_path)
         self.poll_s, self.window = float(poll_s), window
 
-    async def run(self, judge, proto, todo: dict, cache, log=print) -> dict:
+    async def run(self, judge, parse, todo: dict, cache, log=print) -> dict:
         """Judge ``todo`` ({cache key: (label, game, request)}) in one batch (a new one, or the one a killed
-        run left); returns {key: Outcome} of the items judged, after putting them in ``cache``."""
+        run left), each reply read by ``parse(game, reply)``; returns {key: Outcome} of the items judged, after
+        putting them in ``cache``."""
         from reproduce.judges.run import Outcome
 
         if not hasattr(judge, "_params"):
@@ -76,7 +77,7 @@ class BatchSender:
                 continue
             reply.cost_usd *= BATCH_PRICE_FACTOR
             reply.extra["batch_id"] = batch_id
-            verdict = proto.parse(game, reply)
+            verdict = parse(game, reply)
             if verdict is None:
                 errors += 1
                 continue

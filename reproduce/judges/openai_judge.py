@@ -92,7 +92,10 @@ class OpenAIJudge(Judge):
             overrides["logprobs"] = False
         if self.config.get("temperature_supported") is False:  # judged at the API's default, whatever was asked
             overrides["temperature"] = "api default"
-        return {"kind": "openai", "model": self.model, "endpoint": self.base_url, "overrides": overrides}
+        identity = {"kind": "openai", "model": self.model, "endpoint": self.base_url, "overrides": overrides}
+        if self.config.get("verdict_regex"):  # a cached verdict was read by these patterns: new ones, new keys
+            identity["verdict_regex"] = dict(sorted(self.config["verdict_regex"].items()))
+        return identity
 
     def estimate_tokens(self, requests: list[JudgeRequest]) -> tuple[int, int]:
         """(prompt tokens, output tokens) to answer ``requests``: prompts counted by tiktoken if its file is

@@ -49,8 +49,8 @@ class Outcome:
     unreachable: bool = False
 
 
-async def _ask(judge: Judge, proto, game: str, request, max_attempts: int, label: str) -> Outcome:
-    """Ask until a verdict parses or ``max_attempts`` replies parsed to nothing."""
+async def _ask(judge: Judge, parse, game: str, request, max_attempts: int, label: str) -> Outcome:
+    """Ask until a verdict parses (``parse(game, reply)``) or ``max_attempts`` replies parsed to nothing."""
     reply, reason = None, "no verdict parsed"
     for attempt in range(1, max_attempts + 1):
         try:
@@ -66,7 +66,7 @@ async def _ask(judge: Judge, proto, game: str, request, max_attempts: int, label
                 return Outcome(reason=f"judge error: {type(e).__name__}: {e}")
             raise JudgeCodeError(judge.name, label, e) from e
         reply.extra["asks"] = attempt
-        verdict = proto.parse(game, reply)
+        verdict = parse(game, reply)
         if verdict is not None:
             return Outcome(verdict=verdict, reply=reply)
         reason = f"no verdict parsed after {attempt} attempt(s): {str(reply.text)[:80]!r}"
@@ -93,10 +93,11 @@ def _round_wait(round_no: int, outcomes: list[Outcome]) -> float:
     return max([wait] + asked)
 
 
-async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budget_s: float, cache,
+async def _judge_games(judge: Judge, parse, games: dict, max_attempts: int, budget_s: float, cache,
                        on_done) -> tuple[dict[str, Outcome], int]:
-    """Ask every game of ``games`` ({key: (label, game, request)}), re-asking transient failures in rounds
-    until none is left or ``budget_s`` after the first pass is spent. Returns ({key: Outcome}, rounds)."""
+    """Ask every game of ``games`` ({key: (label, game, request)}), each reply read by ``parse(game, reply)``,
+    re-asking transient failures in rounds until none is left or ``budget_s`` after the first pass is spent.
+    Returns ({key: Outcome}, rounds)."""
     results: dict[str, Outcome] = {}
     pending = list(games)
     deadline = None
@@ -121,10 +122,10 @@ async def _judge_games(judge: Judge, proto, games: dict, max_attempts: int, budg
                 return
             try:
                 if deadline is None:
-                    out = await _ask(judge, proto, game, request, max_attempts, label)
+                    out = await _ask(judge, parse, game, request, max_attempts, label)
                 else:
                     async with asyncio.timeout_at(deadline):
-                        out = await _ask(judge, proto, game, request, max_attempts, label)
+                        out = await _ask(judge, parse, game, request, max_attempts, label)
             except JudgeFatalError:
                 stopping.set()
                 raise
@@ -206,7 +207,10 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
     """
     proto = get_protocol(bench["protocol"])
     if judge.config.get("logprobs") is False and hasattr(proto, "without_logprobs"):
-        bench = proto.without_logprobs(bench)  # a judge without log-probs: the protocol's discrete verdicts
+        # a judge without log-probs: the protocol's discrete verdicts, read as the judge's file says
+        bench = proto.without_logprobs(bench, judge.config)
+    # the protocol's reply parser for this bench (a judge's verdict_regex bound in), else its plain parse
+    parse = proto.parser(bench) if hasattr(proto, "parser") else proto.parse
     judging = bench.get("judging") or {}
     max_attempts = judging.get("max_attempts", 2)
     budget_s = float(judging.get("retry_budget_s", DEFAULT_RETRY_BUDGET_S))
@@ -240,14 +244,14 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
     batched: dict[str, Outcome] = {}
     if batch is not None and todo:
         try:
-            batched = await batch.run(judge, proto, todo, cache, log)
+            batched = await batch.run(judge, parse, todo, cache, log)
         except BaseException:
             await judge.aclose()
             raise
     rest = {k: v for k, v in todo.items() if k not in batched}  # failed batch items: the ordinary retry path
     bar = tqdm(total=len(rest), desc=f"judging ({judge.name})", file=sys.stderr, disable=not rest)
     try:
-        results, rounds = await _judge_games(judge, proto, rest, max_attempts, budget_s, cache,
+        results, rounds = await _judge_games(judge, parse, rest, max_attempts, budget_s, cache,
                                              lambda out: bar.update(1) if not out.transient else None)
     finally:
         bar.close()
