@@ -99,6 +99,10 @@ class ResultPaths:
         """The judge's cache folder on one benchmark (each job appends to its own file in it)."""
         return f"{self.judge_dir(benchmark, judge)}/_cache"
 
+    def spend_ledger(self) -> str:
+        """The spend ledger every billed judge request of this results folder goes through (judging.max_usd)."""
+        return f"{self.r}/judgments/_spend.jsonl"
+
     def judgments(self, benchmark: str, judge: str, setting: str, model: str) -> str:
         """Native judgments of one model's answers by one judge."""
         return f"{self.judge_dir(benchmark, judge)}/{setting}/{model}.jsonl"

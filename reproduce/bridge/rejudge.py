@@ -100,19 +100,43 @@ def plan_line(p: dict) -> str:
             f"${p['prices_per_million'][1]:g} per million input / output tokens)")
 
 
+def attach_spending(judge: Judge, max_usd: float | None, ledger: str | Path | None) -> None:
+    """Make the bridge's requests go through the spend ledger and ``judging.max_usd`` that the judge jobs use."""
+    from reproduce.judges.ledger import SpendLedger
+
+    judge.spending = (max_usd, SpendLedger(ledger))
+
+
 def judge_jobs(bench: dict, judge: Judge, jobs: list[Job], cache_dir: Path, templates, log=print) -> dict[str, dict]:
     """Judge every job through the cache; returns model -> {"records", "failures", "stats"}.
 
-    A judge that the endpoint does not serve stops at once (``JudgeFatalError`` becomes a one-line
-    ``DataError``); what was judged before stays in the cache."""
+    Every request passes the cost guard (:func:`attach_spending`; without it, an in-memory ledger and no
+    cap): the request that would cross ``judging.max_usd`` is not sent, and the bridge stops there with a
+    one-line ``DataError`` (what was judged stays in the cache). A judge that the endpoint does not serve
+    stops at once (``JudgeFatalError`` becomes a one-line ``DataError``)."""
     from reproduce.judges.base import JudgeFatalError
+    from reproduce.judges.guard import CostGuard, money
 
+    max_usd, ledger = getattr(judge, "spending", (None, None))
     out = {}
     for job in jobs:
+        guard = CostGuard(max_usd, ledger, f"bridge/{judge.name}/{Path(bench.get('_file', bench['protocol'])).stem}/{job.model}")
+        settled = guard.begin()
+        if settled:
+            log(settled)
+        judge.guard = guard
         try:
             records, failures, stats = asyncio.run(judge_model(bench, judge, _cache(cache_dir, job.model), job.questions,
                                                                job.answers, job.reference, templates, log=log))
         except JudgeFatalError as e:
             raise DataError(str(e)) from None
+        finally:
+            judge.guard = None
+        log(f"bridge: {job.model}: {guard.requests} billed replies, {money(guard.run_usd)}")
+        if guard.stopped:
+            left = stats.get("budget_left", {})
+            raise DataError(f"bridge: {guard.stopped}; {left.get('games', len(failures))} of {stats['requests']} games "
+                            f"of {job.model} (up to {money(left.get('usd_max', 0.0))}) and {len(jobs) - len(out) - 1} "
+                            "more panel model(s) are left; what was judged is cached")
         out[job.model] = {"records": records, "failures": failures, "stats": stats}
     return out

@@ -85,6 +85,10 @@ def run_bridge(*, benchmark: str, judge_name: str | None = None, annotator: str 
                           f"{bench['protocol']}")
     name = judge.name if judge is not None else f"replay-{annotator}"
     rp = ResultPaths(results)
+    if judge is not None and not dry_run:  # the judge jobs' ledger and cap hold for the bridge's requests too
+        from reproduce.bridge.rejudge import attach_spending
+
+        attach_spending(judge, (cfg.get("judging") or {}).get("max_usd"), rp.spend_ledger())
     out_dir = Path(out_dir) if out_dir else Path(rp.bridge_dir(name, benchmark))
     cache_dir = Path(rp.judge_cache(benchmark, name))
     if bench["protocol"] == "arena_hard":

@@ -40,25 +40,25 @@ def _cache(args, out: Path):
     return JudgmentCache(writer_file(cache_arg, out), shared_dir=cache_arg)
 
 
-def _spending(job: dict, judge_name: str, bench: dict, cache, out: Path, args):
-    """(before_send, batch sender, cost guard) of the job's ``judging`` settings: ``mode: batch`` sends
-    through the Batch API (its state beside the job's cache file), ``max_usd`` refuses a job whose planned
-    cost exceeds what remains (ledger: --spend-ledger)."""
-    from reproduce.judges.batch import BatchSender
+def _spending(job: dict, judge_name: str, cache, out: Path, args):
+    """(batch sender, cost guard) of the job's ``judging`` settings: ``mode: batch`` sends through the Batch
+    API where one exists (its state beside the job's cache file); every request goes through the spend
+    ledger (--spend-ledger) and ``max_usd``."""
+    from reproduce.judges.batch import DEFAULT_WAIT_S, BatchSender, batch_capable
     from reproduce.judges.guard import CostGuard
-    from reproduce.judges.pricing import planned_usd
 
     judging = job.get("judging") or {}
-    batch_mode = judging.get("mode") == "batch" and job["judge_config"].get("kind") == "openai"
-    batch = BatchSender(cache.path.with_suffix(".batch.json"), judging.get("batch_poll_s", 60.0)) if batch_mode else None
-    guard = CostGuard(judging.get("max_usd"), args.spend_ledger, str(out))
-
-    def before_send(requests):
-        usd, what = planned_usd(judge_name, job["judge_config"], bench, requests, cache, batch_mode)
-        guard.reserve(usd, what)
-
-    # no budget, nothing to check: the job is not slowed by pricing its requests
-    return (before_send if guard.max_usd is not None else None), batch, guard
+    batch = None
+    if judging.get("mode") == "batch":
+        judge_cfg = job["judge_config"]
+        if batch_capable(judge_cfg):
+            batch = BatchSender(cache.path.with_suffix(".batch.json"), judging.get("batch_poll_s", 60.0),
+                                wait_s=judging.get("batch_wait_s", DEFAULT_WAIT_S))
+        else:
+            where = judge_cfg.get("base_url") or "its endpoint"
+            log(f"judge {judge_name}: judging.mode batch, but {where} is not OpenAI's API and the judge file does not "
+                "say batch: true; standard mode")
+    return batch, CostGuard(judging.get("max_usd"), args.spend_ledger, str(out))
 
 
 def cmd_judge(args) -> None:
@@ -68,6 +68,7 @@ def cmd_judge(args) -> None:
     from reproduce.generate.run import load_answers
     from reproduce.io import atomic_write_jsonl
     from reproduce.judges.base import JudgeFatalError
+    from reproduce.judges.guard import money
     from reproduce.judges.kinds import make_judge
     from reproduce.judges.run import judge_model
 
@@ -90,16 +91,26 @@ def cmd_judge(args) -> None:
     cache = _cache(args, out)
     judge = make_judge(judge_name, job["judge_config"])
     failures_file = failures_beside(out)
-    before_send, batch, guard = _spending(job, judge_name, bench, cache, out, args)
+    batch, guard = _spending(job, judge_name, cache, out, args)
+    settled = guard.begin()  # what a killed run of this job left reserved
+    if settled:
+        log(settled)
+    judge.guard = guard
     try:
         records, failures, stats = asyncio.run(judge_model(bench, judge, cache, questions, answers, reference,
-                                                           templates, log=log, before_send=before_send, batch=batch))
+                                                           templates, log=log, batch=batch))
     except JudgeFatalError as e:
         # stopped at the first such reply: every verdict judged before it is in the cache
         out.unlink(missing_ok=True)
         raise DataError(str(e)) from None
-    guard.record(stats["cost_usd"])
     atomic_write_json(failures_file, {"failures": failures, "stats": stats})
+    if guard.stopped:  # the cap: what was paid for is cached; the job ends without judgments, so it reruns
+        out.unlink(missing_ok=True)
+        left = stats.get("budget_left", {})
+        raise DataError(f"{guard.stopped}; {left.get('games', len(failures))} of {stats['requests']} games are left, "
+                        f"up to {money(left.get('usd_max', 0.0))} to finish them (this run cost "
+                        f"{money(stats['cost_usd'])}; what was judged is cached) - raise judging.max_usd, or start a new "
+                        f"ledger, and rerun")
     # Failed games (after the retry budget): their records carry no verdict, the score counts them as
     # failed and is marked incomplete, and a rerun asks exactly those games (the rest is cached). Up to
     # judging.max_failed_fraction the job succeeds with these judgments; above it the job fails and
@@ -128,6 +139,7 @@ def register(sub) -> None:
               ("--cache", {"help": "judgment cache: the judge's cache directory, or one .jsonl file (default: _cache "
                                    "beside --out)"}),
               ("--preset", {"help": "without --job: the preset whose benchmark and judge settings apply"}),
-              ("--spend-ledger", {"help": "the judging.max_usd ledger shared by a run's judge jobs (the workflow "
-                                          "passes results/judgments/_spend.jsonl)"}),
+              ("--spend-ledger", {"help": "the spend ledger every billed request of a results folder goes through, "
+                                          "checked against judging.max_usd (the workflow passes "
+                                          "results/judgments/_spend.jsonl; default: none, the job's own figures)"}),
               out_required=False)

@@ -1,23 +1,30 @@
-"""The cost guard, ``judging.max_usd``: a judge job whose planned cost exceeds what remains of the budget
-stops before it sends anything, with one line naming the figure and the key.
+"""The cost guard, ``judging.max_usd``: a hard cap on every billed request of a results folder.
 
-What was spent lives in a ledger, ``results/judgments/_spend.jsonl`` (the workflow's judge rule passes it):
-a job reserves its planned dollars before sending and records what it spent (the replies' ``usage`` at the
-judge file's prices) when it ends; a run that never recorded its spending (killed) keeps its reservation,
-so the guard errs on the side of spending less. Reserving happens under a file lock, so jobs running at
-once never both take the last dollars. Delete the ledger to start a new budget.
+Every request (a judge job's, a batch's, the bridge's) reserves its upper bound - prompt tokens plus
+``max_tokens`` at the judge file's prices (:func:`request_bound`) - just before it is sent; the reply's
+billed usage replaces the reservation (a reply whose usage cannot be read is billed at the reservation).
+A request that would take what is billed and reserved over ``max_usd`` is not sent: the guard raises
+:class:`BudgetStop`, and from then on refuses every further request of the job, which ends with what it
+already paid for in the cache. The figures live in the spend ledger (:mod:`reproduce.judges.ledger`,
+``results/judgments/_spend.jsonl``, passed by the workflow); delete it to start a new budget. Without
+``max_usd`` nothing is refused, but every request is still recorded, so the job's cost figure is the
+ledger's.
 """
 
 from __future__ import annotations
 
-import fcntl
+import itertools
 import os
-import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
-from reproduce.io import DataError, append_jsonl, read_jsonl
+from reproduce.judges.base import JudgeError
+from reproduce.judges.ledger import BATCH_PREFIX, SpendLedger
+from reproduce.judges.tokens import TOKENS_PER_MESSAGE, token_counter
+
+# completion tokens reserved for a request that names no max_tokens (the judge files and benchmarks all set one)
+DEFAULT_MAX_TOKENS = 4096
+REPLY_PRIMING_TOKENS = 3  # the chat format's tokens before the assistant's reply (OpenAI's cookbook count)
 
 
 def money(usd: float) -> str:
@@ -25,62 +32,87 @@ def money(usd: float) -> str:
     return f"${usd:,.2f}" if abs(usd) >= 1 else f"${usd:.4f}"
 
 
-@contextmanager
-def _locked(ledger: Path):
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    with open(ledger.with_suffix(".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+class BudgetStop(JudgeError):
+    """A request was not sent: its upper bound would take the spending over ``judging.max_usd``."""
 
 
-def spent(ledger: Path) -> float:
-    """Dollars spent or reserved so far: each run's recorded spending, else its reservation."""
-    if not ledger.is_file():
-        return 0.0
-    runs: dict[str, float] = {}
-    for rec in read_jsonl(ledger, allow_torn_tail=True):
-        run = rec.get("run")
-        if "spent_usd" in rec:
-            runs[run] = float(rec["spent_usd"])
-        elif "reserved_usd" in rec:
-            runs.setdefault(run, float(rec["reserved_usd"]))
-    return sum(runs.values())
+def bound_counter(model: str):
+    """``count(text) -> int`` that is never below the tokens a provider bills: tiktoken's exact count when its
+    encoding file is offline, else UTF-8 bytes (a byte-level BPE token covers at least one byte)."""
+    count, basis = token_counter(model)
+    if basis.startswith("counted"):
+        return count
+    return lambda s: len(s.encode("utf-8"))
+
+
+def request_bound(messages, max_tokens: int | None, count) -> tuple[int, int]:
+    """(prompt, completion) tokens no reply to this request can be billed above."""
+    prompt = sum(count(str(m.get("content", ""))) + TOKENS_PER_MESSAGE for m in messages or ()) + REPLY_PRIMING_TOKENS
+    return prompt, int(max_tokens or DEFAULT_MAX_TOKENS)
 
 
 class CostGuard:
-    """Reserve a judge job's planned dollars against ``max_usd`` (or refuse), then record what it spent."""
+    """One job's (or bridge run's) view of the spend ledger: reserve, bill, release; refuse over ``max_usd``."""
 
-    def __init__(self, max_usd: float | None, ledger: str | Path | None, job: str):
-        self.max_usd, self.job = max_usd, job
-        self.ledger = Path(ledger) if ledger else None
+    def __init__(self, max_usd: float | None, ledger: str | Path | SpendLedger | None, job: str):
+        self.max_usd = None if max_usd is None else float(max_usd)
+        self.ledger = ledger if isinstance(ledger, SpendLedger) else SpendLedger(ledger)
+        self.job = job
         self.run = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.stopped: str | None = None  # the refusal, once one request was refused
+        self.run_usd = 0.0  # what this run was billed: the job's cost figure (the ledger's bill lines of this run)
+        self.run_tokens = [0, 0]
+        self.requests = 0  # billed replies of this run
+        self._ids = itertools.count(1)
 
-    def reserve(self, planned_usd: float, what: str) -> None:
-        """Raise :class:`DataError` (one line) when ``planned_usd`` exceeds what remains; else reserve it."""
-        if self.max_usd is None or planned_usd <= 0:
-            return
-        if self.ledger is None:
-            if planned_usd > self.max_usd:
-                raise DataError(f"judging.max_usd: this job's plan is {money(planned_usd)} ({what}), over "
-                                f"judging.max_usd = {money(self.max_usd)}; nothing was sent")
-            return
-        with _locked(self.ledger):
-            used = spent(self.ledger)
-            left = self.max_usd - used
-            if planned_usd > left:
-                raise DataError(f"judging.max_usd: this job's plan is {money(planned_usd)} ({what}) but only "
-                                f"{money(max(left, 0))} of judging.max_usd = {money(self.max_usd)} remains "
-                                f"({money(used)} spent or reserved in {self.ledger}); nothing was sent")
-            append_jsonl(self.ledger, [{"run": self.run, "job": self.job, "reserved_usd": round(planned_usd, 6),
-                                        "time": time.time()}])
+    def begin(self) -> str | None:
+        """Settle what an earlier (killed) run of this job left reserved; a line saying so, if anything."""
+        n, usd = self.ledger.reconcile(self.job, self.run)
+        if not n:
+            return None
+        return (f"spend ledger: {n} request(s) an earlier run of this job sent without reading a reply are counted at "
+                f"their upper bound ({money(usd)})")
 
-    def record(self, spent_usd: float) -> None:
-        """Replace this run's reservation by what it spent."""
-        if self.max_usd is None or self.ledger is None:
-            return
-        with _locked(self.ledger):
-            append_jsonl(self.ledger, [{"run": self.run, "job": self.job, "spent_usd": round(spent_usd, 6),
-                                        "time": time.time()}])
+    def reserve(self, usd: float, what: str = "the next request") -> str:
+        """Reserve ``usd`` for one request about to be sent; returns its ticket. Raises :class:`BudgetStop`
+        when it does not fit under ``max_usd`` (and for every request after the first refusal)."""
+        if self.stopped:
+            raise BudgetStop(self.stopped)
+        ticket = f"{self.run}:{next(self._ids)}"
+        left = self.ledger.reserve(self.job, ticket, self.run, usd, self.max_usd)
+        if left is not None:
+            where = f" in {self.ledger.path}" if self.ledger.path else ""
+            self.stopped = (f"judging.max_usd = {money(self.max_usd)} reached: {what} could cost up to {money(usd)} "
+                            f"but only {money(left)} remains ({money(self.max_usd - left)} billed or reserved{where}); "
+                            "it was not sent")
+            raise BudgetStop(self.stopped)
+        return ticket
+
+    def reserve_batch(self, nonce: str, usd: float, resumed: bool) -> float | None:
+        """Reserve a batch's upper bound under entry ``batch:<nonce>``; a resumed batch (already created: its
+        money is committed) is never refused and keeps the entry its first run made. Returns None when
+        reserved, else the dollars left under the cap."""
+        rid = BATCH_PREFIX + nonce
+        if resumed and self.ledger.open_entry(self.job, rid) is not None:
+            return None
+        return self.ledger.reserve(self.job, rid, self.run, usd, self.max_usd, force=resumed)
+
+    def bill(self, ticket: str, usd: float, prompt_tokens: int, completion_tokens: int, usage: str = "read") -> None:
+        """Record a reply's billed usage in place of its ticket's reservation."""
+        if self.ledger.bill(self.job, ticket, self.run, usd, prompt_tokens, completion_tokens, usage):
+            self.run_usd += usd
+            self.run_tokens[0] += prompt_tokens
+            self.run_tokens[1] += completion_tokens
+            self.requests += 1
+
+    def bill_batch(self, nonce: str, usd: float, prompt_tokens: int, completion_tokens: int) -> None:
+        """Record what a batch was billed (its output's usage) in place of its reservation."""
+        self.bill(BATCH_PREFIX + nonce, usd, prompt_tokens, completion_tokens, "batch output")
+
+    def release(self, ticket: str) -> None:
+        """Nothing was billed for this ticket (an error status, a connection never made)."""
+        self.ledger.release(self.job, ticket, self.run)
+
+    def release_batch(self, nonce: str) -> None:
+        """A batch that was never created: drop its reservation."""
+        self.release(BATCH_PREFIX + nonce)

@@ -1,15 +1,17 @@
 """A judge behind any OpenAI-compatible chat-completions endpoint (OpenAI, a local ``vllm serve``, ...).
 
-Built from an ``evals/judges/<name>.yaml`` config. Transport retries are the openai SDK's own
-(``max_retries``: 408/409/429/5xx, timeouts and dropped connections, waiting what ``retry-after-ms`` /
-``retry-after`` ask for, else exponential back-off); the SDK logs each one (logger ``openai``). What the
-SDK cannot see is ours: a 200 whose body is not a chat completion (a proxy cutting it short) or has empty
-content is asked again here, up to ``max_retries`` times, each logged. When either runs out the call
-raises :class:`TransientJudgeError`, and the judging job (``reproduce.judges.run``) may ask again later
-while its time budget lasts. The client is used through its public API alone (a float timeout, the
-raw-response form of ``chat.completions.create``, its ``retries_taken``): its transport library is its own
-business, and a release of that library must not break this module (tests/test_architecture.py). An HTTP 404 (``model_not_found``: a retired judge model) raises
-:class:`JudgeFatalError`: the job stops at once.
+Built from an ``evals/judges/<name>.yaml`` config. Every HTTP attempt is ours (the client's own retries
+are off), so each one passes the cost guard (``reproduce.judges.guard``: it reserves the request's upper
+bound before it goes out, and the billed usage replaces that). Transport failures (408/409/429/5xx,
+timeouts, dropped connections) are asked again, waiting what ``retry-after-ms`` / ``retry-after`` ask
+for, else the client's own exponential back-off; a 200 whose body is not a chat completion (a proxy
+cutting it short) or has empty content is asked again too; each up to ``max_retries`` times, each logged.
+When either runs out the call raises :class:`TransientJudgeError`, and the judging job
+(``reproduce.judges.run``) may ask again later while its time budget lasts. An HTTP 404
+(``model_not_found``: a retired judge model) raises :class:`JudgeFatalError`: the job stops at once.
+The client is used through its public API alone (a float timeout, the raw-response form of
+``chat.completions.create``): its transport library is its own business, and a release of that library
+must not break this module (tests/test_architecture.py).
 
 The API key is read from the environment variable *named* by ``api_key_env``; the key itself never
 enters the config, the judge's identity (the cache key), a reply, an error message or a log line.
@@ -27,14 +29,20 @@ import time
 
 import openai
 
+from reproduce.names import check_env_var_name
 from reproduce.judges.base import Judge, JudgeError, JudgeFatalError, JudgeReply, JudgeRequest, TransientJudgeError
 
 log = logging.getLogger(__name__)
 
 OPENAI_URL = "https://api.openai.com/v1"
 NO_KEY = "EMPTY"  # what local servers (vllm serve) accept when they were started without --api-key
-RETRY_STATUSES = {408, 409, 429}  # plus every 5xx: what the SDK retries; other 4xx are final
+RETRY_STATUSES = {408, 409, 429}  # plus every 5xx: asked again (what the openai client retries); other 4xx are final
 TOKENS_PER_MESSAGE = 4  # chat-format overhead per message, for cost estimates
+# back-off between transport attempts without a server-requested wait: the openai client's own schedule
+# (0.5 s doubling up to 8 s, jittered down by up to a quarter)
+INITIAL_BACKOFF_S, MAX_BACKOFF_S = 0.5, 8.0
+ATTEMPT_BOUND_FACTOR = 2  # one attempt may take at most this many timeout_s in all
+NOT_SENT = ("ConnectError", "ConnectTimeout")  # the transport's errors for a connection never made: nothing billed
 REPLACEMENT_JUDGES = "evals/judges/gpt-4.1.yaml, evals/judges/gpt-4o.yaml, evals/judges/qwen2.5-72b-instruct.yaml"
 
 
@@ -42,12 +50,22 @@ class _Malformed(Exception):
     """A 200 reply that is no usable chat completion (truncated JSON, no choices, empty content)."""
 
 
+class _Failed(Exception):
+    """One attempt without a usable answer that may be asked again: ``final`` is what the call raises when
+    no attempt is left, ``why`` the log's words, ``wait_s`` the wait the server asked for, ``billed`` whether
+    the request may have been billed (it went out and its reply was lost)."""
+
+    def __init__(self, final: TransientJudgeError, why: str, wait_s: float | None = None, billed: bool = False):
+        super().__init__(why)
+        self.final, self.why, self.wait_s, self.billed = final, why, wait_s, billed
+
+
 class OpenAIJudge(Judge):
     """LLM judge over an OpenAI-compatible endpoint, with bounded concurrency.
 
     Config keys (see reproduce/schemas/judge.schema.yaml): ``model``, ``base_url`` (default OpenAI),
     ``api_key_env`` (null: the endpoint needs no key), ``concurrency``, ``timeout_s`` (per read),
-    ``max_retries`` (the SDK's transport retries per call, and our re-asks of a malformed 200 reply),
+    ``max_retries`` (the transport retries per call, and the re-asks of a malformed 200 reply),
     ``price_per_million_input``/``_output`` and the decoding overrides ``temperature``, ``max_tokens`` and
     ``logprobs`` (false: the endpoint cannot return log-probs, so never ask for them). Reasoning models:
     ``max_completion_tokens`` is sent instead of any ``max_tokens`` (they refuse the latter),
@@ -56,7 +74,7 @@ class OpenAIJudge(Judge):
 
     ``require_key=False`` lets a caller build the judge only to estimate cost on a machine without the
     key; ``backoff_base_s``/``max_wait_s`` shape the waits before re-asking a malformed reply (tests
-    shorten them; the SDK's own waits follow the server's retry-after).
+    shorten them; transport waits follow the server's retry-after, capped at ``max_wait_s``).
     """
 
     def __init__(self, name: str, config: dict, *, require_key: bool = True, backoff_base_s: float = 1.0,
@@ -66,13 +84,15 @@ class OpenAIJudge(Judge):
             raise JudgeError(f"judge '{name}': config has no 'model'")
         self.model: str = config["model"]
         self.base_url: str = (config.get("base_url") or OPENAI_URL).rstrip("/")
-        self.key_env: str | None = config.get("api_key_env")
+        self.key_env: str | None = check_env_var_name(config.get("api_key_env"), f"judge '{name}': api_key_env")
         self.concurrency = int(config.get("concurrency", 8))
         self.timeout_s = float(config.get("timeout_s", 120))
         self.max_retries = int(config.get("max_retries", 5))
         self.price_in = float(config.get("price_per_million_input", 0.0))
         self.price_out = float(config.get("price_per_million_output", 0.0))
         self.backoff_base_s, self.max_wait_s = backoff_base_s, max_wait_s
+        self.guard = None  # a reproduce.judges.guard.CostGuard: every attempt reserves, then is billed
+        self._bound_count = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: openai.AsyncOpenAI | None = None
         self._sem: asyncio.Semaphore | None = None
@@ -115,10 +135,29 @@ class OpenAIJudge(Judge):
 
     # ----- calling -----
 
+    def bound_tokens(self, params: dict) -> tuple[int, int]:
+        """(prompt, completion) tokens no reply to the call ``params`` can be billed above (the guard's
+        reservation; :func:`reproduce.judges.guard.request_bound`)."""
+        from reproduce.judges.guard import bound_counter, request_bound
+
+        if self._bound_count is None:
+            self._bound_count = bound_counter(self.model)
+        return request_bound(params.get("messages"), params.get("max_tokens"), self._bound_count)
+
+    def bound_usd(self, params: dict) -> float:
+        """Dollars of :meth:`bound_tokens` at the judge file's prices."""
+        prompt, completion = self.bound_tokens(params)
+        return (prompt * self.price_in + completion * self.price_out) / 1e6
+
     async def complete(self, request: JudgeRequest) -> JudgeReply:
-        """Answer one request. Transport failures are retried by the SDK, a malformed 200 reply here;
-        raises :class:`TransientJudgeError` when those run out, :class:`JudgeFatalError` on a reply no
-        retry can change (unknown model), :class:`JudgeError` on any other final error."""
+        """Answer one request. Each HTTP attempt is one call of the client (its own retries off, so every
+        attempt passes the cost guard, ``self.guard``, when one is attached): it reserves the request's upper
+        bound just before it is sent, and the reply's billed usage replaces it. Transport failures (408, 409,
+        429, 5xx, timeouts, dropped connections) are asked again after the wait the server asks for, else
+        exponential back-off, and a malformed 200 reply too, each up to ``max_retries`` times; raises
+        :class:`TransientJudgeError` when those run out, :class:`JudgeFatalError` on a reply no retry can
+        change (unknown model), :class:`JudgeError` on any other final error, and
+        :class:`~reproduce.judges.guard.BudgetStop` (a JudgeError) for an attempt the cap refuses."""
         if request.messages is None:
             raise JudgeError(f"judge '{self.name}': judge prompt files unavailable (the request has no messages; "
                              "only a programmatic judge can answer it)")
@@ -127,25 +166,61 @@ class OpenAIJudge(Judge):
         # flag replies without logprobs whenever the protocol wanted them, even if this endpoint is
         # configured never to be asked (logprobs: false): the protocol decides what that means
         want_logprobs = bool(request.decoding.get("logprobs"))
-        attempts = 0
+        guard = self.guard
+        bound = self.bound_tokens(params) if guard is not None else (0, 0)
+        attempts = failed = malformed = 0
         async with sem:  # held through back-off too, so a rate-limited endpoint is not flooded meanwhile
-            for ask in range(1, self.max_retries + 2):
-                body_text, sent = await self._attempt(client, params)
-                attempts += sent
+            while True:
+                ticket = guard.reserve(self._usd(*bound), f"the next request to judge {self.name}") if guard else None
+                attempts += 1
+                try:
+                    body_text = await self._attempt(client, params)
+                except _Failed as f:
+                    self._settle(ticket, bound, None, billed=f.billed)
+                    failed += 1
+                    if failed > self.max_retries:
+                        raise f.final from None
+                    wait = min(self.max_wait_s, f.wait_s if f.wait_s is not None else _backoff_s(failed))
+                    log.info("judge %s: %s; asking again in %.2fs (%d of %d)", self.name, f.why, wait, failed,
+                             self.max_retries)
+                    await asyncio.sleep(wait)
+                    continue
+                except JudgeError:  # a final error status: nothing was billed
+                    self._settle(ticket, bound, None, billed=False)
+                    raise
+                except BaseException:  # cancelled in flight: the request may have been billed
+                    self._settle(ticket, bound, None, billed=True)
+                    raise
+                self._settle(ticket, bound, _usage(body_text), billed=True)
                 try:
                     reply = self._reply(body_text, want_logprobs)
                 except _Malformed as e:
-                    if ask > self.max_retries:
-                        raise TransientJudgeError(f"judge '{self.name}': {self.base_url} sent {ask} malformed "
+                    malformed += 1
+                    if malformed > self.max_retries:
+                        raise TransientJudgeError(f"judge '{self.name}': {self.base_url} sent {malformed} malformed "
                                                   f"replies in a row (last: {e})") from None
-                    wait = self._wait_s(ask)
+                    wait = self._wait_s(malformed)
                     log.info("judge %s: malformed 200 reply (%s); asking again in %.2fs (%d of %d)",
-                             self.name, e, wait, ask, self.max_retries)
+                             self.name, e, wait, malformed, self.max_retries)
                     await asyncio.sleep(wait)
                     continue
                 reply.attempts = attempts
                 return reply
-        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
+
+    def _settle(self, ticket, bound: tuple[int, int], usage: tuple[int, int] | None, billed: bool) -> None:
+        """Replace an attempt's reservation: by its read usage, by its bound (billed, usage unreadable), or by
+        nothing (not billed)."""
+        if ticket is None:
+            return
+        if not billed:
+            self.guard.release(ticket)
+        elif usage is not None:
+            self.guard.bill(ticket, self._usd(*usage), *usage)
+        else:
+            self.guard.bill(ticket, self._usd(*bound), *bound, usage="reserved (unreadable)")
 
     async def aclose(self) -> None:
         """Close the HTTP connections of the current event loop's client."""
@@ -173,11 +248,12 @@ class OpenAIJudge(Judge):
 
     def _session(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
         """Client and semaphore bound to the running loop (each asyncio.run gets fresh ones, since both
-        are tied to the loop that first used them). The client does the transport retries."""
+        are tied to the loop that first used them). The client makes no retries of its own: each attempt is
+        ours, so the cost guard sees every request that goes out."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._client = openai.AsyncOpenAI(api_key=self._api_key(), base_url=self.base_url,
-                                              max_retries=self.max_retries, timeout=self.timeout_s)
+                                              max_retries=0, timeout=self.timeout_s)
             self._sem = asyncio.Semaphore(self.concurrency)
             self._loop = loop
         return self._client, self._sem
@@ -214,45 +290,45 @@ class OpenAIJudge(Judge):
             params["top_logprobs"] = int(dec.get("top_logprobs") or 5)
         return params
 
-    async def _attempt(self, client: openai.AsyncOpenAI, params: dict) -> tuple[str, int]:
-        """One SDK call (with the SDK's retries): (200 body text, HTTP attempts it took), or an error."""
+    async def _attempt(self, client: openai.AsyncOpenAI, params: dict) -> str:
+        """One HTTP request: the 200 body's text; :class:`_Failed` for what may pass when asked again; a
+        :class:`JudgeError` for a final answer."""
+        n = self.max_retries + 1
         try:
-            # the raw-response form of the typed call: we parse the body ourselves (a truncated body must
-            # be asked again, where the SDK's parser would raise), and the response says how many retries
-            # the SDK took (``retries_taken``), the count each reply reports as ``attempts``.
-            # timeout_s bounds each read; this bounds the whole call (a server that trickles bytes, or accepts
-            # and never answers, cannot hold a game longer than every attempt's timeout plus the SDK's waits)
-            async with asyncio.timeout(self.request_bound_s()):
+            # the raw-response form of the typed call: we parse the body ourselves (a truncated body must be
+            # asked again, where the client's parser would raise). timeout_s bounds each read; this bounds the
+            # whole attempt (a server that trickles bytes, or accepts and never answers, cannot hold a game)
+            async with asyncio.timeout(ATTEMPT_BOUND_FACTOR * self.timeout_s):
                 raw = await client.chat.completions.with_raw_response.create(**params)
-                text = raw.text
+                return raw.text
         except (openai.APITimeoutError, TimeoutError):
-            # no reply at all: like a refused connection, a whole first pass of these is not asked again
-            raise TransientJudgeError(f"judge '{self.name}': {self.base_url} gave no reply within timeout_s "
-                                      f"({self.timeout_s:g}s) on every one of {self.max_retries + 1} attempts",
-                                      unreachable=True) from None
+            # no reply read: the request went out, so it may have been billed
+            raise _Failed(TransientJudgeError(f"judge '{self.name}': {self.base_url} gave no reply within timeout_s "
+                                              f"({self.timeout_s:g}s) on every one of {n} attempts", unreachable=True),
+                          "no reply within timeout_s", billed=True) from None
         except openai.APIConnectionError as e:
             cause = type(e.__cause__).__name__ if e.__cause__ else "connection error"
-            raise TransientJudgeError(f"judge '{self.name}': cannot connect to {self.base_url} ({cause}) after "
-                                      f"{self.max_retries + 1} attempts", unreachable=True) from None
+            raise _Failed(TransientJudgeError(f"judge '{self.name}': cannot connect to {self.base_url} ({cause}) after "
+                                              f"{n} attempts", unreachable=True),
+                          f"connection failed ({cause})", billed=cause not in NOT_SENT) from None
         except openai.APIStatusError as e:
             status = e.status_code
             detail = _short(self._redact(str(e.message)))
             if status == 404:
                 raise JudgeFatalError(self._not_found_message(e, detail)) from None
             if status in RETRY_STATUSES or status >= 500:
-                raise TransientJudgeError(f"judge '{self.name}': {self.base_url} answered HTTP {status} after "
-                                          f"{self.max_retries + 1} attempts: {detail}",
-                                          _retry_after_s(e.response.headers)) from None
+                raise _Failed(TransientJudgeError(f"judge '{self.name}': {self.base_url} answered HTTP {status} after "
+                                                  f"{n} attempts: {detail}", _retry_after_s(e.response.headers)),
+                              f"HTTP {status}", _retry_after_s(e.response.headers)) from None
             raise JudgeError(f"judge '{self.name}': {self.base_url} answered HTTP {status}: {detail}") from None
         except openai.APIError as e:  # any other error the client reports about the endpoint's answer
             raise JudgeError(f"judge '{self.name}': {self.base_url}: {type(e).__name__}: "
                              f"{_short(self._redact(str(e)))}") from None
-        return text, raw.retries_taken + 1
 
     def request_bound_s(self) -> float:
-        """Longest one call may take: ``timeout_s`` per attempt for ``max_retries + 1`` attempts, plus the SDK's
-        back-off between them (at most 8 s each)."""
-        return self.timeout_s * (self.max_retries + 1) + 8.0 * self.max_retries
+        """Longest one call may take without server-requested waits: every attempt's bound plus the back-off
+        between them (at most ``MAX_BACKOFF_S`` each)."""
+        return ATTEMPT_BOUND_FACTOR * self.timeout_s * (self.max_retries + 1) + MAX_BACKOFF_S * self.max_retries
 
     def _not_found_message(self, error: openai.APIStatusError, detail: str) -> str:
         """One line for a 404: which judge file and model, and where the replacements are."""
@@ -307,6 +383,20 @@ def _first_token_logprobs(logprobs: dict | None) -> dict[str, float] | None:
         if isinstance(entry, dict) and "token" in entry and entry.get("logprob") is not None:
             out.setdefault(entry["token"], float(entry["logprob"]))  # keep the higher of duplicate tokens
     return out or None
+
+
+def _usage(body_text: str) -> tuple[int, int] | None:
+    """(prompt, completion) tokens of a 200 body's ``usage``, or None when it cannot be read."""
+    try:
+        usage = json.loads(body_text)["usage"]
+        return int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _backoff_s(failed: int) -> float:
+    """The wait before transport attempt ``failed + 1`` when the server asked for none."""
+    return min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * 2 ** (failed - 1)) * (1 - 0.25 * random.random())
 
 
 def _retry_after_s(headers) -> float | None:

@@ -166,6 +166,12 @@ async def _judge_games(judge: Judge, parse, games: dict, max_attempts: int, budg
         pending = [k for k in pending if results[k].transient]
         if not pending:
             break
+        stopped = getattr(getattr(judge, "guard", None), "stopped", None)
+        if stopped:  # the cap: nothing more is sent, so no re-ask round
+            for k in pending:
+                results[k].reason += f" - not asked again: {stopped}"
+                results[k].transient = False
+            break
         if round_no == 1 and len(pending) == len(games) and all(results[k].unreachable for k in pending):
             # not one game of the first pass reached the endpoint (every connection refused / unresolved,
             # each after the SDK's retries): a wrong base_url or a server that is not running, not a blip
@@ -195,13 +201,16 @@ async def _judge_games(judge: Judge, parse, games: dict, max_attempts: int, budg
 
 
 async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], answers: dict[str, dict],
-                      reference: dict[str, dict] | None, templates, log=print, *, before_send=None,
+                      reference: dict[str, dict] | None, templates, log=print, *,
                       batch=None) -> tuple[list[dict], list[dict], dict]:
     """Judge every answered question; returns (native records, failures, run stats).
 
-    ``before_send(requests)`` sees the uncached requests before any is sent and may refuse them by raising
-    (the ``judging.max_usd`` cost guard). ``batch`` (a :class:`reproduce.judges.batch.BatchSender`) sends
-    them through a batch API first; what it does not return judged goes through the ordinary path.
+    ``judge.guard`` (a :class:`reproduce.judges.guard.CostGuard`, if attached) sees every request just
+    before it is sent and refuses the one that would cross ``judging.max_usd``; then nothing more is sent,
+    and ``stats["budget_left"]`` says how many games are left and their upper bound in dollars. The stats'
+    ``cost_usd`` is what this run was billed, as the spend ledger holds it. ``batch`` (a
+    :class:`reproduce.judges.batch.BatchSender`) sends the uncached requests through a batch API first;
+    what it does not return judged goes through the ordinary path.
 
     Raises :class:`JudgeFatalError` (nothing more is asked) when the endpoint does not serve the judge.
     """
@@ -230,13 +239,10 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
         for g, r, k in games:
             if cache.get(k) is None and k not in todo:
                 todo[k] = (f"{q['question_id']}/{g}", g, r)
-    estimate = judge.estimate_cost([r for _, _, r in todo.values()])
     n_games = sum(len(p[3]) for p in plan)
-    log(f"judge {judge.name}: {n_games} requests, {len(todo)} not cached"
-        + (f", estimated cost ${estimate:.2f}" if estimate else ""))
-
-    if before_send is not None and todo:
-        before_send([r for _, _, r in todo.values()])  # may stop the job: nothing has been sent yet
+    # no cost figure here: the job's one figure is what it was billed (the ledger's), in its last line
+    log(f"judge {judge.name}: {n_games} requests, {len(todo)} not cached")
+    guard = getattr(judge, "guard", None)
 
     from tqdm import tqdm
 
@@ -244,7 +250,7 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
     batched: dict[str, Outcome] = {}
     if batch is not None and todo:
         try:
-            batched = await batch.run(judge, parse, todo, cache, log)
+            batched = await batch.run(judge, parse, todo, cache, log, guard=guard)
         except BaseException:
             await judge.aclose()
             raise
@@ -282,8 +288,15 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
     if drift:
         logger.warning(drift)
         log(drift)
+    if guard is not None:  # every billed reply, re-asks and failures included: the ledger's figures
+        cost, tokens_in, tokens_out = guard.run_usd, guard.run_tokens[0], guard.run_tokens[1]
     stats = {"requests": n_games, "new_requests": len(todo), "failed_games": len(failures),
              "n_expected": n_games, "n_judged": n_games - len(failures), "n_failed": len(failures),
-             "rounds": rounds if rest else 0, "batch_requests": len(batched), "cost_usd": round(cost, 4), "prompt_tokens": tokens_in,
+             "rounds": rounds if rest else 0, "batch_requests": len(batched), "cost_usd": round(cost, 6), "prompt_tokens": tokens_in,
              "completion_tokens": tokens_out, "seconds": round(time.time() - t0, 2), "response_models": served}
+    if guard is not None and guard.stopped:
+        left = [todo[k][2] for k in todo if cache.get(k) is None]
+        bound = getattr(judge, "bound_usd", None)
+        stats["budget_left"] = {"games": len(left), "usd_max": round(sum(bound(judge._params(r)) for r in left)
+                                                                      if bound else 0.0, 4)}
     return records, failures, stats

@@ -3,7 +3,8 @@
 ``POST /v1/batches`` and ``GET /v1/batches/<id>``, with OpenAI's object shapes.
 
 A batch runs every line of its input file through the server's own chat answer (``batch_item``), so batch
-verdicts equal the ordinary ones. It is ``in_progress`` while ``batch_hold`` is set (tests use it to kill a
+verdicts equal the ordinary ones; each answered line is billed (at the batch price) when the batch is created.
+``files_endpoint = False`` makes the server one without ``/v1/files`` (a local server): uploads get a 404. It is ``in_progress`` while ``batch_hold`` is set (tests use it to kill a
 job mid-batch) and ``completed`` otherwise; answered items go to the output file, failed ones (a model the
 server does not serve, or what a subclass's ``batch_item`` says) to the error file.
 """
@@ -24,6 +25,7 @@ class BatchEndpoints:
     def _batch_init(self) -> None:
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
+        self.files_endpoint = True  # False: no /v1/files, as on a server without the Batch API
         self.batch_hold = threading.Event()  # set: batches stay in_progress
         self.batches_created = 0
         self.batch_items = 0
@@ -40,6 +42,9 @@ class BatchEndpoints:
 
     def on_file_upload(self, handler, raw: bytes, content_type: str) -> None:
         """``POST /v1/files``: a multipart form with ``file`` and ``purpose``."""
+        if not self.files_endpoint:
+            handler.send_json(404, _error("Unknown request URL: POST /v1/files."))
+            return
         msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
         fields, data, name = {}, None, "upload.jsonl"
         for part in msg.iter_parts() if msg.is_multipart() else ():
@@ -71,6 +76,8 @@ class BatchEndpoints:
             status, response = self.batch_item(item.get("body") or {}, n)
             rid = f"req-standin-{n}"
             if status == 200:
+                usage = response.get("usage") if isinstance(response, dict) else None
+                self.bill(item.get("body") or {}, usage if isinstance(usage, dict) else None, batch=True)
                 out.append({"id": f"batch_req_{n}", "custom_id": item.get("custom_id"), "error": None,
                             "response": {"status_code": 200, "request_id": rid, "body": response}})
             else:

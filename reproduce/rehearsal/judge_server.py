@@ -14,7 +14,10 @@ answer, whichever process or call asks):
   distribution over ``m``/``M`` (and a little elsewhere) whose top token is the one answered.
 
 ``GET /v1/models`` lists the models the server was started with; a request for any other model gets
-OpenAI's 404 ``model_not_found`` error. The server listens on 127.0.0.1 only, on the given port (0: a free
+OpenAI's 404 ``model_not_found`` error. The server keeps its own bill (``billed``, ``GET /billing``): the
+usage of every completion it generated, as a provider would charge it - an answer whose usage the client
+cannot read (cut short, dropped) at the request's upper bound (``reproduce.judges.guard.request_bound``),
+a batch's lines at the batch price; error statuses are free. The server listens on 127.0.0.1 only, on the given port (0: a free
 one), and stops itself after ``lifetime_s``. Use it as ``with JudgeServer(["gpt-4"]) as srv: srv.base_url``
 or from the command line:
 ``python -m reproduce.rehearsal.judge_server --port 8765 --models gpt-4-1106-preview gpt-4 --lifetime-s 3600``.
@@ -120,6 +123,7 @@ class JudgeServer(BatchEndpoints):
         self.port, self.lifetime_s, self.completion_tokens = port, lifetime_s, completion_tokens
         self.tokenizer_path, self._tokenizer = tokenizer, None  # usage is counted with it (rehearsal/usage.py)
         self.count = 0
+        self.billed: list[dict] = []  # one entry per billed completion: tokens, how they were counted, batch or not
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -186,6 +190,34 @@ class JudgeServer(BatchEndpoints):
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    # ----- the bill -----
+
+    def bill(self, body: dict, usage: dict | None, batch: bool = False) -> None:
+        """Bill one generated completion: its ``usage``, or (None: the client cannot read it) the request's
+        upper bound, computed as the client's guard computes it."""
+        if usage is None:
+            from reproduce.judges.guard import bound_counter, request_bound
+
+            prompt, completion = request_bound(body.get("messages"), body.get("max_tokens"),
+                                               bound_counter(str(body.get("model", ""))))
+            entry = {"prompt_tokens": prompt, "completion_tokens": completion, "usage": "bound"}
+        else:
+            entry = {"prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
+                     "usage": "read"}
+        with self._lock:
+            self.billed.append({**entry, "batch": batch})
+
+    def billed_usd(self, price_in: float, price_out: float, batch_factor: float = 0.5) -> float:
+        """Dollars of the bill at per-million prices (batch lines at ``batch_factor`` of them)."""
+        with self._lock:
+            return sum((e["prompt_tokens"] * price_in + e["completion_tokens"] * price_out) / 1e6
+                       * (batch_factor if e["batch"] else 1.0) for e in self.billed)
+
+    def billed_tokens(self) -> tuple[int, int]:
+        """(prompt, completion) tokens billed."""
+        with self._lock:
+            return sum(e["prompt_tokens"] for e in self.billed), sum(e["completion_tokens"] for e in self.billed)
+
     # ----- answers -----
 
     def content(self, body: dict, n: int) -> str:
@@ -213,6 +245,8 @@ class JudgeServer(BatchEndpoints):
         content = self.content(body, n) if text is None else text
         prompt_tokens, counted = usage(body, content, self._tokenizer)  # a real tokenizer, not characters / 4
         completion_tokens = self.completion_tokens if self.completion_tokens is not None else counted
+        if body.get("max_tokens"):  # a provider never bills more completion tokens than the request allows
+            completion_tokens = min(completion_tokens, int(body["max_tokens"]))
         choice: dict = {"index": 0, "finish_reason": "stop",
                         "message": {"role": "assistant", "content": content, "refusal": None}, "logprobs": None}
         if with_logprobs and body.get("logprobs"):
@@ -232,7 +266,11 @@ class JudgeServer(BatchEndpoints):
         """``/v1/models`` (OpenAI's list), ``/v1/models/<id>``, ``/health``."""
         if self.on_batch_get(handler, path):
             return
-        if path in ("/v1/models", "/health"):
+        if path == "/billing":
+            prompt, completion = self.billed_tokens()
+            handler.send_json(200, {"completions": len(self.billed), "prompt_tokens": prompt,
+                                    "completion_tokens": completion, "entries": list(self.billed)})
+        elif path in ("/v1/models", "/health"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": OWNER} for m in self.listed_models()]
             handler.send_json(200, {"object": "list", "data": data})
         elif path.startswith("/v1/models/"):
@@ -253,7 +291,9 @@ class JudgeServer(BatchEndpoints):
         if error is not None:
             handler.send_json(404, error)
         else:
-            handler.send_json(200, self.completion(body, n))
+            out = self.completion(body, n)
+            self.bill(body, out["usage"])
+            handler.send_json(200, out)
 
 
 def _unknown_url(method: str, path: str) -> dict:

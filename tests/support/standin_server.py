@@ -8,6 +8,9 @@ consumed in arrival order): ``Fault.rate_limit(...)`` (429 + Retry-After), ``Fau
 ``Fault.hang(s)`` (answer only after ``s`` seconds), ``Fault.drop()`` (close the connection without an
 answer), ``Fault.truncated()`` (a 200 with half a JSON body), ``Fault.empty()`` (empty content),
 ``Fault.no_logprobs()``, ``Fault.reply(t)`` and ``Fault.auth_error()`` (a 401 quoting the key sent).
+Its bill (``billed``, from the rehearsal server) counts every completion generated: read usage for what
+the client can read, the request's upper bound for a drop, a truncated body or a hang (which outlasts
+the client's timeout by design); error statuses are free.
 
 It is bounded: it listens on 127.0.0.1 only, on a free port, stops itself after ``lifetime_s`` or
 ``max_requests``, and is a context manager that always shuts down on exit.
@@ -185,7 +188,8 @@ class StandinServer(JudgeServer):
     def _answer(self, handler, body: dict, n: int, fault: Fault | None) -> None:
         """Send the scripted answer (or the normal one) for request ``n``."""
         kind = fault.kind if fault else None
-        if kind == "drop":
+        if kind == "drop":  # after the request arrived: billed at its upper bound, as a provider might
+            self.bill(body, None)
             handler.close_connection = True
             try:
                 handler.connection.shutdown(socket.SHUT_RDWR)
@@ -211,7 +215,10 @@ class StandinServer(JudgeServer):
             handler.close_connection = True
             return
         text = fault.text if kind == "text" else None
-        payload = json.dumps(self.completion(body, n, text, with_logprobs=kind != "no_logprobs")).encode()
+        out = self.completion(body, n, text, with_logprobs=kind != "no_logprobs")
+        # what the client cannot read (a body cut short, an answer after it gave up) is billed at the bound
+        self.bill(body, None if kind in ("truncated", "hang") else out["usage"])
+        payload = json.dumps(out).encode()
         if kind == "truncated":
             payload = payload[: len(payload) // 2]
         try:
