@@ -45,8 +45,15 @@ def bound_counter(model: str):
     return lambda s: len(s.encode("utf-8"))
 
 
+def completion_cap(params: dict) -> int | None:
+    """The completion tokens a chat-completions request allows: ``max_completion_tokens`` (reasoning models:
+    reasoning and answer together), else ``max_tokens``."""
+    return params.get("max_completion_tokens") or params.get("max_tokens")
+
+
 def request_bound(messages, max_tokens: int | None, count) -> tuple[int, int]:
-    """(prompt, completion) tokens no reply to this request can be billed above."""
+    """(prompt, completion) tokens no reply to this request can be billed above (``max_tokens``: the
+    request's :func:`completion_cap`)."""
     prompt = sum(count(str(m.get("content", ""))) + TOKENS_PER_MESSAGE for m in messages or ()) + REPLY_PRIMING_TOKENS
     return prompt, int(max_tokens or DEFAULT_MAX_TOKENS)
 

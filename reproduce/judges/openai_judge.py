@@ -138,11 +138,11 @@ class OpenAIJudge(Judge):
     def bound_tokens(self, params: dict) -> tuple[int, int]:
         """(prompt, completion) tokens no reply to the call ``params`` can be billed above (the guard's
         reservation; :func:`reproduce.judges.guard.request_bound`)."""
-        from reproduce.judges.guard import bound_counter, request_bound
+        from reproduce.judges.guard import bound_counter, completion_cap, request_bound
 
         if self._bound_count is None:
             self._bound_count = bound_counter(self.model)
-        return request_bound(params.get("messages"), params.get("max_tokens"), self._bound_count)
+        return request_bound(params.get("messages"), completion_cap(params), self._bound_count)
 
     def bound_usd(self, params: dict) -> float:
         """Dollars of :meth:`bound_tokens` at the judge file's prices."""

@@ -174,7 +174,7 @@ async def _judge_games(judge: Judge, parse, games: dict, max_attempts: int, budg
             break
         if round_no == 1 and len(pending) == len(games) and all(results[k].unreachable for k in pending):
             # not one game of the first pass reached the endpoint (every connection refused / unresolved,
-            # each after the SDK's retries): a wrong base_url or a server that is not running, not a blip
+            # each after its transport retries): a wrong base_url or a server that is not running, not a blip
             logger.warning("judge %s: no connection to (or no reply from) the endpoint for any of %d games; not "
                            "asking again (is the server running, is base_url right?)", judge.name, len(pending))
             for k in pending:

@@ -196,9 +196,9 @@ class JudgeServer(BatchEndpoints):
         """Bill one generated completion: its ``usage``, or (None: the client cannot read it) the request's
         upper bound, computed as the client's guard computes it."""
         if usage is None:
-            from reproduce.judges.guard import bound_counter, request_bound
+            from reproduce.judges.guard import bound_counter, completion_cap, request_bound
 
-            prompt, completion = request_bound(body.get("messages"), body.get("max_tokens"),
+            prompt, completion = request_bound(body.get("messages"), completion_cap(body),
                                                bound_counter(str(body.get("model", ""))))
             entry = {"prompt_tokens": prompt, "completion_tokens": completion, "usage": "bound"}
         else:
@@ -245,8 +245,9 @@ class JudgeServer(BatchEndpoints):
         content = self.content(body, n) if text is None else text
         prompt_tokens, counted = usage(body, content, self._tokenizer)  # a real tokenizer, not characters / 4
         completion_tokens = self.completion_tokens if self.completion_tokens is not None else counted
-        if body.get("max_tokens"):  # a provider never bills more completion tokens than the request allows
-            completion_tokens = min(completion_tokens, int(body["max_tokens"]))
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        if cap:  # a provider never bills more completion tokens than the request allows
+            completion_tokens = min(completion_tokens, int(cap))
         choice: dict = {"index": 0, "finish_reason": "stop",
                         "message": {"role": "assistant", "content": content, "refusal": None}, "logprobs": None}
         if with_logprobs and body.get("logprobs"):
