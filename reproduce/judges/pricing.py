@@ -1,7 +1,7 @@
 """What sending judge requests costs: prompt tokens (counted offline, or estimated as characters / 4),
 expected completion tokens (the mean of the judge's cached replies, else a stated default per protocol) and
-dollars at the judge file's prices. The plan (``reproduce/plan/``) prices whole runs with it; the cost guard
-(``judges/guard.py``) prices one job's uncached requests before they are sent."""
+dollars at the judge file's prices. The plan (``reproduce/plan/``) prices whole runs with it. (The cost guard,
+``judges/guard.py``, reserves each request's upper bound instead: prompt plus ``max_tokens``.)"""
 
 from __future__ import annotations
 
@@ -97,13 +97,3 @@ def price_requests(costing: JudgeCosting, benchmark: str, protocol: str, request
         out_tokens += min(completion, cap) if cap else completion
     return {"prompt_tokens": prompt, "completion_tokens": out_tokens,
             "usd_standard": (prompt * costing.price_in + out_tokens * costing.price_out) / 1e6}
-
-
-def planned_usd(judge_name: str, judge_cfg: dict, bench: dict, requests: list, cache, batch: bool) -> tuple[float, str]:
-    """(dollars, what) the plan expects for sending one job's uncached ``requests``."""
-    if judge_cfg.get("kind") != "openai" or not requests:
-        return 0.0, f"{len(requests)} requests to {judge_name}"
-    costing = JudgeCosting(judge_name, judge_cfg, None, cache=cache)
-    usd = price_requests(costing, bench.get("_file", "benchmark"), bench["protocol"], requests)["usd_standard"]
-    mode = "batch" if batch else "standard"
-    return usd * (BATCH_PRICE_FACTOR if batch else 1.0), f"{len(requests)} uncached requests to {judge_name}, {mode} price"

@@ -48,7 +48,7 @@ DEFAULT_ANSWER_TOKENS_OTHER = 300
 
 # ----- judges -----
 # Judge completion tokens per request when nothing is cached, and the Batch API's price factor: stated in
-# reproduce/judges/pricing.py (the cost guard uses them too) and repeated here for the plan's readers.
+# reproduce/judges/pricing.py and repeated here for the plan's readers.
 DEFAULT_JUDGE_COMPLETION_TOKENS = _pricing.DEFAULT_JUDGE_COMPLETION_TOKENS
 DEFAULT_JUDGE_COMPLETION_OTHER = _pricing.DEFAULT_JUDGE_COMPLETION_OTHER
 # Judge latency model for wall time: a fixed part plus output tokens at a decode speed (stated defaults).
