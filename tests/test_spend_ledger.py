@@ -9,7 +9,7 @@ import multiprocessing
 
 import pytest
 
-from reproduce.judges.guard import BudgetStop, CostGuard, request_bound
+from reproduce.judges.guard import BOUND_REPLY_TOKENS, BOUND_TOKENS_PER_MESSAGE, BudgetStop, CostGuard, request_bound
 from reproduce.judges.ledger import SpendLedger
 
 
@@ -146,4 +146,19 @@ def test_the_earlier_per_job_ledger_format_still_counts(tmp_path):
 def test_the_bound_covers_the_prompt_and_every_completion_token():
     count = len  # one token per character
     messages = [{"role": "system", "content": "abc"}, {"role": "user", "content": "de"}]
-    assert request_bound(messages, 7, count) == (3 + 2 + 2 * 4 + 3, 7)
+    assert request_bound(messages, 7, count) == (3 + 2 + 2 * BOUND_TOKENS_PER_MESSAGE + BOUND_REPLY_TOKENS, 7)
+
+
+def test_the_bound_is_above_what_the_stand_in_bills():
+    """The stand-in counts usage with a real byte-level BPE through the Llama-3 chat template; the bound (UTF-8
+    bytes and the stated per-message overhead) is above it for every kind of message, short ones included."""
+    from reproduce.judges.guard import bound_counter
+    from reproduce.rehearsal.usage import standin_tokenizer, usage
+
+    tok = standin_tokenizer()
+    for messages in ([{"role": "user", "content": "x"}],
+                     [{"role": "system", "content": ""}, {"role": "user", "content": "2+2="}],
+                     [{"role": "system", "content": "You are a helpful assistant. " * 20},
+                      {"role": "user", "content": "Ünïcödé text, 数字 12345 and [[A>>B]]"}]):
+        prompt, _ = usage({"messages": messages}, "m", tok)
+        assert prompt <= request_bound(messages, 1, bound_counter("standin-judge"))[0]

@@ -20,11 +20,14 @@ from pathlib import Path
 
 from reproduce.judges.base import JudgeError
 from reproduce.judges.ledger import BATCH_PREFIX, SpendLedger
-from reproduce.judges.tokens import TOKENS_PER_MESSAGE, token_counter
+from reproduce.judges.tokens import token_counter
 
 # completion tokens reserved for a request that names no max_tokens (the judge files and benchmarks all set one)
 DEFAULT_MAX_TOKENS = 4096
-REPLY_PRIMING_TOKENS = 3  # the chat format's tokens before the assistant's reply (OpenAI's cookbook count)
+# the chat format's own tokens, per message and before the reply: OpenAI's cookbook counts 3-4 and 3, Llama-3's
+# template 5 (role headers, end of turn) and 5 (begin of text, the reply's header); 8 covers both
+BOUND_TOKENS_PER_MESSAGE = 8
+BOUND_REPLY_TOKENS = 8
 
 
 def money(usd: float) -> str:
@@ -54,7 +57,7 @@ def completion_cap(params: dict) -> int | None:
 def request_bound(messages, max_tokens: int | None, count) -> tuple[int, int]:
     """(prompt, completion) tokens no reply to this request can be billed above (``max_tokens``: the
     request's :func:`completion_cap`)."""
-    prompt = sum(count(str(m.get("content", ""))) + TOKENS_PER_MESSAGE for m in messages or ()) + REPLY_PRIMING_TOKENS
+    prompt = sum(count(str(m.get("content", ""))) + BOUND_TOKENS_PER_MESSAGE for m in messages or ()) + BOUND_REPLY_TOKENS
     return prompt, int(max_tokens or DEFAULT_MAX_TOKENS)
 
 
