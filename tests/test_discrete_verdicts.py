@@ -201,3 +201,24 @@ def test_a_bad_verdict_regex_is_refused_naming_its_key(tmp_path):
         validate({**data, "verdict_regex": {1: "m"}}, "judge", src)
     with pytest.raises(ConfigError, match=r"key 'logprobs': False was expected"):  # log-probs are read instead
         validate({**data, "logprobs": True}, "judge", src)
+
+
+def test_the_bridge_plan_finds_a_judge_without_logprobs_verdicts_in_its_cache(tmp_path):
+    """The bridge's plan renders a judge's requests as the judge job does: after a judged run, a judge without
+    log-probs (discrete requests, its verdict_regex in the key) has nothing left to ask."""
+    from reproduce.bridge.rejudge import Job, render
+
+    from test_faults import _judge
+
+    setup = _setup("alpaca_eval2")
+    bench, questions, answers, reference, templates = setup
+    with StandinServer(verdict="m") as srv:
+        records, failures, stats = _run("alpaca_eval2", srv, tmp_path / "cache" / "run.jsonl", setup,
+                                        logprobs=False, verdict_regex=NANO_PATTERNS)
+        judge = _judge(srv.base_url, logprobs=False, verdict_regex=NANO_PATTERNS)
+    assert not failures and stats["new_requests"] > 0
+    n, todo = render(bench, judge, [Job("m", questions, answers, reference)], tmp_path / "cache", templates)
+    assert (n, len(todo)) == (stats["requests"], 0)
+    # another reading of the answers is another judgment: all of them would be asked again
+    other = _judge(srv.base_url, logprobs=False, verdict_regex={"1": "^m$", "2": "^M$"})
+    assert len(render(bench, other, [Job("m", questions, answers, reference)], tmp_path / "cache", templates)[1]) == n

@@ -18,7 +18,7 @@ from reproduce.io import DataError
 from reproduce.judges.base import Judge
 from reproduce.judges.cache import JudgmentCache
 from reproduce.benchmarks.protocol import get_protocol
-from reproduce.judges.run import judge_model
+from reproduce.judges.run import bench_for_judge, judge_model
 
 
 def replay(items: list[Item], annotator: str) -> list[float | None]:
@@ -58,8 +58,10 @@ def _cache(cache_dir: Path, model: str) -> JudgmentCache:
 
 def render(bench: dict, judge: Judge, jobs: list[Job], cache_dir: Path | None, templates) -> tuple[int, list]:
     """(all requests, the requests not in the judge's cache) of judging every job, rendered with the
-    benchmark's official prompt (``cache_dir`` None: nothing is cached)."""
+    benchmark's official prompt (``cache_dir`` None: nothing is cached), as the judge job renders them for this
+    judge (a judge without log-probs is asked for discrete verdicts: other requests, other keys)."""
     proto = get_protocol(bench["protocol"])
+    bench = bench_for_judge(bench, getattr(judge, "config", None) or {})
     identity = judge.identity()
     n = 0
     todo = {}

@@ -200,6 +200,16 @@ async def _judge_games(judge: Judge, parse, games: dict, max_attempts: int, budg
     return results, round_no
 
 
+def bench_for_judge(bench: dict, judge_config: dict) -> dict:
+    """``bench`` as the judge of ``judge_config`` is asked it: a judge without log-probs gets the protocol's
+    discrete verdicts, read as its file says. Whatever renders this judge's requests (the judge job, a plan
+    looking them up in the cache) starts here, so they render the same requests and cache keys."""
+    proto = get_protocol(bench["protocol"])
+    if (judge_config or {}).get("logprobs") is False and hasattr(proto, "without_logprobs"):
+        return proto.without_logprobs(bench, judge_config)
+    return bench
+
+
 async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], answers: dict[str, dict],
                       reference: dict[str, dict] | None, templates, log=print, *,
                       batch=None) -> tuple[list[dict], list[dict], dict]:
@@ -215,9 +225,7 @@ async def judge_model(bench: dict, judge: Judge, cache, questions: list[dict], a
     Raises :class:`JudgeFatalError` (nothing more is asked) when the endpoint does not serve the judge.
     """
     proto = get_protocol(bench["protocol"])
-    if judge.config.get("logprobs") is False and hasattr(proto, "without_logprobs"):
-        # a judge without log-probs: the protocol's discrete verdicts, read as the judge's file says
-        bench = proto.without_logprobs(bench, judge.config)
+    bench = bench_for_judge(bench, judge.config)
     # the protocol's reply parser for this bench (a judge's verdict_regex bound in), else its plain parse
     parse = proto.parser(bench) if hasattr(proto, "parser") else proto.parse
     judging = bench.get("judging") or {}
