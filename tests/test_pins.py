@@ -106,13 +106,15 @@ def test_each_direct_pin_is_in_its_lock_at_that_version(pins, lock):
     assert not differ, f"requirements/{pins} vs requirements/{lock}.lock: {differ} (run scripts/lock.sh)"
 
 
-def test_the_vllm_cpu_pins_are_the_cpu_pins():
-    """.venv-vllm runs the generation code at the versions the main environment runs it."""
+@pytest.mark.parametrize("pins,expected", [("vllm-cpu.txt", {"torch", "transformers", "openai", "pytest"}),
+                                           ("gpu.txt", {"pytest"})])
+def test_the_other_environments_pin_what_they_share_as_the_cpu_one(pins, expected):
+    """.venv-vllm and the CUDA environment run our code at the versions the main environment runs it."""
     cpu = {**_pins(REQ / "cpu.txt"), **_pins(REQ / "test.txt")}
-    vllm = _pins(REQ / "vllm-cpu.txt")
-    shared = set(cpu) & set(vllm)
-    assert {"torch", "transformers", "openai"} <= shared
-    assert {n: (cpu[n], vllm[n]) for n in shared if cpu[n] != vllm[n]} == {}
+    other = _pins(REQ / pins)
+    shared = set(cpu) & set(other)
+    assert expected <= shared
+    assert {n: (cpu[n], other[n]) for n in shared if cpu[n] != other[n]} == {}
 
 
 def test_runtime_dependencies_are_ranges_the_pins_satisfy():
