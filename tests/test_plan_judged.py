@@ -96,3 +96,31 @@ def test_plan_matches_a_judged_run_whose_jobs_repeat_each_others_requests(tmp_pa
     # what this measures (about -13% on AlpacaEval 2's prompt against the rehearsal's BPE)
     assert total["planned_prompt_tokens"] != billed
     assert total["planned_prompt_tokens"] == pytest.approx(billed, rel=0.25)
+
+
+def test_plan_renders_a_judge_without_logprobs_as_its_job_does(tmp_path):
+    """A judge without log-probs is asked for discrete verdicts: after its job ran, the plan finds every one of
+    them in the cache (rendered as the weighted requests, none would be found)."""
+    from reproduce.judges.pricing import JudgeCosting
+    from reproduce.plan.judging import BenchmarkInputs, plan_judge_job
+
+    bench = _bench()
+    questions = load_questions(bench)
+    res = tmp_path / "results"
+    path = _write_answers(res, questions)["m1"]
+    reference = tmp_path / "reference.jsonl"
+    reference.write_text("".join(json.dumps(r) + "\n" for r in reference_answers(bench, questions)))
+    with StandinServer(verdict="m") as srv:
+        judge_cfg = {**_judge_cfg(srv.base_url), "logprobs": False, "verdict_regex": {"1": "m", "2": "M"}}
+        out = res / "judgments" / BENCH / JUDGE / SETTING / "m1.jsonl"
+        job = {"stage": "judge", "benchmark": BENCH, "judge": JUDGE, "setting": SETTING, "method": "m1",
+               "benchmark_config": bench, "judge_config": judge_cfg, "judging": {}}
+        done = subprocess.run([sys.executable, "-m", "reproduce.cli", "judge", "--job", json.dumps(job),
+                               "--answers", str(path), "--reference", str(reference), "--out", str(out),
+                               "--cache", str(res / "judgments" / BENCH / JUDGE / "_cache"),  # as the workflow
+                               "--spend-ledger", str(res / "judgments" / "_spend.jsonl")],
+                              capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        assert len(srv.requests) == N and all(not r["body"].get("logprobs") for r in srv.requests)
+    row = plan_judge_job(BenchmarkInputs(BENCH, bench, res), JudgeCosting(JUDGE, judge_cfg, res), SETTING, "m1")
+    assert (row["requests"], row["cached"], row["to_send"]) == (N, N, 0)

@@ -85,10 +85,15 @@ class BenchmarkInputs:
                 self._refs[key] = {a["question_id"]: a for a in reference_answers(self.bench, self.questions)}
         return self._refs[key]
 
-    def requests(self, setting: str, model: str) -> tuple[list, bool]:
-        """([(question_id, game, request)], answers generated) as the judge job renders them."""
+    def requests(self, setting: str, model: str, judge_config: dict | None = None) -> tuple[list, bool]:
+        """([(question_id, game, request)], answers generated) as the judge job renders them for the judge of
+        ``judge_config`` (a judge without log-probs is asked for discrete verdicts: other requests)."""
+        from reproduce.judges.run import bench_for_judge
+
         answers, generated = self.answers(setting, model)
         reference = self.reference(setting)
+        bench = bench_for_judge(self.bench, judge_config or {})
+        discrete = bench is not self.bench  # the one judge property that changes what is rendered
         out = []
         for q in self.questions:
             a = answers.get(q["question_id"])
@@ -99,9 +104,9 @@ class BenchmarkInputs:
             # them apart is whether the model is its own baseline, whose games are never asked)
             memo = (q["question_id"], a.get("model") if generated else None, tuple(a["turns"]),
                     (ref.get("model"), tuple(ref["turns"])) if ref else None,
-                    bool(ref) and ref.get("model") == a.get("model"))
+                    bool(ref) and ref.get("model") == a.get("model"), discrete)
             if memo not in self._renders:
-                self._renders[memo] = self.proto.build_requests(q, a, ref, self.bench, self.templates)
+                self._renders[memo] = self.proto.build_requests(q, a, ref, bench, self.templates)
             out += [(q["question_id"], g, r) for g, r in self._renders[memo]]
         return out, generated
 
@@ -117,7 +122,7 @@ def plan_judge_job(inputs: BenchmarkInputs, costing: JudgeCosting, setting: str,
     """
     from reproduce.judges.cache import JudgmentCache
 
-    requests, generated = inputs.requests(setting, model)
+    requests, generated = inputs.requests(setting, model, costing.config)
     cache = costing.cache(inputs.name)
     _, completion_basis = costing.completion_tokens(inputs.name, inputs.bench["protocol"])
     asked = set() if asked is None else asked
