@@ -12,14 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from reproduce.benchmarks.protocol import get_protocol
-from reproduce.benchmarks.questions import load_questions
-from reproduce.benchmarks.reference import reference_answers
-from reproduce.config import load_config
 from reproduce.judges.batch import BatchSender
 from reproduce.judges.cache import JudgmentCache
 from reproduce.judges.openai_judge import OpenAIJudge
 from reproduce.judges.run import judge_model
+from support.alpaca_inputs import alpaca_inputs, tiny_alpaca_bench
 from support.standin_server import StandinServer
 from support.verdicts import logprobs_for, verdict_for
 
@@ -29,18 +26,7 @@ PRICES = {"price_per_million_input": 2.0, "price_per_million_output": 8.0}
 
 
 def _bench():
-    bench = dict(load_config({"preset": "tiny"})["benchmarks"]["tiny_alpaca_eval2"])
-    bench["questions"] = dict(bench["questions"], n=N)
-    bench["judging"] = dict(bench["judging"], retry_budget_s=1.0)
-    return bench
-
-
-def _inputs(bench):
-    questions = load_questions(bench)
-    reference = {r["question_id"]: r for r in reference_answers(bench, questions)}
-    answers = {q["question_id"]: {"question_id": q["question_id"], "model": "m", "turns": [f"{q['reference'][0]} (m)"]}
-               for q in questions}
-    return questions, answers, reference, get_protocol("alpaca_eval2").load_templates(bench)
+    return tiny_alpaca_bench(N, retry_budget_s=1.0)
 
 
 def _judge_cfg(url: str) -> dict:
@@ -50,7 +36,7 @@ def _judge_cfg(url: str) -> dict:
 
 def _run(srv, tmp_path, batch=True, timeout=None):
     bench = _bench()
-    questions, answers, reference, templates = _inputs(bench)
+    questions, answers, reference, templates = alpaca_inputs(bench)
     cache = JudgmentCache(tmp_path / "_cache" / "s" / "m.jsonl", shared_dir=tmp_path / "_cache")
     sender = BatchSender(cache.path.with_suffix(".batch.json"), poll_s=0.05) if batch else None
     judge = OpenAIJudge("standin", _judge_cfg(srv.base_url))
@@ -111,7 +97,7 @@ def test_a_killed_batch_job_resumes_its_batch_instead_of_paying_twice(tmp_path):
 
 def _cli_job(tmp_path, srv, judging: dict) -> tuple[dict, Path, Path]:
     bench = _bench()
-    questions, answers, reference, _ = _inputs(bench)
+    questions, answers, reference, _ = alpaca_inputs(bench)
     res = tmp_path / "results"
     a = res / "answers" / "tiny_alpaca_eval2" / "tiny-add" / "m.jsonl"
     r = tmp_path / "reference.jsonl"

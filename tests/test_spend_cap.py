@@ -19,9 +19,6 @@ from pathlib import Path
 import pytest
 
 from reproduce.benchmarks.protocol import get_protocol
-from reproduce.benchmarks.questions import load_questions
-from reproduce.benchmarks.reference import reference_answers
-from reproduce.config import load_config
 from reproduce.io import DataError
 from reproduce.judges.cache import JudgmentCache
 from reproduce.judges.guard import CostGuard
@@ -30,6 +27,7 @@ from reproduce.judges.openai_judge import OpenAIJudge
 from reproduce.judges.pricing import BATCH_PRICE_FACTOR
 from reproduce.judges.run import judge_model
 from fault_schedule import TRANSIENT_KINDS, ScheduledStandin, request_digest
+from support.alpaca_inputs import alpaca_inputs, tiny_alpaca_bench
 from support.standin_server import Fault, StandinServer
 from support.verdicts import logprobs_for, verdict_for
 
@@ -40,18 +38,7 @@ FAULTS = ["429", "500", "drop", "truncated", "empty"]
 
 
 def _bench(n=N):
-    bench = dict(load_config({"preset": "tiny"})["benchmarks"]["tiny_alpaca_eval2"])
-    bench["questions"] = dict(bench["questions"], n=n)
-    bench["judging"] = dict(bench["judging"], retry_budget_s=2.0, max_attempts=2)
-    return bench
-
-
-def _inputs(bench):
-    questions = load_questions(bench)
-    reference = {r["question_id"]: r for r in reference_answers(bench, questions)}
-    answers = {q["question_id"]: {"question_id": q["question_id"], "model": "m", "turns": [f"{q['reference'][0]} (m)"]}
-               for q in questions}
-    return questions, answers, reference, get_protocol("alpaca_eval2").load_templates(bench)
+    return tiny_alpaca_bench(n, retry_budget_s=2.0, max_attempts=2)
 
 
 def _judge_cfg(url: str, **extra) -> dict:
@@ -62,7 +49,7 @@ def _judge_cfg(url: str, **extra) -> dict:
 
 def _bound_usd(url: str, bench, batch: bool = False) -> float:
     """The upper bound in dollars of every request of the job, as the guard reserves them."""
-    questions, answers, reference, templates = _inputs(bench)
+    questions, answers, reference, templates = alpaca_inputs(bench)
     judge = OpenAIJudge("standin", _judge_cfg(url))
     proto = get_protocol("alpaca_eval2")
     total = sum(judge.bound_usd(judge._params(r)) for q in questions
@@ -85,7 +72,7 @@ def _faulty(seed: int):
 
 def _judge_capped(srv, folder: Path, max_usd: float | None):
     bench = _bench()
-    questions, answers, reference, templates = _inputs(bench)
+    questions, answers, reference, templates = alpaca_inputs(bench)
     cache = JudgmentCache(folder / "_cache" / "s" / "m.jsonl", shared_dir=folder / "_cache")
     judge = OpenAIJudge("standin", _judge_cfg(srv.base_url), backoff_base_s=0.01, max_wait_s=0.05)
     judge.guard = CostGuard(max_usd, folder / "_spend.jsonl", "job-m")
@@ -124,7 +111,7 @@ def test_a_cap_with_faults_on_holds_on_the_servers_own_bill(tmp_path):
 
 def _cli_job(tmp_path, url: str, judging: dict, **judge_extra):
     bench = _bench()
-    questions, answers, reference, _ = _inputs(bench)
+    questions, answers, reference, _ = alpaca_inputs(bench)
     res = tmp_path / "results"
     a = res / "answers" / "tiny_alpaca_eval2" / "tiny-add" / "m.jsonl"
     r = tmp_path / "reference.jsonl"
