@@ -213,3 +213,26 @@ def test_the_bridge_is_refused_by_the_cap_before_its_first_request(tmp_path):
                        out_dir=tmp_path / "out", log=lambda m: None)
         assert srv.count == 0 and srv.billed == []
     assert SpendLedger(results / "judgments" / "_spend.jsonl").look() == pytest.approx(0.0099)
+
+
+def test_the_rehearsal_sets_the_ledger_against_the_stand_ins_bill(tmp_path):
+    """``reproduce rehearsal``'s spend figures (rehearsal_metrics.json): the judge jobs' ledger against the
+    stand-in's ``GET /billing``, token for token."""
+    from urllib.parse import urlparse
+
+    from reproduce.paths import ResultPaths
+    from reproduce.rehearsal.run import spend_check
+
+    results = tmp_path / "results"
+    ledger = Path(ResultPaths(results).spend_ledger())
+    with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=900) as srv:
+        srv.add(Fault.truncated(), Fault.status(500))
+        _judge_capped(srv, ledger.parent, None)
+        url = urlparse(srv.base_url)
+        check = spend_check(url.hostname, url.port, results)
+        assert check["equal"] and check["billed_prompt_tokens"] == srv.billed_tokens()[0] > 0
+        assert check["ledger_open_usd"] == 0
+        # a reply the ledger never heard of makes them differ
+        srv.bill({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1}, {"prompt_tokens": 1,
+                                                                                      "completion_tokens": 1})
+        assert not spend_check(url.hostname, url.port, results)["equal"]

@@ -207,17 +207,39 @@ def run_rehearsal(workdir: str | Path, target: str = "reproduce_table1", cores: 
         log("$ " + " ".join(cmd))
         rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
     finally:
+        spend = spend_check(host, port, workdir / RESULTS)  # before the judge stops: its bill lives in it
         stop(judge)
     metrics = {"target": target, "returncode": rc, "snakemake_wall_s": round(time.time() - t0, 1),
                "total_wall_s": round(time.time() - t_all, 1), "assets": asset_times, "stages": stage_metrics(workdir),
                "goal_total_wall_s": 1800, "goal_tgdpo_over_dpo_peak_rss": 1.05,
-               "plan_compare": compare_after(planned, workdir / RESULTS, log, cfg, target)}
+               "plan_compare": compare_after(planned, workdir / RESULTS, log, cfg, target), "spend": spend}
     (workdir / "rehearsal_metrics.json").write_text(json.dumps(metrics, indent=2))
     print_metrics(metrics, log)
     table = Path(ResultPaths(workdir / RESULTS).tables_dir()) / "table1.md"
     if rc == 0 and table.exists():
         log(table.read_text())
     return rc
+
+
+def spend_check(host: str, port: int, results: Path) -> dict:
+    """The stand-in judge's own bill (``GET /billing``) against the spend ledger the judge jobs kept, in
+    tokens (the stand-in judges are free): ``equal`` when the ledger holds exactly what was billed."""
+    from reproduce.judges.ledger import SpendLedger
+
+    ledger = SpendLedger(ResultPaths(results).spend_ledger())
+    ledger.look()
+    out = {"ledger_prompt_tokens": ledger.tokens[0], "ledger_completion_tokens": ledger.tokens[1],
+           "ledger_open_usd": ledger.open_usd}
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/billing", timeout=10) as r:
+            bill = json.loads(r.read())
+    except (OSError, ValueError) as e:
+        return {**out, "error": f"no bill from the stand-in judge ({type(e).__name__})"}
+    out.update(billed_completions=bill["completions"], billed_prompt_tokens=bill["prompt_tokens"],
+               billed_completion_tokens=bill["completion_tokens"])
+    out["equal"] = (out["ledger_prompt_tokens"], out["ledger_completion_tokens"]) == \
+        (bill["prompt_tokens"], bill["completion_tokens"])
+    return out
 
 
 def plan_before(cfg: dict, results: Path, target: str, log=print) -> Path | None:
@@ -283,6 +305,11 @@ def print_metrics(metrics: dict, log=print) -> None:
             s = stages[stage]
             log(f"  {stage:9s} {s['jobs']:3d} jobs  {s['wall_s_sum']:7.1f} s summed  {s['wall_s_max']:6.1f} s longest  "
                 f"peak RSS {s['peak_rss_mb'] / 1024:.2f} GiB")
+    spend = metrics.get("spend") or {}
+    if "equal" in spend:
+        log(f"  spend ledger against the stand-in's bill: {spend['ledger_prompt_tokens']:,} / "
+            f"{spend['billed_prompt_tokens']:,} prompt, {spend['ledger_completion_tokens']:,} / "
+            f"{spend['billed_completion_tokens']:,} completion tokens ({'equal' if spend['equal'] else 'NOT equal'})")
     if stages.get("tgdpo_over_dpo_peak_rss"):
         log(f"  TGDPO / DPO training peak RSS: {stages['tgdpo_over_dpo_peak_rss']} (goal <= {metrics['goal_tgdpo_over_dpo_peak_rss']})")
     if stages.get("vllm_prompts_per_s"):
