@@ -16,7 +16,7 @@ from reproduce.ablation_models import ablation_spec
 from reproduce.config import ROOT, ConfigError, load_config
 from reproduce.job_resources import StageResources
 from reproduce.workflow import (Paths, config_arg, doctor_command, generate_jobs_arg, generate_launcher, job_arg,
-                                train_launcher, wildcard_pattern)
+                                slurm_partition, train_launcher, wildcard_pattern)
 
 try:
     CFG = load_config(config)  # validated against reproduce/schemas/*.schema.yaml before any job runs
@@ -40,22 +40,12 @@ wildcard_constraints:
     judge=wildcard_pattern(CFG["judges"]),
 
 
-def _slurm_partition():
-    """The partition given with --default-resources slurm_partition=NAME, or None."""
-    try:
-        value = workflow.resource_settings.default_resources["slurm_partition"]
-    except (KeyError, TypeError, AttributeError):
-        return None
-    # a command-line resource is an expression evaluated per job; its text is the partition's name
-    text = str(getattr(value, "raw", value)).strip("'\"")
-    return text or None
-
-
 onstart:
     # The preflight (reproduce/doctor/) before any job; presets without `doctor: true` skip it, and
     # Snakemake runs no onstart on dry runs (-n). A blocker stops the workflow before it submits anything.
     _executor = getattr(workflow.executor_plugin, "name", None)
-    _doctor = doctor_command(CFG, config, _executor, _slurm_partition() if _executor == "slurm" else None)
+    _partition = slurm_partition(workflow.resource_settings) if _executor == "slurm" else None
+    _doctor = doctor_command(CFG, config, _executor, _partition)
     if _doctor and subprocess.run(_doctor).returncode != 0:
         raise WorkflowError("reproduce doctor found a blocker (lines above); fix it, or skip the check with "
                             "--config doctor=false")

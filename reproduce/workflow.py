@@ -60,6 +60,18 @@ def doctor_command(cfg: dict, config: dict, executor: str | None = None, partiti
     return argv
 
 
+def slurm_partition(resource_settings) -> str | None:
+    """The partition given with ``--default-resources slurm_partition=NAME`` (Snakemake's
+    ``workflow.resource_settings``), or None when none was given."""
+    try:
+        value = resource_settings.default_resources["slurm_partition"]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    # a command-line resource is an expression evaluated per job; its text is the partition's name
+    text = str(getattr(value, "raw", value)).strip("'\"")
+    return text or None
+
+
 def config_arg(config: dict) -> str:
     """The Snakemake config (preset name + command-line overrides) as a shell-quoted JSON argument."""
     return shlex.quote(json.dumps(dict(config), sort_keys=True))

@@ -206,6 +206,23 @@ def test_workflow_runs_the_doctor_for_the_paper_preset_only():
         assert doctor_command(load_config({"preset": preset}), {"preset": preset}) is None
 
 
+def test_slurm_partition_is_read_from_the_command_line_resource():
+    """--default-resources slurm_partition=NAME arrives as an expression evaluated per job: its text is the name."""
+    from types import SimpleNamespace
+
+    from snakemake.resources import Resources
+
+    from reproduce.workflow import slurm_partition
+
+    def given(*exprs):
+        return SimpleNamespace(default_resources=Resources.parse(list(exprs), allow_expressions=True))
+
+    assert slurm_partition(given("slurm_partition=gpux", "mem_mb=100")) == "gpux"
+    assert slurm_partition(given("slurm_partition='gpu a'")) == "gpu a"
+    assert slurm_partition(given("mem_mb=100")) is None
+    assert slurm_partition(SimpleNamespace(default_resources=None)) is None
+
+
 @pytest.mark.slow
 def test_snakemake_stops_on_a_blocker_before_any_job(tmp_path):
     """The paper preset's workflow runs the doctor as its onstart step and stops there (no GPU, no key here);
