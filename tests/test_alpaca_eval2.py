@@ -43,6 +43,7 @@ def _ans(text, model="my-model", qid="0"):
     return {"question_id": qid, "model": model, "turns": [text]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", FIXTURE_MODELS)
 def test_real_annotations_reproduce_published_leaderboard(model, monkeypatch):
     monkeypatch.delenv("REPRODUCE_ALPACA_EVAL_LC_DIR", raising=False)
@@ -66,6 +67,7 @@ def test_real_annotations_reproduce_published_leaderboard(model, monkeypatch):
     assert rank["rank"] == 1 + int((others["win_rate"] > row["win_rate"]).sum())
 
 
+@pytest.mark.slow
 def test_order_coin_and_logprob_parser_reproduce_every_official_preference():
     """For every judged row: our coin picks the game the official annotator played, and parsing its
     raw top log-probs gives exactly the stored preference."""
@@ -300,6 +302,7 @@ def test_nan_preferences_are_failed_games_and_the_score_says_so(tmp_path, caplog
     assert "INCOMPLETE: 3/5 games judged" in line and f"WR {s['win_rate']:6.2f}" in line
 
 
+@pytest.mark.slow
 def test_score_command_prints_the_leaderboard_line(tmp_path):
     import subprocess
     import sys

@@ -122,6 +122,7 @@ def test_the_transport_check_catches_each_use():
     assert sorted(u.split(":")[0] for u in _transport_uses(source)) == ["line 1", "line 2", "line 4", "line 5"]
 
 
+@pytest.mark.slow
 def test_every_task_file_builds_its_task():
     from reproduce.tasks import TASK_KINDS, load_task
 

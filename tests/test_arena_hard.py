@@ -43,6 +43,7 @@ GOLDEN = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first_game_only", [False, True])
 def test_score_matches_official_v01_show_result(first_game_only):
     records = ah.read_judgments(SYNTHETIC, fmt="arena_hard")
@@ -64,6 +65,7 @@ def test_failed_games_are_counted_not_scored():
     assert s["n_failed_prompts"] == sum(any(g["score"] is None for g in r["games"]) for r in records)
 
 
+@pytest.mark.slow
 def test_paper_config_bootstraps_with_the_official_seed():
     """evals/benchmarks/arena_hard.yaml carries show_result.py's seed 42: its CI is the golden one."""
     from reproduce.config import load_config
@@ -83,6 +85,7 @@ def test_summary_line_in_show_result_style():
     assert ah.summary_line(s).endswith("average #tokens: n/a | INCOMPLETE: 159/160 games judged")
 
 
+@pytest.mark.slow
 def test_point_estimate_is_the_bt_closed_form():
     """With one model and one baseline the BT MLE win rate is (model wins + half ties) / battles,
     counting strong verdicts three times; a hand-checkable set."""
@@ -92,6 +95,7 @@ def test_point_estimate_is_the_bt_closed_form():
     assert s["score"] == pytest.approx(100 * (4 + 0.5) / 6, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_prompt_bootstrap():
     records = ah.read_judgments(SYNTHETIC, fmt="arena_hard")
     a = ah.score(records, prompt_bootstrap=True)
@@ -215,6 +219,7 @@ def _hand_records(**extra):
             {"question_id": "2", "model": "m", "games": [{"score": "A=B"}, {"score": "B>A"}], **extra}]
 
 
+@pytest.mark.slow
 def test_baseline_option_then_records_then_bench_reference_then_default():
     bench = {"judging": {}, "reference": {"kind": "model", "name": "bench-ref"}}
     assert ah.score(_hand_records(), bench, baseline="opt-base", rounds=2)["baseline"] == "opt-base"
@@ -277,6 +282,7 @@ def test_average_answer_tokens_only_when_every_record_has_them():
     assert ah.score(recs, rounds=2)["avg_tokens"] is None
 
 
+@pytest.mark.slow
 def test_prompt_bootstrap_is_the_closed_form_on_resampled_prompts():
     """Prompt bootstrap, recomputed independently: each round resamples the 80 prompts with replacement
     (numpy RandomState(42).choice, as the battle bootstrap draws), the Elo of a resample is the BT closed form

@@ -233,6 +233,7 @@ def _key(monkeypatch):
     monkeypatch.delenv("BAD_INPUT_UNSET_KEY", raising=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, what, build, exc, pattern", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(case, what, build, exc, pattern, tmp_path):
     act, precious = build(tmp_path)

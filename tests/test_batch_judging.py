@@ -115,6 +115,7 @@ def _judge_cli(job, answers, reference, out, ledger):
                           capture_output=True, text=True, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_cost_guard_stops_a_job_over_budget_before_sending_anything(tmp_path):
     with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for) as srv:
         job, answers, reference = _cli_job(tmp_path, srv, {"max_usd": 0.0001})
@@ -136,6 +137,7 @@ def test_cost_guard_stops_a_job_over_budget_before_sending_anything(tmp_path):
         assert srv.billed_usd(2.0, 8.0) == pytest.approx(stats["cost_usd"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_plan_compare_counts_requests_exactly_and_tokens_closely(tmp_path):
     from reproduce.plan.compare import compare
     from reproduce.judges.pricing import JudgeCosting

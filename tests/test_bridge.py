@@ -67,6 +67,7 @@ def replay_report(tmp_path_factory):
     return rep, raw, out, "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_replay_gives_exactly_the_files_agreement_and_win_rates(replay_report):
     rep, raw, out, printed = replay_report
     by_model = {r["model"]: r for r in rep["models"]}
@@ -155,6 +156,7 @@ def test_bridge_refuses_a_programmatic_judge(tmp_path):
         run_bridge(benchmark="alpaca_eval2", judge_name="verifier", preset="paper", results=tmp_path)
 
 
+@pytest.mark.slow
 def test_dry_run_prints_requests_tokens_and_dollars_before_sending(tmp_path, monkeypatch, capsys):
     """Two panel models (one with archived verdicts, Table 1's SFT model with answers only) under gpt-4.1 with no
     key and no network: the plan is printed, nothing is sent, nothing is written. (perf/bridge_validate.py --cost prices
@@ -234,6 +236,7 @@ def test_table1_alpaca_cells_bridged_from_their_own_judgments(tmp_path):
     assert "bridged" not in sft and "incomplete: 800 of 805" in sft["note"]
 
 
+@pytest.mark.slow
 def test_arena_hard_model_level_bridge_over_http(tmp_path):
     """Arena-Hard: a stand-in judge on 127.0.0.1 (verdicts a hash of the prompt) judges 8 prompts of the two
     archived panel models against gpt-4-0314; the map through the baseline's 50% is the least-squares slope of

@@ -19,6 +19,7 @@ def _run(*args: str, env=None) -> subprocess.CompletedProcess:
                           env=env)
 
 
+@pytest.mark.slow
 def test_score_alpaca_eval_annotations_json():
     """The CLI's figures on a real annotations file are alpaca_eval's own (its get_winrate on the same
     preferences; avg_length as its leaderboard: the integer mean length of the model's outputs)."""
@@ -50,6 +51,7 @@ def test_score_wrong_format_is_a_clear_error(tmp_path):
     assert str(bad) in out.stderr
 
 
+@pytest.mark.slow
 def test_judge_and_score_without_snakemake(tmp_path):
     """Judge answers made 'elsewhere' on the tiny Arena-Hard benchmark with the verifier, then score them."""
     from reproduce.benchmarks.questions import load_questions
@@ -94,6 +96,7 @@ def test_judge_and_score_without_snakemake(tmp_path):
     assert '"new_requests": 0' in again.stderr  # everything came from the cache
 
 
+@pytest.mark.slow
 def test_unknown_benchmark_and_judge():
     out = _run("judge", "--benchmark", "nope", "--answers", "x.jsonl", "--judge", "verifier")
     assert out.returncode == 2 and "unknown benchmark 'nope'" in out.stderr
@@ -101,6 +104,7 @@ def test_unknown_benchmark_and_judge():
     assert out.returncode == 2 and "unknown judge 'gpt-17'" in out.stderr
 
 
+@pytest.mark.slow
 def test_failed_games_fail_the_job_and_keep_nothing_that_looks_finished(tmp_path):
     """Every game fails (nothing listens at the judge's base_url): exit 2, no judgments file, the failures
     listed with reasons, and no failure in the cache. The one home of the unreachable-endpoint case at the
@@ -138,6 +142,7 @@ def test_failed_games_fail_the_job_and_keep_nothing_that_looks_finished(tmp_path
     assert all(p.read_text() == "" for p in cached)
 
 
+@pytest.mark.slow
 def test_score_file_finds_its_judgments_in_a_copied_results_tree(tmp_path):
     """A score file records where its judgments lie relative to itself, so a copy of the results tree under
     another name reads the copy's judgments, never ./results or the original's."""

@@ -72,6 +72,7 @@ def test_bad_job_blob_is_one_line_naming_flag_and_key(job, needle, tmp_path):
     assert not (tmp_path / "ref.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_bad_jobs_list_of_generate(tmp_path):
     err = _one_line_error(_cli("generate", "--jobs", "{}", "--model", "m", "--out", "a.jsonl", cwd=tmp_path))
     assert "--jobs" in err
@@ -154,6 +155,7 @@ def _check_software(record: dict) -> None:
     assert record["git"]["dirty"] == bool(_git("status", "--porcelain").strip())
 
 
+@pytest.mark.slow
 def test_resolved_config_and_score_file_record_the_software(tmp_path):
     cfg = load_config({"preset": "tiny"})
     job = job_config(cfg, "reference", benchmark="tiny_arena_hard")

@@ -96,6 +96,7 @@ def test_job_config_holds_only_what_the_job_needs():
     assert other["config_hash"] != job["config_hash"]
 
 
+@pytest.mark.slow
 def test_snakemake_refuses_bad_config_before_any_job(tmp_path):
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", "preset=nope"],
                          cwd=ROOT, capture_output=True, text=True)
@@ -110,6 +111,7 @@ def test_cli_bad_input_exits_2_with_one_line():
     assert out.stderr.strip().count("\n") == 0 and "unknown preset 'nope'" in out.stderr
 
 
+@pytest.mark.slow
 def test_benchmark_judges_route_table_cells_to_the_official_judge():
     from reproduce.config import judge_for
     from reproduce.workflow import Paths
@@ -137,6 +139,7 @@ def test_judge_comparisons_use_each_judges_own_scores():
     assert set(paths.all_scores(tj, routed=False)) != set(paths.all_scores(tj))
 
 
+@pytest.mark.slow
 def test_paper_recipes_pin_revisions_or_say_why_not():
     """Each model or dataset revision of the paper recipes is a commit hash with its source cited beside it,
     or `main` with a comment saying that no public source pins it."""

@@ -379,6 +379,7 @@ def synthetic(tmp_path_factory):
     return write_results(tmp_path_factory.mktemp("diff"), tiny_cfg())
 
 
+@pytest.mark.slow
 def test_method_differences_table(synthetic, tmp_path):
     from reproduce.benchmarks import arena_hard
     from reproduce.report.differences import FIELDS, build_differences, read_records
@@ -443,6 +444,7 @@ def test_paper_gaps_and_verdicts_in_the_table(synthetic, tmp_path):
     assert "- tiny_mt_bench MT-S (TGDPO − DPO" in md and "no claimed gap to plan for (paper shows no gap" in md
 
 
+@pytest.mark.slow
 def test_table_refuses_bad_results_and_writes_nothing(tmp_path):
     from reproduce.report.differences import build_differences
 
@@ -469,6 +471,7 @@ def test_table_refuses_bad_results_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_cli_forest_plot_and_report(synthetic, tmp_path):
     from reproduce.cli import main
     from reproduce.report.agreement import build_agreement

@@ -24,6 +24,7 @@ import torch
 from conftest import build_tiny_model, near_miss_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # minutes: real trainings in subprocesses
 ACCELERATE_CONFIG = ROOT / "config/accelerate/rehearsal_cpu.yaml"
 MAX_STEPS, SAVE_STEPS = 12, 3
 METHOD = {"loss": "tgdpo", "beta": 0.1, "alpha": 0.5, "guide": "dpo", "learning_rate": 1e-3, "max_length": 64,

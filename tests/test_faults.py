@@ -183,6 +183,7 @@ ALL_FAULTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["alpaca_eval2", "arena_hard", "mt_bench"])
 def test_every_fault_ends_judged_or_listed(protocol, tmp_path):
     setup = _setup(protocol)
@@ -224,6 +225,7 @@ def _doomed_games(protocol, setup, seed, rate) -> set:
             if doomed(seed, r.messages, rate)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["alpaca_eval2", "arena_hard", "mt_bench"])
 def test_seeded_faults_fail_known_games_and_the_rerun_asks_exactly_those(protocol, tmp_path):
     setup = _setup(protocol)
@@ -263,6 +265,7 @@ def test_seeded_faults_fail_known_games_and_the_rerun_asks_exactly_those(protoco
     assert final["complete"] is True and final == proto.score(records3, setup[0], length_controlled=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["alpaca_eval2", "arena_hard"])
 def test_survivable_faults_on_every_game_cost_nothing(protocol, tmp_path):
     """Every game meets up to two faults of every transient kind, none doomed: all are judged in the job."""
@@ -316,6 +319,7 @@ def test_final_http_errors_are_failures_with_the_status(tmp_path):
     assert all(g["score"] is None for r in records for g in r["games"])
 
 
+@pytest.mark.slow
 def test_endpoint_that_always_fails_lists_every_game_and_loses_nothing(tmp_path, caplog):
     import logging
 
@@ -434,6 +438,7 @@ def test_a_different_verdict_each_call_is_judged_once(protocol, tmp_path):
     assert len(read_jsonl(cache_path)) == stats["new_requests"]  # appended once, never duplicated
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", [None, float("nan")])
 def test_a_cached_failure_from_elsewhere_is_asked_again(bad, tmp_path):
     """A cache line with a None/NaN verdict (another tool's, or an old run's) is never reused as a result."""

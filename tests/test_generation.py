@@ -49,6 +49,7 @@ def _run(questions, backend, out, decoding=GREEDY, **kw):
                             progress=False, **kw)
 
 
+@pytest.mark.slow
 def test_multi_turn_sees_own_answer(backend, tmp_path):
     spy = Spy(backend)
     _run(_questions(3, turns=2), spy, tmp_path / "a.jsonl")
@@ -67,6 +68,7 @@ def test_multi_turn_sees_own_answer(backend, tmp_path):
     assert all(len(r["turns"]) == 2 and len(r["meta"]["n_tokens"]) == 2 for r in answers.values())
 
 
+@pytest.mark.slow
 def test_per_category_temperature(backend, tmp_path):
     decoding = {"temperature": 0.7, "max_new_tokens": 4, "seed": 1, "category_temperature": {"math": 0.0, "stem": 0.1}}
     spy = Spy(backend)
@@ -85,6 +87,7 @@ def test_prompt_longer_than_context_is_an_error_naming_the_question(backend, tmp
     assert not (tmp_path / "a.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_prompt_truncation_and_context_clipping_are_recorded(tiny_model_dir, tmp_path):
     from reproduce.generate.hf import HFBackend
 
@@ -102,6 +105,7 @@ def test_prompt_truncation_and_context_clipping_are_recorded(tiny_model_dir, tmp
     assert summary["prompt_truncated"] == 1 and summary["truncated"] >= 2
 
 
+@pytest.mark.slow
 def test_resume_after_kill_regenerates_only_missing(backend, tmp_path):
     qs, out = _questions(10), tmp_path / "a.jsonl"
     first = _run(qs, backend, out)
@@ -119,6 +123,7 @@ def test_resume_after_kill_regenerates_only_missing(backend, tmp_path):
         [r["turns"] for r in map(json.loads, full.splitlines())]  # greedy: same answers as the uninterrupted run
 
 
+@pytest.mark.slow
 def test_unchanged_inputs_not_regenerated_changed_decoding_is(backend, tmp_path):
     out = tmp_path / "a.jsonl"
     qs = _questions(6, categories=("math", "writing"))

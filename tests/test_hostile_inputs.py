@@ -278,6 +278,7 @@ def scratch(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, what, files, argv, pattern", CASES, ids=[c.id if hasattr(c, "marks") else c[0] for c in CASES])
 def test_command_refuses_in_one_line(case, what, files, argv, pattern, scratch, capsys):
     work = scratch / "work"
@@ -333,6 +334,7 @@ def test_check_config_refuses_in_one_line(case, what, rel, text, pattern, scratc
     assert took < LIMIT_S
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, what, words, pattern", WORKFLOW_CASES, ids=[c[0] for c in WORKFLOW_CASES])
 def test_workflow_dry_run_refuses_in_one_line(case, what, words, pattern, tmp_path):
     """``snakemake -n`` with bad --config values: the config error line, no traceback, nothing written."""
@@ -352,6 +354,7 @@ def test_workflow_dry_run_refuses_in_one_line(case, what, words, pattern, tmp_pa
     assert (t1.children_user + t1.children_system) - (t0.children_user + t0.children_system) < LIMIT_S
 
 
+@pytest.mark.slow
 def test_workflow_dry_run_takes_booleans_as_the_readme_writes_them(tmp_path):
     """`--config accept_incomplete=true` (README) is a boolean, not a string the schema refuses."""
     out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n",
@@ -369,6 +372,7 @@ PARTIAL = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, argv, text, n, n_all", PARTIAL, ids=[c[0] for c in PARTIAL])
 def test_partial_judgments_score_incomplete(case, argv, text, n, n_all, scratch, capsys):
     """Judgments of the first n questions: the line says INCOMPLETE and names the missing questions, the score

@@ -44,6 +44,7 @@ from support.standin_server import StandinServer
 from support.verdicts import logprobs_for, verdict_for
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # minutes: real trainings in subprocesses
 SEED = int(os.environ.get("KILL_SEED", "0"))
 KEY_ENV = "KILL_RESUME_JUDGE_KEY"
 RUN_KEY, KILLED_KEY = "sk-kill-resume-test", "sk-kill-resume-killed"  # this process's judge key, a killed one's

@@ -21,6 +21,7 @@ def mirror():
     official_benchmark("alpaca_eval2", "arena_hard", "mt_bench")
 
 
+@pytest.mark.slow
 def test_paper_plan_counts_every_judge_request_once_and_prices_it(mirror, tmp_path):
     from reproduce.config import load_config
     from reproduce.plan.build import build_plan
@@ -83,6 +84,7 @@ def test_plan_does_not_count_cached_judgments_again(mirror, tmp_path):
     assert "mean of 300 cached replies" in row["completion_basis"] and row["completion_tokens"] == 700 * 500
 
 
+@pytest.mark.slow
 def test_plan_command_prints_and_writes_plan_files(tmp_path):
     out = subprocess.run([sys.executable, "-m", "reproduce.cli", "plan", "--preset", "tiny", "--out-dir", str(tmp_path),
                           "--results", str(tmp_path / "results")], capture_output=True, text=True, cwd=ROOT)

@@ -42,6 +42,7 @@ def _count_forwards(names: dict):
     return counts, torch.nn.modules.module.register_module_forward_pre_hook(hook)
 
 
+@pytest.mark.slow
 def test_alpha_sweep_forwards_the_guide_once(tiny_model_dir, pairs_file, tmp_path):
     """Two TGDPO runs of one setting with different alphas (own checkpoint directories, the setting's one
     cache directory, as the workflow runs them): the second reads the first's cache, no model forwards."""
@@ -63,6 +64,7 @@ def test_alpha_sweep_forwards_the_guide_once(tiny_model_dir, pairs_file, tmp_pat
         assert first.train_dataset[col] == second.train_dataset[col]
 
 
+@pytest.mark.slow
 def test_any_batch_size_gives_the_same_values_and_reports_its_speed(tiny_model_dir, pairs_file, tmp_path, capsys):
     """Batches of 3 (ragged, rows grouped by length) and of 16 give the same per-token values; the pass
     reports its tokens and forward tokens/s (also on stderr)."""

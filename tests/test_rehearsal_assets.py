@@ -45,6 +45,7 @@ CONV = [{"role": "user", "content": "Name a prime."}, {"role": "assistant", "con
         {"role": "user", "content": "Another one?"}]
 
 
+@pytest.mark.slow
 def test_llama3_shape(shaped):
     model_dir, record = shaped["llama3"]
     tok, gen = _load(model_dir)
@@ -89,6 +90,7 @@ def test_gemma2_shape(shaped):
                     "<start_of_turn>user\nAnother one?<end_of_turn>\n<start_of_turn>model\n")
 
 
+@pytest.mark.slow
 def test_build_is_deterministic_in_another_process(shaped, tmp_path):
     """The CLI in a fresh process (its own hash seeds) rebuilds the same tokenizer and weights from seed 0;
     another seed changes the weights only."""
@@ -114,6 +116,7 @@ def test_build_is_deterministic_in_another_process(shaped, tmp_path):
     assert not (tmp_path / "again.building").exists()
 
 
+@pytest.mark.slow
 def test_build_without_official_files(tmp_path):
     """No mirror, an empty cache and no network (downloads go to a proxy address nothing listens on): the
     model still builds, its tokenizer trained on the fallback corpus (README + the tiny task's splits)."""
@@ -158,6 +161,7 @@ def test_generation_prompt_tokens_are_a_prefix_of_prompt_plus_answer(shaped, sha
         assert ids[:len(prompt_ids)] == prompt_ids, (shape, answer, tok.convert_ids_to_tokens(ids[len(prompt_ids) - 2:len(prompt_ids) + 2]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["llama3", "gemma2"])
 def test_every_official_prompt_fits_the_context(shaped, shape):
     """AlpacaEval's 805, Arena-Hard v0.1's 500 and MT-Bench's 80 (turn 2 after a 1024-token turn-1 answer,

@@ -318,6 +318,7 @@ def test_scores_figure_plots_each_score_file(results, drawn):
     assert all(_rgb(COLORS[m]) in pixels for m in cfg["methods"])  # every method's bars are in the PNG
 
 
+@pytest.mark.slow
 def test_judge_scatter_plots_one_point_per_method_and_judge_pair(results, drawn):
     cfg = tiny_cfg()
     fig, _ = drawn("judge_scatter", cfg, results)
@@ -351,6 +352,7 @@ def test_length_bias_plots_win_rate_against_mean_answer_tokens(results, drawn):
         assert ax.get_title().endswith(f"Pearson r = {r:+.2f} (n={len(xs)})")
 
 
+@pytest.mark.slow
 def test_training_curves_plot_every_logged_step(results, drawn):
     from reproduce.config import trained_methods
 
@@ -383,6 +385,7 @@ def test_figures_refuse_missing_inputs(tmp_path):
         draw_figure("judge_scatter", one_judge, tmp_path / "results", tmp_path)
 
 
+@pytest.mark.slow
 def test_alpha_plot_needs_a_sweep(tmp_path):
     from reproduce.report.figures import alpha_sweep, draw_figure
 
@@ -424,6 +427,7 @@ def test_token_rewards_are_beta_times_guide_minus_ref(results, tmp_path):
     assert (tmp_path / "token_rewards.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_report_embeds_tables_figures_and_provenance(results, tmp_path):
     from reproduce.report.agreement import build_agreement
     from reproduce.report.figures import draw_figure

@@ -298,6 +298,7 @@ def test_markdown_is_escaped():
     assert "<script>" not in out and "&lt;script&gt;" in out and "<code>c</code>" in out and "<b>b</b>" in out
 
 
+@pytest.mark.slow
 def test_per_item_values_average_to_the_score(tmp_path):
     """The drill-down's per-item values are the table's: their mean is the score file's win rate."""
     from reproduce.report.html.items import bench_items

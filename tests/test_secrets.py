@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from reproduce.config import load_config, load_yaml, validate
@@ -51,6 +52,7 @@ def _cli(args: list[str], cwd: Path, env: dict, log: Path) -> None:
     assert proc.returncode == 0, log.read_text()[-3000:]
 
 
+@pytest.mark.slow
 def test_planted_key_is_written_nowhere(tmp_path):
     work = tmp_path / "work"
     work.mkdir()

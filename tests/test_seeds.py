@@ -87,6 +87,7 @@ def test_seed_variants_replace_only_the_seed_and_follow_their_guide():
 # ------------------------------------------------------------------ the DAG
 
 
+@pytest.mark.slow
 def test_first_seed_keeps_the_demo_jobs_and_paths(tmp_path):
     """reproduce_table1 of the tiny preset (which lists seeds 42, 43, 44) plans exactly a one-seed run's jobs:
     the same commands with the same job configs (only the report jobs' --config-json echoes the override)."""

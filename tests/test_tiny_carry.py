@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from reproduce.tiny.task import _drop_one_carry, carries, load_task
 
 
@@ -17,6 +19,7 @@ def test_carries_and_one_forgotten_carry_by_hand():
     assert _drop_one_carry(15, 5, random.Random(0)) == 10
 
 
+@pytest.mark.slow
 def test_carry_splits_are_disjoint_three_digit_prompts_with_several_carries():
     task = load_task("carry")
     splits = {name: task.split(name) for name in ("eval", "prefs", "sft")}

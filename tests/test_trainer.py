@@ -238,6 +238,7 @@ def test_report_to_defaults_to_none_and_names_the_key(tmp_path):
         dpo_config({**method, "report_to": ["wandb"]}, tmp_path, live=False)
 
 
+@pytest.mark.slow
 def test_external_guide_from_a_local_directory(tiny_model_dir, pairs_file, tmp_path):
     """guide: {model: DIR} trains TGDPO against any model from the same start; one whose chat template
     differs is an error naming that model; a path that does not exist is an error naming it."""

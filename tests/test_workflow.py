@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,7 @@ def _planned_answers(text: str) -> list[str]:
     return [path.strip() for line in outputs for path in line.split(",")]
 
 
+@pytest.mark.slow
 def test_slurm_profile_dry_runs_the_paper_preset(tmp_path):
     text = _dry_run(tmp_path, "--profile", str(ROOT / "config" / "slurm"), "reproduce_table1", "--config", "preset=paper")
     counts = _counts(text)
@@ -48,12 +50,14 @@ def test_slurm_profile_dry_runs_the_paper_preset(tmp_path):
     assert 16 <= counts["generate"] <= 48  # grouped per model or per (model, benchmark)
 
 
+@pytest.mark.slow
 def test_paper_training_runs_under_accelerate_fsdp(tmp_path):
     text = _dry_run(tmp_path, "-p", "--cores", "1", "reproduce_table1", "--config", "preset=paper")
     # the config path is the repository's, so the workflow runs in any working directory (-d)
     assert f"accelerate launch --config_file {ROOT}/config/accelerate/fsdp_full_shard.yaml -m reproduce.cli train" in text
 
 
+@pytest.mark.slow
 def test_tiny_dag_wildcards_are_config_keys(tmp_path):
     text = _dry_run(tmp_path, "--cores", "1", "reproduce_table1")
     counts = _counts(text)
