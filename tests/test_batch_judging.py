@@ -5,6 +5,7 @@ AlpacaEval 2 protocol (its prompt ships with the alpaca_eval package)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -34,7 +35,26 @@ def _judge_cfg(url: str) -> dict:
             "timeout_s": 5, "max_retries": 1, **PRICES}
 
 
-def _run(srv, tmp_path, batch=True, timeout=None):
+class Killed(Exception):
+    """The job was stopped at its event (see ``_run``'s ``kill_when``)."""
+
+
+async def _cancel_when(coro, event) -> None:
+    """Run ``coro`` and cancel it once ``event()`` holds, as a kill would (never on a timer: on a loaded
+    machine a timer can fire before the job got there). Raises :class:`Killed`."""
+    task = asyncio.ensure_future(coro)
+    while not event():
+        if task.done():
+            await task  # its error, if it raised one, is the failure
+            raise AssertionError("the job ended before its kill point")
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise Killed
+
+
+def _run(srv, tmp_path, batch=True, kill_when=None):
     bench = _bench()
     questions, answers, reference, templates = alpaca_inputs(bench)
     cache = JudgmentCache(tmp_path / "_cache" / "s" / "m.jsonl", shared_dir=tmp_path / "_cache")
@@ -42,8 +62,8 @@ def _run(srv, tmp_path, batch=True, timeout=None):
     judge = OpenAIJudge("standin", _judge_cfg(srv.base_url))
     logs: list[str] = []
     coro = judge_model(bench, judge, cache, questions, answers, reference, templates, log=logs.append, batch=sender)
-    if timeout is not None:
-        coro = asyncio.wait_for(coro, timeout)
+    if kill_when is not None:
+        coro = _cancel_when(coro, kill_when)
     records, failures, stats = asyncio.run(coro)
     return records, failures, stats, cache, logs
 
@@ -84,9 +104,10 @@ def test_failed_batch_items_go_through_the_ordinary_retry_path(tmp_path):
 def test_a_killed_batch_job_resumes_its_batch_instead_of_paying_twice(tmp_path):
     with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for) as srv:
         srv.batch_hold.set()  # the batch stays in progress: the job is killed while it waits
-        with pytest.raises(TimeoutError):
-            _run(srv, tmp_path, timeout=1.5)
-        state = json.loads((tmp_path / "_cache" / "s" / "m.batch.json").read_text())
+        state_path = tmp_path / "_cache" / "s" / "m.batch.json"  # written (atomically) before any wait
+        with pytest.raises(Killed):
+            _run(srv, tmp_path, kill_when=state_path.exists)
+        state = json.loads(state_path.read_text())
         assert state["batch_id"].startswith("batch-") and len(state["keys"]) == N
         srv.batch_hold.clear()
         _, failures, stats, _, logs = _run(srv, tmp_path)
