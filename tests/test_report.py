@@ -100,6 +100,8 @@ def results(tmp_path_factory) -> Path:
         # the models are needed (without copying) by the token-reward figure only; link them
         shutil.rmtree(res / "models")
         (res / "models").symlink_to(CI_RESULTS / "models")
+        if (CI_RESULTS / "cache").is_dir():  # the token strips read the training's log-prob cache: link it too
+            (res / "cache").symlink_to(CI_RESULTS / "cache")
         return res
     return write_synthetic_results(root, cfg, offsets={"verifier-lenient": 2.0})
 
