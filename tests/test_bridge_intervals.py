@@ -94,6 +94,7 @@ def _coverage(rng, form: str, n_models: int, draws: int, item_noise: bool) -> tu
     return new_hits / draws, old_hits / draws
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["slope", "line"])
 def test_nominal_95_intervals_cover_95_percent_of_held_out_models(form):
     rng = np.random.default_rng(4)

@@ -412,6 +412,7 @@ if __name__ == "__main__":  # print the case table
 
 # ----- nothing hangs: a judge endpoint that accepts connections and never answers -----
 
+@pytest.mark.server
 @pytest.mark.skipif(not MIRROR, reason="the LLM judge needs the official Arena-Hard judge prompt ($REPRODUCE_BENCHMARK_MIRROR)")
 def test_silent_endpoint_fails_the_job_within_its_bounds(scratch, capsys):
     """40 games against a server that accepts and reads every request but never writes a byte: the calls

@@ -188,6 +188,7 @@ def test_transient_faults_retried(server, fault, caplog):
     assert "asking again" in caplog.text
 
 
+@pytest.mark.server
 def test_every_transport_attempt_is_ours(server):
     judge = make(server.base_url, max_retries=4)
 

@@ -50,6 +50,7 @@ def _write_answers(res: Path, questions: list[dict]) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.server
 def test_plan_matches_a_judged_run_whose_jobs_repeat_each_others_requests(tmp_path):
     from reproduce.judges.pricing import JudgeCosting
     from reproduce.plan.compare import compare
@@ -98,6 +99,7 @@ def test_plan_matches_a_judged_run_whose_jobs_repeat_each_others_requests(tmp_pa
     assert total["planned_prompt_tokens"] == pytest.approx(billed, rel=0.25)
 
 
+@pytest.mark.server
 def test_plan_renders_a_judge_without_logprobs_as_its_job_does(tmp_path):
     """A judge without log-probs is asked for discrete verdicts: after its job ran, the plan finds every one of
     them in the cache (rendered as the weighted requests, none would be found)."""

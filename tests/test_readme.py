@@ -223,7 +223,25 @@ def test_docs_pages_have_blocks_to_check():
     assert any(name != "README.md" for name, _ in all_blocks())
 
 
-@pytest.mark.parametrize("where", all_blocks(), ids=lambda w: f"{w[0]}:block{w[1] + 1}")
+def starts_processes(block: str) -> bool:
+    """Whether checking the block runs a command for real (a Snakemake dry run, ``scripts/setup.sh``, a
+    ``reproduce`` command that runs): seconds each, so such a block's test is ``slow`` (not in --quick)."""
+    for argv in commands(block):
+        if argv[0] == "snakemake" or argv[:2] == ["bash", "scripts/setup.sh"]:
+            return True
+        if argv[0] == "reproduce" and len(argv) > 1 and (argv[1] in ("score", "check-config", "rehearsal") or (
+                argv[1] == "bridge" and ("--replay" in argv or "--dry-run" in argv))):
+            return True
+    return False
+
+
+def block_params() -> list:
+    """Every block as a test parameter, marked ``slow`` where checking it runs a command for real."""
+    return [pytest.param(where, marks=[pytest.mark.slow] if starts_processes(bash_blocks(ROOT / where[0])[where[1]])
+                         else [], id=f"{where[0]}:block{where[1] + 1}") for where in all_blocks()]
+
+
+@pytest.mark.parametrize("where", block_params())
 def test_readme_block(where, tmp_path):
     name, index = where
     block = bash_blocks(ROOT / name)[index]

@@ -319,6 +319,7 @@ def test_model_list_and_unknown_model_through_the_openai_client(judge_url):
     client.close()
 
 
+@pytest.mark.server
 def test_cli_server_prints_its_url_stops_on_sigterm_and_lifetime(tmp_path):
     import urllib.request
 

@@ -35,6 +35,7 @@ def test_each_record_keeps_the_returned_model_name(tmp_path):
     assert stats["response_models"] == {SNAPSHOT: 2 * len(records)}
 
 
+@pytest.mark.server
 def test_alias_drift_mid_run_warns_and_is_counted(tmp_path, caplog):
     setup = _setup("alpaca_eval2")
     n_switch = 6  # the alias moves to another snapshot after the 6th request

@@ -98,6 +98,7 @@ def test_first_seed_keeps_the_demo_jobs_and_paths(tmp_path):
     assert "-s43" not in with_seeds and _count(with_seeds, "train") == 3
 
 
+@pytest.mark.slow
 def test_seeds_dag_paths_say_the_seed(tmp_path):
     plan = _plan(tmp_path, "reproduce_seeds", "--config", "seeds=[42,7]")
     assert _count(plan, "train") == 6 and _count(plan, "base_model") == 1 and _count(plan, "preference_pairs") == 1

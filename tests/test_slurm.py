@@ -1,12 +1,15 @@
-"""SLURM for real: the README's cluster command on a single-node cluster, plus what jobs ask SLURM for.
+"""SLURM for real: the README's cluster command runs the tiny Table 1 on a single-node cluster, plus what jobs
+ask SLURM for.
 
-The ``slurm``-marked tests start the cluster with scripts/slurm_cluster.sh (Debian's slurm-wlm + munge, one
-CPU partition, no accounting) and are skipped, with the reason, where it cannot be started (not root, no
-apt-get). The full tiny run compares its Table 1 with the local run's in .ci-work/tiny (perf/tiny_e2e.py
-makes it before pytest in CI; $REPRODUCE_LOCAL_TINY names another finished local run). The other tests
-read the plan (dry runs) and the preset resources and need no cluster.
+The ``slurm``-marked test starts the cluster with scripts/slurm_cluster.sh (Debian's slurm-wlm + munge, one
+CPU partition, no accounting; tests/support/slurm.py) and is skipped, with the reason, where it cannot be
+started (not root, no apt-get). The tiny run compares its Table 1 with the local run's in .ci-work/tiny
+(perf/tiny_e2e.py makes it before pytest in CI; $REPRODUCE_LOCAL_TINY names another finished local run),
+starting from that run's base model: the base SFT is the same job in every run and most of the run's time,
+and its own submission through SLURM is what tests/test_slurm_faults.py's time-limit test runs (to its kill),
+beside the other failures on a cluster. The other tests here read the plan (dry runs) and the preset
+resources and need no cluster.
 """
-
 from __future__ import annotations
 
 import json
@@ -15,43 +18,19 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from perf.slurm_e2e import CLUSTER_SCRIPT, differing_tables, slurm_command, submitted_jobs
+from perf.slurm_e2e import differing_tables, seed_base_models
+from tests.support.slurm import partition  # noqa: F401  (the cluster fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_TINY = Path(os.environ.get("REPRODUCE_LOCAL_TINY", ROOT / ".ci-work" / "tiny"))
-REFERENCES = [f"results/answers/{b}/_reference.jsonl" for b in ("tiny_alpaca_eval2", "tiny_arena_hard", "tiny_mt_bench")]
 
 
-# ---------------------------------------------------------------- the cluster
-
-
-@pytest.fixture(scope="module")
-def partition() -> str:
-    """A running single-node cluster's partition (started here when needed)."""
-    if os.geteuid() != 0:
-        pytest.skip("SLURM cluster needs root (scripts/slurm_cluster.sh installs packages and starts daemons)")
-    if not shutil.which("sbatch") and not shutil.which("apt-get"):
-        pytest.skip("SLURM is not installed and apt-get is not available to install it")
-    proc = subprocess.run(["bash", str(CLUSTER_SCRIPT), "start"], capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0 and "apt-get" in proc.stderr:
-        pytest.skip(f"SLURM cluster could not be installed: {proc.stderr.strip()}")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return subprocess.run(["bash", str(CLUSTER_SCRIPT), "partition"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
-def _slurm(workdir: Path, targets: list[str], partition: str | None, *extra: str, timeout: int = 900):
-    """Run the workflow through the SLURM profile; returns (return code, output, SLURM job ids submitted)."""
-    proc = subprocess.run(slurm_command(workdir, targets, partition, *extra), cwd=workdir, capture_output=True,
-                          text=True, timeout=timeout)
-    out = proc.stdout + proc.stderr
-    return proc.returncode, out, submitted_jobs(out)
+# ---------------------------------------------------------------- the tiny run through the cluster
 
 
 def _planned_jobs(workdir: Path, target: str) -> int:
@@ -64,102 +43,26 @@ def _planned_jobs(workdir: Path, target: str) -> int:
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_tiny_table1_through_slurm_equals_the_local_run(partition, tmp_path):
+def test_tiny_table1_through_slurm_equals_the_local_run(partition, tmp_path):  # noqa: F811
     local_tables = LOCAL_TINY / "results" / "tables"
     if not (local_tables / "table1.csv").exists():
         pytest.skip(f"no finished local tiny run in {LOCAL_TINY} to compare with (run perf/tiny_e2e.py)")
     work = tmp_path / "slurm"
+    (tmp_path / "plan").mkdir()
+    assert seed_base_models(LOCAL_TINY, tmp_path / "plan") == ["results/models/tiny-add/sft"]
     planned = _planned_jobs(tmp_path / "plan", "reproduce_table1")
     # the benchmark is the run: it times it, counts its SLURM jobs and compares Table 1 (reported with -s)
     proc = subprocess.run([sys.executable, str(ROOT / "perf" / "slurm_e2e.py"), "--workdir", str(work),
-                           "--local-workdir", str(LOCAL_TINY)], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+                           "--local-workdir", str(LOCAL_TINY), "--reuse-base"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1800)
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
     assert differing_tables(work / "results" / "tables", local_tables) == []
     metrics = json.loads((work / "slurm_e2e.json").read_text())
-    # every job but the target rule itself (nothing to run) went through sbatch
-    assert metrics["slurm_jobs"] == planned - 1, metrics
-
-
-@pytest.mark.slurm
-def test_killed_job_then_rerun_redoes_only_that_job(partition, tmp_path):
-    """scancel one running job; the others finish (--keep-going); the rerun submits the killed one only."""
-    work = tmp_path / "w"
-    work.mkdir()
-    run1 = subprocess.Popen(slurm_command(work, REFERENCES, partition, "--keep-going", "--retries", "0"), cwd=work,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    killed, deadline = None, time.time() + 300
-    while killed is None and time.time() < deadline and run1.poll() is None:
-        queue = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%Z|%k"], capture_output=True, text=True).stdout
-        for line in queue.splitlines():
-            jobid, jobdir, comment = line.split("|", 2)
-            if Path(jobdir) == work and comment.startswith("rule_reference_answers"):
-                subprocess.run(["scancel", jobid], check=True)
-                killed = (jobid, comment)
-                break
-        time.sleep(0.2)
-    out1 = run1.communicate(timeout=600)[0]
-    assert killed, "no running job of this run was seen to cancel\n" + out1[-3000:]
-    assert run1.returncode != 0
-    assert "Error in rule reference_answers" in out1 and f"SLURM-job '{killed[0]}' failed" in out1
-    assert f"slurm_logs/rule_reference_answers/{killed[1].split('_wildcards_')[-1]}/{killed[0]}.log" in out1
-    done = {t: (work / t).stat().st_mtime_ns for t in REFERENCES if (work / t).exists()}
-    assert len(done) == len(REFERENCES) - 1, f"exactly the killed job's output is missing: {sorted(done)}"
-
-    rc, out2, jobs2 = _slurm(work, REFERENCES, partition)
-    assert rc == 0, out2[-3000:]
-    assert len(jobs2) == 1, f"the rerun submitted {len(jobs2)} jobs, expected only the killed one"
-    assert all((work / t).exists() for t in REFERENCES)
-    assert {t: (work / t).stat().st_mtime_ns for t in done} == done, "a finished output was redone"
-
-
-# ---------------------------------------------------------------- bad input on the cluster
-
-
-def _assert_failed_cleanly(rc: int, out: str, rule: str, output: Path):
-    assert rc != 0
-    assert f"Error in rule {rule}" in out, out[-3000:]
-    assert not output.exists(), f"{output} left behind by a failed job"
-
-
-@pytest.mark.slurm
-def test_no_partition_where_the_cluster_has_no_default(partition, tmp_path):
-    rc, out, _ = _slurm(tmp_path, REFERENCES[:1], None, "--retries", "0")
-    _assert_failed_cleanly(rc, out, "reference_answers", tmp_path / REFERENCES[0])
-    assert "No partition specified or system default partition" in out
-
-
-@pytest.mark.slurm
-def test_gpus_on_a_cpu_partition(partition, tmp_path):
-    rc, out, _ = _slurm(tmp_path, REFERENCES[:1], partition, "--retries", "0",
-                        "--set-resources", "reference_answers:gpu=1")
-    _assert_failed_cleanly(rc, out, "reference_answers", tmp_path / REFERENCES[0])
-    assert "Invalid generic resource (gres) specification" in out
-
-
-def _slurm_log(out: str) -> Path:
-    logs = re.findall(r"log: (\S+/slurm_logs/\S+\.log)", out)
-    assert logs, "the error names no SLURM log:\n" + out[-3000:]
-    return Path(logs[0])
-
-
-@pytest.mark.slurm
-def test_job_killed_for_its_memory_limit(partition, tmp_path):
-    rc, out, _ = _slurm(tmp_path, REFERENCES[:1], partition, "--retries", "0",
-                        "--set-resources", "reference_answers:mem_mb=50")
-    _assert_failed_cleanly(rc, out, "reference_answers", tmp_path / REFERENCES[0])
-    assert "exceeded memory limit" in _slurm_log(out).read_text()
-
-
-@pytest.mark.slurm
-@pytest.mark.slow
-def test_job_killed_for_its_time_limit(partition, tmp_path):
-    """The base model's SFT takes minutes; a 1-minute limit kills it (SLURM acts within ~30 s after)."""
-    rc, out, _ = _slurm(tmp_path, ["results/models/tiny-add/sft"], partition, "--retries", "0",
-                        "--set-resources", "base_model:runtime=1")
-    _assert_failed_cleanly(rc, out, "base_model", tmp_path / "results/models/tiny-add/sft")
-    assert "SLURM status is: 'TIMEOUT'" in out
-    assert "DUE TO TIME LIMIT" in _slurm_log(out).read_text()
+    # every job after the base model but the target rule itself (nothing to run) went through sbatch
+    assert metrics["reused_from_local"] == ["results/models/tiny-add/sft"]
+    assert "base_model" not in (work / "snakemake.log").read_text()
+    assert metrics["slurm_jobs"] == planned - 1 > 30, metrics
 
 
 # ---------------------------------------------------------------- what jobs ask for (no cluster)
@@ -181,6 +84,7 @@ def _plan_resources(workdir: Path, *args: str) -> dict[str, list[dict]]:
     return plan
 
 
+@pytest.mark.slow
 def test_tiny_jobs_ask_for_no_gpu(tmp_path):
     plan = _plan_resources(tmp_path)
     assert {"base_model", "train", "generate", "judge"} <= set(plan)

@@ -126,6 +126,7 @@ def _cli_job(tmp_path, url: str, judging: dict, **judge_extra):
     return cmd, out, res / "judgments" / "_spend.jsonl"
 
 
+@pytest.mark.server
 def test_a_job_killed_mid_batch_resumes_under_the_same_cap_and_nothing_is_billed_twice(tmp_path):
     with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=900) as srv:
         # the cap covers the batch's upper bound once, not twice: a resume that reserved it again is refused
@@ -161,6 +162,7 @@ def test_a_job_killed_mid_batch_resumes_under_the_same_cap_and_nothing_is_billed
     assert stats["cost_usd"] == pytest.approx(billed, abs=1e-6) and stats["batch_requests"] == N
 
 
+@pytest.mark.server
 def test_a_server_without_a_files_endpoint_is_judged_in_standard_mode(tmp_path):
     with StandinServer(verdict=verdict_for, top_logprobs=logprobs_for, lifetime_s=900) as srv:
         srv.files_endpoint = False
@@ -175,6 +177,7 @@ def test_a_server_without_a_files_endpoint_is_judged_in_standard_mode(tmp_path):
         assert SpendLedger(ledger).look() == pytest.approx(srv.billed_usd(PRICE_IN, PRICE_OUT), abs=1e-12)
 
 
+@pytest.mark.server
 def test_batch_mode_only_where_a_batch_api_exists(tmp_path):
     """A judge neither on OpenAI's host nor marked ``batch: true`` (a local vllm serve) is judged one request
     at a time, with one line saying so."""
