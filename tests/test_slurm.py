@@ -34,7 +34,7 @@ LOCAL_TINY = Path(os.environ.get("REPRODUCE_LOCAL_TINY", ROOT / ".ci-work" / "ti
 
 
 def _planned_jobs(workdir: Path, target: str) -> int:
-    """How many jobs a dry run of ``target`` in the empty ``workdir`` plans."""
+    """How many jobs a dry run of ``target`` in ``workdir`` plans (what is there already is not planned)."""
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
                           target, "--cores", "1"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
