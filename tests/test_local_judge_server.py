@@ -323,7 +323,6 @@ def test_bridge_over_http_with_a_vllm_judge(vllm_server, tmp_path):
     from reproduce.benchmarks.alpaca_eval2 import is_switched
     from reproduce.bridge.archives import load_manifest
     from reproduce.bridge.run import run_bridge
-    from reproduce.judges.openai_judge import OpenAIJudge
 
     base_url, name = vllm_server[0], vllm_server[1]
     man = load_manifest("alpaca_eval")
