@@ -14,10 +14,33 @@ from pathlib import Path
 
 import pytest
 
-from perf.slurm_e2e import slurm_command
+from perf.slurm_e2e import CLUSTER_SCRIPT, slurm_command
 from tests.support.slurm import partition, run_slurm  # noqa: F401  (partition: the cluster fixture)
 
 REFERENCES = [f"results/answers/{b}/_reference.jsonl" for b in ("tiny_alpaca_eval2", "tiny_arena_hard", "tiny_mt_bench")]
+
+
+START_LOCK = Path("/run/reproduce-slurm-cluster.lock")  # scripts/slurm_cluster.sh's start/stop lock
+
+
+def _holders(path: Path) -> list[str]:
+    """The command lines of the processes that have ``path`` open."""
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(fd.resolve() == path for fd in fd_dir.iterdir()):
+                found.append((fd_dir.parent / "cmdline").read_text().replace("\0", " ").strip())
+        except OSError:  # the process ended, or is not ours to read
+            continue
+    return found
+
+
+@pytest.mark.slurm
+def test_a_second_start_returns_while_the_cluster_runs(partition):  # noqa: F811
+    """The daemons do not inherit the start lock: a second start (another test worker's) returns at once."""
+    assert _holders(START_LOCK) == [], "a running daemon holds the start lock; every later start would wait for ever"
+    proc = subprocess.run(["bash", str(CLUSTER_SCRIPT), "start"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.slurm
