@@ -101,7 +101,7 @@ start_munge() {
   if [ ! -s /etc/munge/munge.key ]; then
     runuser -u munge -- mungekey -c -k /etc/munge/munge.key
   fi
-  runuser -u munge -- munged --pid-file "$MUNGE_PID" 9>&- || die "munged did not start (see /var/log/munge/munged.log)"
+  runuser -u munge -- munged --pid-file "$MUNGE_PID" || die "munged did not start (see /var/log/munge/munged.log)"
 }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
@@ -127,9 +127,9 @@ start() {
     echo "slurm_cluster: slurm.conf changed, restarting the daemons"
     stop_slurm
   fi
-  alive "$CTLD_PID" || slurmctld 9>&- || die "slurmctld did not start (see $LOGDIR/slurmctld.log)"
+  alive "$CTLD_PID" || slurmctld || die "slurmctld did not start (see $LOGDIR/slurmctld.log)"
   wait_for 30 slurmctld scontrol ping
-  alive "$SLURMD_PID" || slurmd 9>&- || die "slurmd did not start (see $LOGDIR/slurmd.log)"
+  alive "$SLURMD_PID" || slurmd || die "slurmd did not start (see $LOGDIR/slurmd.log)"
   # a node left DOWN/DRAIN by an earlier run is brought back
   if sinfo -h -N -o %T | grep -Eq '^(down|drain|drained|draining)'; then
     scontrol update nodename="$(hostname -s)" state=resume || true
@@ -165,12 +165,13 @@ status() {
 }
 
 serialized() {  # serialized COMMAND: one start or stop at a time (two test processes may start it at once)
-  # The daemons are started with fd 9 closed (9>&-): a daemon that inherited it would hold the lock for
-  # as long as it runs, and every later start or stop would wait on it for ever.
   need_root
   exec 9>/run/reproduce-slurm-cluster.lock
-  flock -w 600 9 || die "waited 600 s for /run/reproduce-slurm-cluster.lock; holders: $(fuser /run/reproduce-slurm-cluster.lock 2>&1)"
-  "$@"
+  flock -w 600 9 || die "waited 600 s for /run/reproduce-slurm-cluster.lock; the processes holding or waiting for it: $(fuser -v /run/reproduce-slurm-cluster.lock 2>&1)"
+  # The command runs with fd 9 closed for everything it starts (bash keeps its own copy, so the lock holds):
+  # a daemon started with it open (munged, slurmctld, slurmd, or one a package's install script starts) would
+  # hold the lock for as long as it runs, and every later start or stop would wait on it.
+  "$@" 9>&-
 }
 
 case "${1:-}" in

@@ -7,6 +7,7 @@ reason, where it cannot be started.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -21,16 +22,18 @@ REFERENCES = [f"results/answers/{b}/_reference.jsonl" for b in ("tiny_alpaca_eva
 
 
 START_LOCK = Path("/run/reproduce-slurm-cluster.lock")  # scripts/slurm_cluster.sh's start/stop lock
+DAEMON_PID_FILES = ("/run/munge/munged.pid", "/run/slurmctld.pid", "/run/slurmd.pid")  # as the script writes them
 
 
-def _holders(path: Path) -> list[str]:
-    """The command lines of the processes that have ``path`` open."""
+def _daemons_holding(path: Path) -> list[str]:
+    """The cluster's daemons (by their pid files) that have ``path`` open."""
     found = []
-    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+    for pid_file in map(Path, DAEMON_PID_FILES):
+        pid = pid_file.read_text().strip() if pid_file.exists() else ""
         try:
-            if any(fd.resolve() == path for fd in fd_dir.iterdir()):
-                found.append((fd_dir.parent / "cmdline").read_text().replace("\0", " ").strip())
-        except OSError:  # the process ended, or is not ours to read
+            if pid and any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                found.append(f"{pid_file.stem} (pid {pid})")
+        except OSError:  # the daemon ended between the two reads
             continue
     return found
 
@@ -38,7 +41,7 @@ def _holders(path: Path) -> list[str]:
 @pytest.mark.slurm
 def test_a_second_start_returns_while_the_cluster_runs(partition):  # noqa: F811
     """The daemons do not inherit the start lock: a second start (another test worker's) returns at once."""
-    assert _holders(START_LOCK) == [], "a running daemon holds the start lock; every later start would wait for ever"
+    assert _daemons_holding(START_LOCK) == [], "a daemon holds the start lock; every later start would wait on it"
     proc = subprocess.run(["bash", str(CLUSTER_SCRIPT), "start"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -1,7 +1,8 @@
 """Run one backend greedily on a model and prompts, timed, and compare two runs token for token.
 
-vLLM starts worker processes, so it must run from a ``__main__`` guard; this module is that entry point
-for the vLLM test and ``perf/generation_throughput.py``:
+vLLM may start worker processes (on GPUs; on CPU it runs in process, ``VLLMBackend``), so it must run from
+a ``__main__`` guard, one backend per process; this module is that entry point for the vLLM test and
+``perf/generation_throughput.py``:
 
     VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m reproduce.generate.agreement \\
         --backend vllm --model DIR --prompts prompts.json --max-new-tokens 16 --out vllm.json

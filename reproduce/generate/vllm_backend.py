@@ -52,7 +52,10 @@ class VLLMBackend:
                 # spawned processes, each importing vLLM again (~15 s), and pins the worker to one core while
                 # reserving the other for the engine loop. In process the model runs on the job's threads and
                 # the answers are the same token for token (seeded per request); a job measured 37 s -> 16 s
-                # on 2 cores (docs/testing.md). Setting the variable to 1 brings the processes back.
+                # on 2 cores (docs/testing.md). Setting the variable to 1 brings the processes back. In process,
+                # vLLM's set-up is this process's: it initialises a torch.distributed group, makes
+                # torch.set_num_threads a no-op and freezes the garbage collector's heap, so build one backend
+                # per process (every caller does: `reproduce generate`, the agreement run, the benchmarks).
                 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self.llm = LLM(model=str(model_dir), tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                        dtype=dtype, seed=seed, enforce_eager=enforce_eager, **llm_kwargs)
