@@ -28,6 +28,10 @@ RULE_STAGES = {
 STAGES = ("base", "prefs", "train", "reference", "generate", "judge", "score", "report")
 # what a stage asks for when the preset is silent: one core, no GPU, the cluster's default memory/runtime
 DEFAULT_THREADS = 1
+# Stages whose jobs read and write small files for seconds (official scoring, tables, figures, reports): under a
+# cluster executor they run on the submitting host, since a queue wait (and the executor's status polling) would
+# outlast the job; the preset's ``small_jobs: cluster`` submits them like the rest.
+SMALL_STAGES = ("score", "report")
 
 
 class StageResources:
@@ -111,7 +115,11 @@ class StageResources:
 
     def local(self, rule: str) -> bool:
         """Whether ``rule`` runs on the submitting host under a cluster executor: its jobs need the network
-        and the preset's ``network_jobs`` is ``submitting_host`` (the default; ``cluster`` submits them)."""
+        and the preset's ``network_jobs`` is ``submitting_host`` (the default; ``cluster`` submits them), or
+        it is a small job (``score``, or ``report`` for every table, figure and report rule) and the preset's
+        ``small_jobs`` is ``submitting_host`` (the default)."""
+        if rule in SMALL_STAGES:
+            return self.cfg.get("small_jobs", "submitting_host") == "submitting_host"
         return self.cfg.get("network_jobs", "submitting_host") == "submitting_host" and rule in self.network_rules()
 
     def _check(self):

@@ -33,12 +33,22 @@ LOCAL_TINY = Path(os.environ.get("REPRODUCE_LOCAL_TINY", ROOT / ".ci-work" / "ti
 # ---------------------------------------------------------------- the tiny run through the cluster
 
 
-def _planned_jobs(workdir: Path, target: str) -> int:
-    """How many jobs a dry run of ``target`` in ``workdir`` plans (what is there already is not planned)."""
+def _planned_jobs(workdir: Path, target: str) -> dict[str, int]:
+    """Jobs per rule that a dry run of ``target`` in ``workdir`` plans (what is there already is not planned)."""
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
                           target, "--cores", "1"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    return int(re.search(r"^total\s+(\d+)", out.stdout, re.M).group(1))
+    table = out.stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+def _rules_run(log: str, kind: str) -> dict[str, int]:
+    """Jobs per rule that a Snakemake log says ran as ``kind`` (``rule``: submitted; ``localrule``: on the
+    submitting host)."""
+    counts: dict[str, int] = {}
+    for rule in re.findall(rf"^{kind} (\w+):$", log, re.M):
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
 
 
 @pytest.mark.slurm
@@ -59,10 +69,17 @@ def test_tiny_table1_through_slurm_equals_the_local_run(partition, tmp_path):  #
     assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
     assert differing_tables(work / "results" / "tables", local_tables) == []
     metrics = json.loads((work / "slurm_e2e.json").read_text())
-    # every job after the base model but the target rule itself (nothing to run) went through sbatch
+    log = (work / "snakemake.log").read_text()
     assert metrics["reused_from_local"] == ["results/models/tiny-add/sft"]
-    assert "base_model" not in (work / "snakemake.log").read_text()
-    assert metrics["slurm_jobs"] == planned - 1 > 30, metrics
+    assert "base_model" not in log
+    # every planned job ran once: the compute stages' through sbatch, scoring and the tables on this host
+    # (small jobs, job_resources.SMALL_STAGES), and the target rule itself, which has nothing to run
+    small = {"score", "table1", "table1_main", "figure", "reproduce_table1"}
+    submitted, local = _rules_run(log, "rule"), _rules_run(log, "localrule")
+    assert submitted == {r: n for r, n in planned.items() if r not in small}, (submitted, planned)
+    assert set(submitted) == {"preference_pairs", "train", "reference_answers", "generate", "judge"}
+    assert local == {r: n for r, n in planned.items() if r in small}, (local, planned)
+    assert metrics["slurm_jobs"] == sum(submitted.values()) > 20, metrics
 
 
 # ---------------------------------------------------------------- what jobs ask for (no cluster)
@@ -128,11 +145,23 @@ def test_network_jobs_run_on_the_submitting_host_unless_told():
     from reproduce.job_resources import StageResources
 
     paper = StageResources(load_config({"preset": "paper"}))
-    assert {r for r in ("base_model", "preference_pairs", "judge", "train", "generate", "score")
+    assert {r for r in ("base_model", "preference_pairs", "judge", "train", "generate")
             if paper.local(r)} == {"base_model", "preference_pairs", "judge"}
     assert not any(StageResources(load_config({"preset": "paper", "network_jobs": "cluster"})).local(r)
                    for r in ("base_model", "judge"))
     assert StageResources(load_config({"preset": "tiny"})).network_rules() == set()
+
+
+def test_small_jobs_run_on_the_submitting_host_unless_told():
+    from reproduce.config import load_config
+    from reproduce.job_resources import StageResources
+
+    for preset in ("tiny", "paper"):
+        assert StageResources(load_config({"preset": preset})).local("score")
+        assert StageResources(load_config({"preset": preset})).local("report")
+        cluster = StageResources(load_config({"preset": preset, "small_jobs": "cluster"}))
+        assert not cluster.local("score") and not cluster.local("report")
+    assert not StageResources(load_config({"preset": "tiny"})).local("train")
 
 
 def test_rules_conda_env_pip_lines_resolve(tmp_path):

@@ -3,6 +3,9 @@ partition where the cluster has none by default; GPUs asked of a CPU partition; 
 and their time limits. Each fails cleanly: the error names the rule and the SLURM log, and no output is left
 behind. On the single-node cluster of scripts/slurm_cluster.sh (tests/support/slurm.py); skipped, with the
 reason, where it cannot be started.
+
+The time-limit run is mostly waiting (for its limit, for SLURM's kill, for the executor's next status query),
+so it starts with this file's first test and the others run while it waits; its test, the last, checks it.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from perf.slurm_e2e import CLUSTER_SCRIPT, slurm_command
+from perf.slurm_e2e import CLUSTER_SCRIPT, slurm_command, submitted_jobs
 from tests.support.slurm import partition, run_slurm  # noqa: F401  (partition: the cluster fixture)
 
 REFERENCES = [f"results/answers/{b}/_reference.jsonl" for b in ("tiny_alpaca_eval2", "tiny_arena_hard", "tiny_mt_bench")]
 
 
+TIME_LIMIT_TARGET = "results/models/tiny-add/sft"  # the base model's SFT: minutes of work
 START_LOCK = Path("/run/reproduce-slurm-cluster.lock")  # scripts/slurm_cluster.sh's start/stop lock
 DAEMON_PID_FILES = ("/run/munge/munged.pid", "/run/slurmctld.pid", "/run/slurmd.pid")  # as the script writes them
 
@@ -36,6 +40,25 @@ def _daemons_holding(path: Path) -> list[str]:
         except OSError:  # the daemon ended between the two reads
             continue
     return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def time_limit_run(request, tmp_path_factory):
+    """(the running Snakemake, its working directory) of the time-limit test, started before this file's first
+    test when the time-limit test is selected (else None); stopped, its SLURM job cancelled, at the end."""
+    if not any(item.originalname == "test_job_killed_for_its_time_limit" for item in request.session.items):
+        yield None
+        return
+    partition = request.getfixturevalue("partition")  # noqa: F811  (skips the file where no cluster starts)
+    work = tmp_path_factory.mktemp("time_limit")
+    # one core: it only has to outlast its limit, and the other tests' jobs keep the second
+    proc = subprocess.Popen(slurm_command(work, [TIME_LIMIT_TARGET], partition, "--retries", "0",
+                                          "--set-resources", "base_model:runtime=1", "--set-threads", "base_model=1"),
+                            cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield proc, work
+    if proc.poll() is None:  # a test failed before the time-limit test waited for it
+        proc.terminate()  # Snakemake cancels its SLURM job on SIGTERM
+        proc.communicate(timeout=120)
 
 
 @pytest.mark.slurm
@@ -118,10 +141,12 @@ def test_job_killed_for_its_memory_limit(partition, tmp_path):  # noqa: F811
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_job_killed_for_its_time_limit(partition, tmp_path):  # noqa: F811
-    """The base model's SFT takes minutes; a 1-minute limit kills it (SLURM acts within ~30 s after)."""
-    rc, out, _ = run_slurm(tmp_path, ["results/models/tiny-add/sft"], partition, "--retries", "0",
-                        "--set-resources", "base_model:runtime=1")
-    _assert_failed_cleanly(rc, out, "base_model", tmp_path / "results/models/tiny-add/sft")
+def test_job_killed_for_its_time_limit(time_limit_run):
+    """The base model's SFT takes minutes; a 1-minute limit kills it (SLURM acts within ~30 s after). The run
+    started with this file's first test (the ``time_limit_run`` fixture)."""
+    proc, work = time_limit_run
+    out = proc.communicate(timeout=900)[0]
+    _assert_failed_cleanly(proc.returncode, out, "base_model", work / TIME_LIMIT_TARGET)
+    assert len(submitted_jobs(out)) == 1, out[-3000:]
     assert "SLURM status is: 'TIMEOUT'" in out
     assert "DUE TO TIME LIMIT" in _slurm_log(out).read_text()

@@ -34,6 +34,7 @@ rule ablations_table:
         P.ablation_figures(),
     params:
         config=config_arg(config),
+    localrule: R.local("report")
     threads: R.threads("report")
     resources:
         **R.resources("report"),

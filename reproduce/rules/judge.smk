@@ -37,6 +37,7 @@ rule score:
         P.score("{benchmark}", "{judge}", "{setting}", "{model}"),
     params:
         job=lambda w: job_arg(CFG, "score", setting=w.setting, method=w.model, benchmark=w.benchmark, judge=w.judge),
+    localrule: R.local("score")
     threads: R.threads("score")
     resources:
         **R.resources("score"),

@@ -12,6 +12,7 @@ rule table1:
         tex="results/tables/table1_{judge}.tex",
     params:
         config=config_arg(config),
+    localrule: R.local("report")
     threads: R.threads("report")
     resources:
         **R.resources("report"),
@@ -33,6 +34,7 @@ rule table1_main:
         csv="results/tables/table1.csv",
         md="results/tables/table1.md",
         tex="results/tables/table1.tex",
+    localrule: R.local("report")
     threads: R.threads("report")
     resources:
         **R.resources("report"),
@@ -57,6 +59,7 @@ rule judge_agreement:
         P.judge_agreement(),
     params:
         config=config_arg(config),
+    localrule: R.local("report")
     threads: R.threads("report")
     resources:
         **R.resources("report"),
@@ -81,6 +84,7 @@ rule figure:
     params:
         config=config_arg(config),
         methods=" ".join(CFG["methods"]),
+    localrule: R.local("report")
     threads: R.threads("report")
     resources:
         **R.resources("report"),
@@ -107,6 +111,7 @@ rule report:
         methods=" ".join(CFG["methods"]),
         figures=" ".join(P.figure_names()),
         differences="--differences" if "method_differences" in P.figure_names() else "",
+    localrule: R.local("report")
     threads: R.threads("report")
     resources:
         **R.resources("report"),
@@ -135,6 +140,7 @@ rule report_html:
         config=config_arg(config),
         methods=" ".join(CFG["methods"]),
         figures=" ".join(P.figure_names()),
+    localrule: R.local("report")
     threads: R.threads("report")
     resources:
         **R.resources("report"),
@@ -164,6 +170,7 @@ rule method_differences:
     params:
         config=config_arg(config),
         methods=" ".join(CFG["methods"]),
+    localrule: R.local("report")
     threads: R.threads("report")
     resources:
         **R.resources("report"),

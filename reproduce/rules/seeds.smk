@@ -13,6 +13,7 @@ rule table1_seeds:
         md="results/tables/seeds/table1_{judge}.md",
     params:
         config=config_arg(config),
+    localrule: R.local("report")
     threads: R.threads("report")
     resources:
         **R.resources("report"),
@@ -34,6 +35,7 @@ rule method_differences_seeds:
     params:
         config=config_arg(config),
         methods=" ".join(CFG["methods"]),
+    localrule: R.local("report")
     threads: R.threads("report")
     resources:
         **R.resources("report"),
