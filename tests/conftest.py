@@ -122,14 +122,6 @@ def official():
     return official_file
 
 
-def pytest_collection_modifyitems(items):
-    """Files holding SLURM tests first, the rest in their order: under ``pytest -n`` (scripts/test.sh) each file
-    runs on one worker, and the SLURM file is the longest (minutes of cluster jobs), so started first it runs
-    beside the others instead of alone at the end. Within a file the order is unchanged."""
-    first = {item.path for item in items if item.get_closest_marker("slurm")}
-    items.sort(key=lambda item: item.path not in first)  # stable: keeps every other order as collected
-
-
 def pytest_terminal_summary(terminalreporter):
     """Under the offline switch, one line: how many tests did not run for want of official files."""
     skipped = terminalreporter.stats.get("skipped", [])

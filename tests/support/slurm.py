@@ -1,6 +1,6 @@
 """The single-node SLURM cluster for tests: the ``partition`` fixture (the cluster started when needed, or the
 test skipped with the reason) and the README's SLURM command run in a scratch directory. Used by
-tests/test_slurm.py and tests/test_slurm_faults.py (two files, so that pytest-xdist runs them side by side)."""
+tests/test_slurm.py."""
 
 from __future__ import annotations
 
