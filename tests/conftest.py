@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,13 @@ def pytest_terminal_summary(terminalreporter):
     if offline_tests():
         terminalreporter.write_line(f"{OFFLINE_VAR}=1: {len(offline)} test(s) not run because their official files "
                                     "are neither in the mirror nor the cache (no downloads in offline mode)")
+
+
+def pytest_collection_modifyitems(items):
+    """The order files are handed out in under ``pytest -n`` (scripts/test.sh passes --no-loadscope-reorder so
+    that it holds): the file of cluster tests first, the longest (minutes of SLURM jobs, mostly waiting), so
+    that it runs beside the others instead of alone at the end; then the others, most tests first (what
+    pytest-xdist does by default). Within a file the order is unchanged."""
+    per_file = Counter(item.path for item in items)
+    cluster = {item.path for item in items if item.get_closest_marker("slurm")}
+    items.sort(key=lambda item: (item.path not in cluster, -per_file[item.path], str(item.path)))  # stable
